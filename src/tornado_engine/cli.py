@@ -1,0 +1,141 @@
+"""Command line: ``python -m tornado_engine run URL``, ``demo``.
+
+Exit codes: 0 every job Completed; 1 a job Failed; 2 bad usage or an invalid request; 3 a job ended
+Warning (content issue); 4 a job was Skipped; 5 the environment is not ready (ffmpeg missing, store
+unusable); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .engine import Engine, default_data_dir
+from .errors import FFmpegNotFound, InvalidRequest, NotFound, StoreError
+from .models import Job, JobRequest
+from .states import Status
+
+__all__ = ["EXIT_CODES", "main"]
+
+EXIT_CODES = {
+    Status.COMPLETED: 0,
+    Status.FAILED: 1,
+    Status.WARNING: 3,
+    Status.SKIPPED: 4,
+}
+EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 2, 5, 130
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help=f"engine data folder (default {default_data_dir()})")
+    parser.add_argument("--store", help="job store URL (default sqlite:///DATA_DIR/jobs.db)")
+    parser.add_argument("--storage", help="storage URL (default file://DATA_DIR/media)")
+
+
+def _add_job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url")
+    parser.add_argument("--format", choices=["mp4", "mkv", "webm", "mov"], default="mp4")
+    parser.add_argument("--video-codec", choices=["copy", "h264", "h265", "vp9"], default="copy")
+    parser.add_argument("--audio-codec", choices=["copy", "aac", "opus", "mp3"], default="copy")
+    parser.add_argument("--audio-bitrate", choices=["64k", "128k", "192k", "256k", "320k"], default="192k")
+    parser.add_argument("--video-quality", type=int, default=23, help="CRF 0-51 when transcoding")
+    parser.add_argument("--filename", help="file name without extension (default: the title)")
+    parser.add_argument("--folder", help="folder prefix in storage")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tornado_engine", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log engine activity to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run one job to the end and print its record as JSON")
+    _add_job_options(run)
+    _add_engine_options(run)
+    run.add_argument("--json", action="store_true", help="print only the JSON record, no progress bar")
+
+    demo = sub.add_parser("demo", help="serve generated media on 127.0.0.1 and run jobs through it")
+    demo.add_argument("--data-dir", type=Path, help="keep the demo's store and files here")
+    demo.add_argument("--json", action="store_true", help="print the job records as JSON")
+    return parser
+
+
+def _request_from(args: argparse.Namespace) -> JobRequest:
+    fields: dict[str, Any] = {
+        "url": args.url,
+        "format": args.format,
+        "video_codec": args.video_codec,
+        "audio_codec": args.audio_codec,
+        "audio_bitrate": args.audio_bitrate,
+        "video_quality": args.video_quality,
+    }
+    if args.filename is not None:
+        fields["filename"] = args.filename
+    if args.folder is not None:
+        fields["folder"] = args.folder
+    return JobRequest(**fields)
+
+
+def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {"concurrency": 8}
+    for name in ("data_dir", "store", "storage"):
+        if getattr(args, name, None) is not None:
+            options[name] = getattr(args, name)
+    return options
+
+
+async def _follow(engine: Engine, job_id: str, show_progress: bool) -> Job:
+    if not show_progress:
+        return await engine.wait(job_id)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description:<11}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+               DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True, console=_stderr_console()) as bar:
+        task = bar.add_task("Queued", total=100)
+        async for event in engine.events(job_id):
+            bar.update(task, completed=event.percent, description=event.step.value)
+    return await engine.wait(job_id)
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    request = _request_from(args)
+    async with Engine.open(**_engine_options(args)) as engine:
+        created = await engine.create_job(request)
+        job = await _follow(engine, created.job_id, show_progress=not args.json and sys.stderr.isatty())
+    print(json.dumps(job.to_api(), indent=None if args.json else 2))
+    return EXIT_CODES.get(job.status, 1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "run":
+            return asyncio.run(_run(args))
+        from .demo import run_demo
+
+        return asyncio.run(run_demo(data_dir=args.data_dir, as_json=args.json))
+    except InvalidRequest as exc:
+        print(json.dumps({"error": exc.message}), file=sys.stderr)
+        return EXIT_USAGE
+    except NotFound as exc:
+        print(json.dumps({"error": exc.message}), file=sys.stderr)
+        return EXIT_USAGE
+    except (FFmpegNotFound, StoreError) as exc:
+        print(json.dumps({"error": str(exc)}), file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

@@ -1,0 +1,197 @@
+"""The facade: one ``Engine`` wires the store, the scheduler, the pipeline and storage together.
+
+    async with Engine.open(store="sqlite:///jobs.db", storage="file:///srv/media") as engine:
+        created = await engine.create_job(JobRequest(url=url))
+        job = await engine.wait(created.job_id)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidRequest, NotFound
+from .events import EventHub
+from .ffmpeg import FFmpegPaths, locate_ffmpeg
+from .models import Job, JobCreated, JobRequest
+from .progress import Event, job_percent
+from .retry import RetryPolicy
+from .runner import JobRunner, RunnerConfig
+from .scheduler import PoolLimits, Pools, Scheduler
+from .states import TERMINAL, Status
+from .storage import StorageTarget
+from .store.base import JobStore, open_store
+
+__all__ = ["Engine", "default_data_dir"]
+
+_MAX_LIST = 100
+
+
+def default_data_dir() -> Path:
+    """``$TORNADO_ENGINE_HOME``, else ``~/.tornado_engine``."""
+    return Path(os.environ.get("TORNADO_ENGINE_HOME") or Path.home() / ".tornado_engine")
+
+
+class Engine:
+    """The public async API. Create with :meth:`open` (an async context manager)."""
+
+    def __init__(
+        self,
+        *,
+        store: str | JobStore | None = None,
+        storage: str | None = None,
+        data_dir: str | Path | None = None,
+        concurrency: int = 500,
+        pools: PoolLimits | None = None,
+        retry: RetryPolicy | None = None,
+        ffmpeg: FFmpegPaths | None = None,
+        lease_seconds: float = 30.0,
+        poll_interval: float = 0.5,
+        socket_timeout: float = 20.0,
+        run_jobs: bool = True,
+    ) -> None:
+        if concurrency < 1:
+            raise InvalidRequest("concurrency must be at least 1", field="concurrency")
+        self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+        if store is None:
+            store = f"sqlite:///{self.data_dir / 'jobs.db'}"
+        self.store: JobStore = open_store(store) if isinstance(store, str) else store
+        self.storage = StorageTarget(storage or (self.data_dir / "media").as_uri())
+        self.run_jobs = run_jobs
+        self.hub = EventHub()
+        limits = pools or PoolLimits(io=min(concurrency, 64), upload=min(concurrency, 16))
+        self._pools = Pools(limits)
+        # Blocking stage work (yt-dlp, storage SDKs) gets threads of its own, sized to the pools, so the
+        # host application's default executor is neither used up nor resized.
+        self._executor = ThreadPoolExecutor(
+            max_workers=limits.io + limits.upload + 4, thread_name_prefix="tornado-stage"
+        )
+        self._ffmpeg = ffmpeg
+        self._retry = retry or RetryPolicy()
+        self._socket_timeout = socket_timeout
+        self._concurrency = concurrency
+        self._lease_seconds = lease_seconds
+        self._poll_interval = poll_interval
+        self._runner: JobRunner | None = None
+        self._scheduler: Scheduler | None = None
+        self._finished: dict[str, asyncio.Event] = {}
+
+    def __repr__(self) -> str:
+        return f"Engine(store={self.store!r}, storage={self.storage!r})"
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, **options: Any) -> AsyncIterator[Engine]:
+        """Open the store, start processing jobs; on exit stop and close. Options as for ``Engine()``."""
+        engine = cls(**options)
+        await engine.start()
+        try:
+            yield engine
+        finally:
+            await engine.close()
+
+    async def start(self) -> None:
+        await self.store.open()
+        if not self.run_jobs:
+            return
+        ffmpeg = self._ffmpeg or locate_ffmpeg()
+        config = RunnerConfig(
+            work_dir=self.data_dir / "tmp",
+            ffmpeg=ffmpeg,
+            storage=self.storage,
+            retry=self._retry,
+            socket_timeout=self._socket_timeout,
+        )
+        self._runner = JobRunner(self.store, self._pools, config, self._publish, self._executor)
+        self._scheduler = Scheduler(
+            self.store,
+            self._runner,
+            concurrency=self._concurrency,
+            poll_interval=self._poll_interval,
+            lease_seconds=self._lease_seconds,
+        )
+        await self._scheduler.start()
+
+    async def close(self, grace: float = 0.0) -> None:
+        """Stop claiming; running jobs get ``grace`` seconds, then go back to Pending for a later run."""
+        if self._scheduler is not None:
+            await self._scheduler.stop(grace)
+            self._scheduler = None
+        await self.store.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _publish(self, event: Event) -> None:
+        self.hub.publish(event)
+        if event.status in TERMINAL and (done := self._finished.get(event.job_id)):
+            done.set()
+
+    # -- jobs --------------------------------------------------------------------------------------
+
+    async def create_job(
+        self,
+        request: JobRequest | dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        owner: str = "",
+    ) -> JobCreated:
+        """Validate and durably store a job; it returns once the job is committed."""
+        if not isinstance(request, JobRequest):
+            request = JobRequest.from_dict(request)
+        if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
+            raise InvalidRequest("idempotency_key must be 1-200 characters", field="idempotency_key")
+        job = Job(id=str(uuid.uuid4()), url=request.url, request=request, owner=owner,
+                  folder=request.folder)
+        stored = await self.store.insert_job(job, idempotency_key)
+        if self._scheduler is not None:
+            self._scheduler.wake()
+        return JobCreated(job_id=stored.id)
+
+    async def get_job(self, job_id: str, *, owner: str | None = "") -> Job:
+        job = await self.store.get_job(job_id, owner)
+        if job is None:
+            raise NotFound(f"Job not found: {job_id}")
+        return job
+
+    async def list_jobs(
+        self, *, limit: int = 20, offset: int = 0, status: str | Status | None = None, owner: str | None = ""
+    ) -> list[Job]:
+        if not 1 <= limit <= _MAX_LIST:
+            raise InvalidRequest(f"limit must be between 1 and {_MAX_LIST}", field="limit")
+        if offset < 0:
+            raise InvalidRequest("offset must not be negative", field="offset")
+        wanted = None
+        if status is not None:
+            try:
+                wanted = Status(status)
+            except ValueError:
+                choices = ", ".join(s.value for s in Status)
+                raise InvalidRequest(f"status must be one of: {choices}", field="status") from None
+        return await self.store.list_jobs(owner, limit, offset, wanted)
+
+    async def wait(self, job_id: str, *, timeout: float | None = None, owner: str | None = "") -> Job:
+        """Return the job once it reaches a terminal status (polls the store for other processes' jobs)."""
+        done = self._finished.setdefault(job_id, asyncio.Event())
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    job = await self.get_job(job_id, owner=owner)
+                    if job.is_terminal:
+                        return job
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(done.wait(), self._poll_interval)
+        finally:
+            self._finished.pop(job_id, None)
+
+    async def events(self, job_id: str, *, owner: str | None = "") -> AsyncIterator[Event]:
+        """Progress of one job (stage, bytes, speed, ETA, job-level percent) until it ends."""
+        job = await self.get_job(job_id, owner=owner)
+        first = Event(job.id, job.status, job.step, 100.0 if job.is_terminal else job_percent(job.step, 0),
+                      message=job.error)
+        async for event in self.hub.subscribe(job_id, first):
+            yield event

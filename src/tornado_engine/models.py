@@ -1,0 +1,300 @@
+"""Requests, job records and results (pure: no I/O).
+
+``JobRequest`` validates every field at the boundary and raises :class:`InvalidRequest` naming the field;
+``Job`` is the record carried through the pipeline and stored; ``Job.to_api()`` is TornadoAPI's JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from .errors import InvalidRequest
+from .states import TERMINAL, Status, Step
+
+__all__ = ["Job", "JobCreated", "JobRequest", "now_ms"]
+
+Container = Literal["mp4", "mkv", "webm", "mov"]
+VideoCodec = Literal["copy", "h264", "h265", "vp9"]
+AudioCodec = Literal["copy", "aac", "opus", "mp3"]
+AudioBitrate = Literal["64k", "128k", "192k", "256k", "320k"]
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "format": ("mp4", "mkv", "webm", "mov"),
+    "video_codec": ("copy", "h264", "h265", "vp9"),
+    "audio_codec": ("copy", "aac", "opus", "mp3"),
+    "audio_bitrate": ("64k", "128k", "192k", "256k", "320k"),
+}
+_MAX_URL = 4096
+_MAX_FILENAME = 255
+_MAX_FOLDER = 200
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _has_control(text: str) -> bool:
+    # Cc = control characters, Cf = format characters (bidi overrides, zero-width joiners...)
+    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
+
+
+class JobRequest(BaseModel):
+    """What a caller asks for: the fields and rules of TornadoAPI's POST /jobs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str
+    format: Container = "mp4"
+    video_codec: VideoCodec = "copy"
+    audio_codec: AudioCodec = "copy"
+    audio_bitrate: AudioBitrate = "192k"
+    video_quality: int = 23
+    filename: str | None = None
+    folder: str | None = None
+    webhook_url: str | None = None
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _as_invalid_request(exc) from None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobRequest:
+        if not isinstance(data, dict):
+            raise InvalidRequest("Request body must be an object")
+        return cls(**data)
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _check_url(cls, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("URL is required")
+        value = value.strip()
+        if len(value) > _MAX_URL:
+            raise ValueError(f"URL too long (max {_MAX_URL} characters)")
+        if _has_control(value) or " " in value:
+            raise ValueError("URL contains spaces or control characters")
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest:
+            raise ValueError("URL must start with http:// or https://")
+        return value
+
+    @field_validator("format", "video_codec", "audio_codec", "audio_bitrate", mode="before")
+    @classmethod
+    def _check_choice(cls, value: Any, info: Any) -> Any:
+        choices = _CHOICES[info.field_name]
+        if isinstance(value, str) and value.lower() in choices:
+            return value.lower()
+        label = info.field_name.replace("_", " ").capitalize()
+        raise ValueError(f"{label} must be one of: {', '.join(choices)} (got {value!r})")
+
+    @field_validator("video_quality", mode="before")
+    @classmethod
+    def _check_crf(cls, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 51:
+            raise ValueError(f"Video quality must be an integer CRF from 0 to 51 (got {value!r})")
+        return value
+
+    @field_validator("filename", mode="before")
+    @classmethod
+    def _check_filename(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("Filename must be a string")
+        return sanitize_filename(value)
+
+    @field_validator("folder", mode="before")
+    @classmethod
+    def _check_folder(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("Folder must be a string")
+        return check_folder(value)
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _check_webhook(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        try:
+            return cls._check_url(value)
+        except ValueError as exc:
+            raise ValueError(f"Webhook {str(exc)[0].lower()}{str(exc)[1:]}") from None
+
+
+def sanitize_filename(value: str) -> str:
+    """Refuse what can escape a folder; tidy the rest into one safe path component."""
+    if "\x00" in value:
+        raise ValueError("Filename must not contain NUL characters")
+    if ".." in value:
+        raise ValueError("Filename must not contain '..'")
+    if "/" in value or "\\" in value:
+        raise ValueError("Filename must not contain '/' or '\\'")
+    if len(value) > _MAX_FILENAME:
+        raise ValueError(f"Filename too long (max {_MAX_FILENAME} characters)")
+    name = unicodedata.normalize("NFC", value)
+    name = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in name)
+    name = " ".join(name.split()).lstrip("-.").strip()
+    if not name:
+        raise ValueError("Filename is empty after sanitizing")
+    if len(name.encode()) > _MAX_FILENAME - 5:  # room for ".mp4" etc. on byte-limited filesystems
+        raise ValueError(f"Filename too long (max {_MAX_FILENAME} bytes including the extension)")
+    return name
+
+
+def check_folder(value: str) -> str:
+    if len(value) > _MAX_FOLDER:
+        raise ValueError(f"Folder name too long (max {_MAX_FOLDER} characters)")
+    if not value.strip():
+        raise ValueError("Folder name must not be empty")
+    if value.startswith(("/", "\\")):
+        raise ValueError("Folder name must not start with '/' or '\\'")
+    if ".." in value:
+        raise ValueError("Folder name must not contain '..'")
+    if "\\" in value or "\x00" in value or _has_control(value):
+        raise ValueError("Folder name must not contain '\\' or control characters")
+    folder = unicodedata.normalize("NFC", value).strip().rstrip("/")
+    parts = folder.split("/")
+    if any(not part.strip() or part.strip() == "." for part in parts):
+        raise ValueError("Folder name must not contain empty or '.' path segments")
+    return "/".join(part.strip() for part in parts)
+
+
+def _as_invalid_request(exc: ValidationError) -> InvalidRequest:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ())) or None
+    if err["type"] == "value_error":
+        message = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
+    elif err["type"] == "missing":
+        message = f"{(loc or 'field').replace('_', ' ').capitalize()} is required"
+    elif err["type"] == "extra_forbidden":
+        message = f"Unknown field {loc!r}"
+    else:
+        message = f"{loc}: {err['msg']}"
+    return InvalidRequest(message, field=loc)
+
+
+class JobCreated(BaseModel):
+    job_id: str
+
+
+# Fields TornadoAPI returns for every job; the rest only once the job has finished.
+_BASE_FIELDS = ("id", "url", "status", "s3_url", "subtitle_url", "error", "step", "created_at")
+_FINISHED_FIELDS = (
+    "title",
+    "description",
+    "release_date",
+    "folder",
+    "batch_id",
+    "download_speed_mbps",
+    "upload_speed_mbps",
+    "download_duration_ms",
+    "mux_duration_ms",
+    "upload_duration_ms",
+    "total_duration_ms",
+    "file_size",
+    "download_retries",
+    "upload_retries",
+    "queue_wait_ms",
+    "io_pool_wait_ms",
+    "cpu_pool_wait_ms",
+    "upload_pool_wait_ms",
+    "requested_quality",
+    "actual_quality",
+    "native_video_codec",
+    "native_audio_codec",
+    "download_strategy",
+    "error_type",
+    "webhook_status",
+    "finished_at",
+)
+
+
+@dataclass
+class Job:
+    """One job's record. Plain data: the store persists it, the stages fill it in."""
+
+    id: str
+    url: str
+    request: JobRequest
+    owner: str = ""
+    status: Status = Status.PENDING
+    step: Step = Step.QUEUED
+    created_at: int = field(default_factory=now_ms)
+    started_at: int | None = None
+    finished_at: int | None = None
+    attempts: int = 0
+    progress: float = 0.0
+    title: str | None = None
+    description: str | None = None
+    release_date: str | None = None
+    folder: str | None = None
+    batch_id: str | None = None
+    download_speed_mbps: float | None = None
+    upload_speed_mbps: float | None = None
+    download_duration_ms: int | None = None
+    mux_duration_ms: int | None = None
+    upload_duration_ms: int | None = None
+    total_duration_ms: int | None = None
+    file_size: int | None = None
+    download_retries: int = 0
+    upload_retries: int = 0
+    queue_wait_ms: int | None = None
+    io_pool_wait_ms: int | None = None
+    cpu_pool_wait_ms: int | None = None
+    upload_pool_wait_ms: int | None = None
+    requested_quality: str | None = None
+    actual_quality: str | None = None
+    native_video_codec: str | None = None
+    native_audio_codec: str | None = None
+    download_strategy: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    s3_url: str | None = None
+    subtitle_url: str | None = None
+    thumbnail_url: str | None = None
+    storage_key: str | None = None
+    webhook_status: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def to_api(self) -> dict[str, Any]:
+        """TornadoAPI's GET /jobs/{id} JSON: base fields while active, all once finished, no empty ones."""
+        names = _BASE_FIELDS + (_FINISHED_FIELDS if self.is_terminal else ())
+        out: dict[str, Any] = {}
+        for name in names:
+            value = getattr(self, name)
+            if value is None or value == "":
+                continue
+            out[name] = value.value if isinstance(value, Status | Step) else value
+        if self.thumbnail_url and self.is_terminal:
+            out["thumbnail_url"] = self.thumbnail_url
+        return out
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything, JSON-ready, for the store."""
+        data = dataclasses.asdict(self)
+        data["request"] = self.request.model_dump(mode="json", exclude_none=True)
+        data["status"] = self.status.value
+        data["step"] = self.step.value
+        return data
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Job:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["request"] = JobRequest.from_dict(dict(data["request"]))
+        values["status"] = Status(data["status"])
+        values["step"] = Step(data["step"])
+        return cls(**values)

@@ -1,0 +1,1 @@
+"""Pipeline stages: resolver, downloader, muxer, uploader (one module each)."""

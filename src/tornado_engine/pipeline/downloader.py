@@ -1,0 +1,94 @@
+"""Downloader: fetch the chosen streams into the job's own folder (yt-dlp, in a thread).
+
+Cancel is cooperative: the progress hook raises :class:`JobCancelled` when the job's flag is set, and
+yt-dlp lets that exception through unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import Executor
+import copy
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yt_dlp
+
+from ..errors import DownloadError, JobCancelled
+from ..progress import DownloadProgress
+from ..ytdlp import download_params, map_error
+
+__all__ = ["DownloadResult", "download", "requested_formats"]
+
+ProgressCallback = Callable[[float, int, float | None, float | None], None]
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    files: list[Path]
+    format_ids: list[str]
+    bytes: int
+    seconds: float
+
+
+def requested_formats(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The formats the resolver picked (``bv,ba/b`` gives one or two), or the info itself."""
+    chosen = info.get("requested_formats")
+    if chosen:
+        return list(chosen)
+    return [info]
+
+
+def _download_sync(
+    info: dict[str, Any],
+    job_dir: Path,
+    ffmpeg_dir: str | None,
+    on_progress: ProgressCallback,
+    cancel: threading.Event,
+    socket_timeout: float,
+) -> DownloadResult:
+    tracker = DownloadProgress(requested_formats(info), info.get("duration"))
+
+    def hook(d: dict[str, Any]) -> None:
+        if cancel.is_set():
+            raise JobCancelled("cancelled during download")
+        percent = tracker.update(d)
+        on_progress(percent, tracker.total_bytes_done, d.get("speed"), d.get("eta"))
+
+    started = time.monotonic()
+    params = download_params(job_dir, ffmpeg_dir, hook, socket_timeout=socket_timeout)
+    try:
+        with yt_dlp.YoutubeDL(params) as ydl:
+            result = ydl.process_ie_result(copy.deepcopy(info), download=True)
+    except JobCancelled:
+        raise
+    except yt_dlp.utils.YoutubeDLError as exc:
+        if cancel.is_set():  # a stalled socket surfaces as a timeout after the cancel (recipe 4)
+            raise JobCancelled("cancelled during download") from exc
+        raise map_error(exc, resolving=False) from exc
+    downloads = result.get("requested_downloads") or []
+    files = [Path(d["filepath"]) for d in downloads if d.get("filepath")]
+    if not files or not all(f.is_file() for f in files):
+        raise DownloadError("The download produced no file", kind="invalid_media")
+    ids = [str(d.get("format_id") or result.get("format_id")) for d in downloads]
+    size = sum(f.stat().st_size for f in files)
+    return DownloadResult(files, ids, size, time.monotonic() - started)
+
+
+async def download(
+    info: dict[str, Any],
+    job_dir: Path,
+    *,
+    ffmpeg_dir: str | None,
+    on_progress: ProgressCallback,
+    cancel: threading.Event,
+    socket_timeout: float = 20,
+    executor: Executor | None = None,
+) -> DownloadResult:
+    call = functools.partial(_download_sync, info, job_dir, ffmpeg_dir, on_progress, cancel, socket_timeout)
+    return await asyncio.get_running_loop().run_in_executor(executor, call)

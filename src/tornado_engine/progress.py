@@ -1,0 +1,100 @@
+"""Progress: one job-level percent across streams and stages (pure).
+
+Stages own fixed slices of the job's 0-100 % (TornadoAPI's stage webhooks use the same thirds), and the
+download slice is shared by its streams in proportion to their expected sizes, fixed at resolve time,
+so the percent never restarts at 0 when the audio stream begins.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .states import Status, Step
+
+__all__ = ["STAGE_SLICES", "DownloadProgress", "Event", "job_percent"]
+
+STAGE_SLICES: dict[Step, tuple[float, float]] = {
+    Step.QUEUED: (0.0, 0.0),
+    Step.DOWNLOADING: (0.0, 33.0),
+    Step.MUXING: (33.0, 66.0),
+    Step.UPLOADING: (66.0, 100.0),
+    Step.FINISHED: (100.0, 100.0),
+}
+
+
+def job_percent(step: Step, stage_percent: float) -> float:
+    low, high = STAGE_SLICES[step]
+    return round(low + (high - low) * max(0.0, min(100.0, stage_percent)) / 100.0, 2)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One progress or state change of a job, as ``engine.events(job_id)`` yields it."""
+
+    job_id: str
+    status: Status
+    step: Step
+    percent: float
+    stage_percent: float = 0.0
+    bytes_done: int | None = None
+    bytes_total: int | None = None
+    speed_bps: float | None = None
+    eta_seconds: float | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if v is not None}
+        out["status"], out["step"] = self.status.value, self.step.value
+        return out
+
+
+def _expected_bytes(fmt: dict[str, Any], duration: float | None) -> float | None:
+    size = fmt.get("filesize") or fmt.get("filesize_approx")
+    if size:
+        return float(size)
+    dur = duration or sum((f.get("duration") or 0) for f in fmt.get("fragments") or []) or None
+    tbr = fmt.get("tbr") or (128 if fmt.get("vcodec") == "none" else None)  # kbit/s
+    return float(tbr) * 125 * dur if tbr and dur else None
+
+
+class DownloadProgress:
+    """Folds yt-dlp's per-stream hook calls into one download percent; thread-safe (fragment threads)."""
+
+    def __init__(self, formats: list[dict[str, Any]], duration: float | None) -> None:
+        expected = {str(f.get("format_id")): _expected_bytes(f, duration) for f in formats}
+        known = [v for v in expected.values() if v]
+        fallback = sum(known) / len(known) if known else 1.0
+        self.weights = {k: v or fallback for k, v in expected.items()} or {"": 1.0}
+        self.fractions = dict.fromkeys(self.weights, 0.0)
+        self.bytes_done: dict[str, int] = {}
+        self.percent = 0.0
+        self._lock = threading.Lock()
+
+    def update(self, d: dict[str, Any]) -> float:
+        fid = str((d.get("info_dict") or {}).get("format_id"))
+        with self._lock:
+            if fid not in self.weights:  # a format we did not foresee: give it an average share
+                self.weights[fid] = sum(self.weights.values()) / len(self.weights)
+                self.fractions[fid] = 0.0
+            if d.get("status") == "finished":
+                frac = 1.0
+            elif d.get("total_bytes"):
+                frac = d.get("downloaded_bytes", 0) / d["total_bytes"]
+            elif d.get("fragment_count"):
+                frac = (d.get("fragment_index") or 0) / d["fragment_count"]
+            else:
+                frac = min(0.99, (d.get("downloaded_bytes") or 0) / self.weights[fid])
+            self.fractions[fid] = max(self.fractions[fid], min(1.0, frac))
+            if d.get("downloaded_bytes") is not None:
+                self.bytes_done[fid] = int(d["downloaded_bytes"])
+            total = sum(self.weights.values())
+            done = sum(self.weights[k] * self.fractions[k] for k in self.weights)
+            self.percent = max(self.percent, 100.0 * done / total)
+            return self.percent
+
+    @property
+    def total_bytes_done(self) -> int:
+        with self._lock:
+            return sum(self.bytes_done.values())

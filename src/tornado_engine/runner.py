@@ -1,0 +1,298 @@
+"""Runs one claimed job through resolve -> download -> mux -> upload, and records how it ended.
+
+The stages are the modules in :mod:`tornado_engine.pipeline`; this module adds what is common to them:
+pools, retries with backoff, progress events, fenced saves, timing, and removing the job's temporary
+folder after every outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import JobCancelled, StageError
+from .ffmpeg import FFmpegPaths, plan_mux
+from .models import Job, now_ms, sanitize_filename
+from .pipeline import downloader, muxer, resolver, uploader
+from .progress import Event, job_percent
+from .retry import RetryPolicy, outcome_for
+from .scheduler import Pools
+from .states import Status, Step
+from .storage import StorageTarget, object_key
+from .store.base import Claim, JobStore, LeaseLost
+
+__all__ = ["JobRunner", "RunnerConfig"]
+
+log = logging.getLogger("tornado_engine.runner")
+T = TypeVar("T")
+
+
+@dataclass
+class RunnerConfig:
+    work_dir: Path
+    ffmpeg: FFmpegPaths
+    storage: StorageTarget
+    retry: RetryPolicy
+    socket_timeout: float = 20.0
+
+
+class _Run:
+    """State of one attempt at one job."""
+
+    def __init__(self, claim: Claim, runner: JobRunner) -> None:
+        self.job = claim.job
+        self.token = claim.token
+        self.runner = runner
+        self.cancel = threading.Event()
+        self.dir = runner.config.work_dir / self.job.id
+        self.loop = asyncio.get_running_loop()
+        self.last_emit = 0.0
+
+    async def save(self) -> None:
+        await self.runner.store.save(self.job, self.token)
+
+    def emit(self, step: Step, stage_percent: float, **extra: Any) -> None:
+        job = self.job
+        job.progress = job_percent(step, stage_percent)
+        self.runner.publish(
+            Event(job.id, job.status, step, job.progress, round(stage_percent, 2), **extra)
+        )
+
+    def emit_threadsafe(self, step: Step, stage_percent: float, **extra: Any) -> None:
+        now = time.monotonic()
+        if stage_percent < 100 and now - self.last_emit < 0.1:
+            return  # hooks fire per block; ten events a second are plenty
+        self.last_emit = now
+        self.loop.call_soon_threadsafe(lambda: self.emit(step, stage_percent, **extra))
+
+    async def enter(self, step: Step) -> None:
+        self.job.step = step
+        await self.save()
+        self.emit(step, 0.0)
+
+
+class JobRunner:
+    def __init__(
+        self,
+        store: JobStore,
+        pools: Pools,
+        config: RunnerConfig,
+        publish: Callable[[Event], None],
+        executor: Executor | None = None,
+    ) -> None:
+        self.store = store
+        self.pools = pools
+        self.config = config
+        self.publish = publish
+        self.executor = executor
+        self.active: dict[str, _Run] = {}
+
+    async def __call__(self, claim: Claim) -> None:
+        run = _Run(claim, self)
+        self.active[run.job.id] = run
+        try:
+            await self._run(run)
+        except LeaseLost:
+            log.warning("job %s: lease lost; another attempt owns it now", run.job.id)
+        except asyncio.CancelledError:
+            # shutdown or a lost lease: give the job back unless someone else already has it
+            with contextlib.suppress(Exception):
+                await self.store.release(run.job, run.token)
+            raise
+        finally:
+            self.active.pop(run.job.id, None)
+            await asyncio.get_running_loop().run_in_executor(
+                self.executor, lambda: shutil.rmtree(run.dir, ignore_errors=True)
+            )
+
+    async def _run(self, run: _Run) -> None:
+        job = run.job
+        job.attempts += 1
+        job.started_at = now_ms()
+        if job.queue_wait_ms is None:
+            job.queue_wait_ms = max(0, job.started_at - job.created_at)
+        job.requested_quality = job.requested_quality or "best"
+        run.dir.mkdir(parents=True, exist_ok=True)
+        await run.enter(Step.DOWNLOADING)
+        try:
+            stored = await self._pipeline(run)
+        except JobCancelled:
+            raise
+        except StageError as exc:
+            await self._fail(run, exc.kind, exc.message)
+            return
+        except Exception as exc:  # a bug of ours must still end the job, not leave it Processing
+            log.exception("job %s: unexpected error", job.id)
+            await self._fail(run, "unknown", f"Internal error: {type(exc).__name__}")
+            return
+        job.status = Status.COMPLETED
+        job.step = Step.FINISHED
+        job.s3_url = stored.url
+        job.storage_key = stored.key
+        job.file_size = stored.size
+        job.progress = 100.0
+        self._finish_times(job)
+        await run.save()
+        run.emit(Step.FINISHED, 100.0)
+
+    def _finish_times(self, job: Job) -> None:
+        job.finished_at = now_ms()
+        if job.started_at is not None:
+            job.total_duration_ms = job.finished_at - job.created_at
+
+    async def _fail(self, run: _Run, kind: str, message: str) -> None:
+        outcome = outcome_for(kind)
+        job = run.job
+        job.status = outcome.status
+        job.error_type = outcome.error_type
+        job.error = message or outcome.message
+        self._finish_times(job)
+        await run.save()
+        run.emit(job.step, 0.0, message=job.error)
+
+    async def _with_retries(
+        self, run: _Run, counter: str, attempt: Callable[[], Awaitable[T]], cleanup: Callable[[], None]
+    ) -> T:
+        policy = self.config.retry
+        while True:
+            try:
+                return await attempt()
+            except StageError as exc:
+                retries = getattr(run.job, counter)
+                if not policy.should_retry(exc.kind, retries):
+                    raise
+                setattr(run.job, counter, retries + 1)
+                cleanup()  # partial files would be resumed with a Range request; start clean
+                delay = policy.delay(retries)
+                log.info("job %s: %s (%s); retry %d in %.1fs", run.job.id, exc.message, exc.kind,
+                         retries + 1, delay)
+                await asyncio.sleep(delay)
+
+    async def _pipeline(self, run: _Run) -> Any:
+        job, cfg = run.job, self.config
+
+        def clear_dir() -> None:
+            shutil.rmtree(run.dir, ignore_errors=True)
+            run.dir.mkdir(parents=True, exist_ok=True)
+
+        def io_wait(ms: int) -> None:
+            job.io_pool_wait_ms = (job.io_pool_wait_ms or 0) + ms
+
+        ffmpeg_dir = str(Path(cfg.ffmpeg.ffmpeg).parent)
+
+        async def resolve_and_download() -> tuple[dict[str, Any], downloader.DownloadResult]:
+            async with self.pools.acquire("io", io_wait):
+                info = await resolver.resolve(
+                    job.url, ffmpeg_dir=ffmpeg_dir, socket_timeout=cfg.socket_timeout, executor=self.executor
+                )
+                self._apply_info(job, info)
+
+                def on_progress(pct: float, done: int, speed: float | None, eta: float | None) -> None:
+                    run.emit_threadsafe(Step.DOWNLOADING, pct, bytes_done=done, speed_bps=speed,
+                                        eta_seconds=eta)
+
+                result = await downloader.download(
+                    info, run.dir, ffmpeg_dir=ffmpeg_dir, on_progress=on_progress, cancel=run.cancel,
+                    socket_timeout=cfg.socket_timeout, executor=self.executor,
+                )
+                return info, result
+
+        info, fetched = await self._with_retries(run, "download_retries", resolve_and_download, clear_dir)
+        job.download_duration_ms = int(fetched.seconds * 1000)
+        if fetched.seconds > 0:
+            job.download_speed_mbps = round(fetched.bytes / fetched.seconds / 1e6, 2)
+        job.download_strategy = "ytdlp"
+        run.emit(Step.DOWNLOADING, 100.0, bytes_done=fetched.bytes, bytes_total=fetched.bytes)
+
+        await run.enter(Step.MUXING)
+        output = await self._mux(run, fetched, info)
+
+        await run.enter(Step.UPLOADING)
+        filename = job.request.filename or _title_filename(job.title, job.id)
+        key = object_key(job.request.folder, filename, job.request.format)
+        started = time.monotonic()
+
+        def upload_wait(ms: int) -> None:
+            job.upload_pool_wait_ms = (job.upload_pool_wait_ms or 0) + ms
+
+        async def put() -> Any:
+            async with self.pools.acquire("upload", upload_wait):
+                try:
+                    return await uploader.upload(cfg.storage, output, key, executor=self.executor)
+                except StageError:
+                    raise
+                except OSError as exc:
+                    raise StageError(f"storage write failed: {exc}", kind="storage_transient") from exc
+
+        stored = await self._with_retries(run, "upload_retries", put, lambda: None)
+        seconds = time.monotonic() - started
+        job.upload_duration_ms = int(seconds * 1000)
+        if seconds > 0:
+            job.upload_speed_mbps = round(stored.size / seconds / 1e6, 2)
+        return stored
+
+    async def _mux(self, run: _Run, fetched: downloader.DownloadResult, info: dict[str, Any]) -> Path:
+        job, cfg = run.job, self.config
+        req = job.request
+
+        def cpu_wait(ms: int) -> None:
+            job.cpu_pool_wait_ms = (job.cpu_pool_wait_ms or 0) + ms
+
+        started = time.monotonic()
+        inputs = [await muxer.probe(path, cfg.ffmpeg.ffprobe) for path in fetched.files]
+        for media in inputs:
+            for stream in media.streams:
+                if stream.kind == "video" and job.native_video_codec is None:
+                    job.native_video_codec = stream.codec
+                    if stream.width and stream.height:
+                        job.actual_quality = f"{min(stream.width, stream.height)}p"
+                elif stream.kind == "audio" and job.native_audio_codec is None:
+                    job.native_audio_codec = stream.codec
+        plan = plan_mux(
+            inputs, container=req.format, video_codec=req.video_codec, audio_codec=req.audio_codec,
+            audio_bitrate=req.audio_bitrate, crf=req.video_quality,
+        )
+        output = run.dir / f"output.{req.format}"
+        duration = max((m.duration or 0.0) for m in inputs) or info.get("duration")
+        async with self.pools.acquire("cpu", cpu_wait):
+            await muxer.mux(
+                plan, output, paths=cfg.ffmpeg, duration=duration,
+                on_progress=lambda pct: run.emit(Step.MUXING, pct), cancel=None,
+            )
+        job.mux_duration_ms = int((time.monotonic() - started) * 1000)
+        return output
+
+    @staticmethod
+    def _apply_info(job: Job, info: dict[str, Any]) -> None:
+        job.title = _short(info.get("title"), 500)
+        job.description = _short(info.get("description"), 5000)
+        job.release_date = _short(info.get("release_date") or info.get("upload_date"), 32)
+        job.folder = job.request.folder
+
+    def cancel(self, job_id: str) -> bool:
+        run = self.active.get(job_id)
+        if run is None:
+            return False
+        run.cancel.set()
+        return True
+
+
+def _short(value: Any, limit: int) -> str | None:
+    return str(value)[:limit] if value else None
+
+
+def _title_filename(title: str | None, fallback: str) -> str:
+    if title:
+        with contextlib.suppress(ValueError):
+            cleaned = title.replace("/", " ").replace("\\", " ").replace("..", ".").replace("\x00", "")
+            return sanitize_filename(cleaned[:200])
+    return fallback

@@ -1,0 +1,185 @@
+"""Scheduler: claims jobs from the store and runs them under a global cap and per-resource pools.
+
+One claim loop per engine keeps at most ``concurrency`` jobs in flight. Inside a job, each stage takes a
+slot of its own pool (I/O for resolve and download, CPU for ffmpeg, upload for storage), so one job's
+mux overlaps another's download. A heartbeat renews the leases of running jobs; a reaper re-queues jobs
+whose lease expired or whose owner process on this host is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from .store.base import Claim, JobStore
+
+__all__ = ["PoolLimits", "Pools", "Scheduler", "is_dead_local_owner", "new_worker_id"]
+
+log = logging.getLogger("tornado_engine.scheduler")
+
+_HOST = socket.gethostname()
+
+
+def new_worker_id() -> str:
+    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def is_dead_local_owner(worker_id: str) -> bool:
+    """True when ``worker_id`` names a process on this host that no longer runs."""
+    host, _, rest = worker_id.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != _HOST or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    io: int = 32
+    cpu: int = max(1, (os.cpu_count() or 2))
+    upload: int = 16
+
+
+class Pools:
+    """Semaphores per resource; ``acquire`` reports how long the caller waited for its slot."""
+
+    def __init__(self, limits: PoolLimits) -> None:
+        self.limits = limits
+        self._sems = {
+            "io": asyncio.Semaphore(limits.io),
+            "cpu": asyncio.Semaphore(limits.cpu),
+            "upload": asyncio.Semaphore(limits.upload),
+        }
+
+    @contextlib.asynccontextmanager
+    async def acquire(self, pool: str, on_wait: Callable[[int], None]) -> AsyncIterator[None]:
+        started = time.monotonic()
+        async with self._sems[pool]:
+            on_wait(int((time.monotonic() - started) * 1000))
+            yield
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: JobStore,
+        run_job: Callable[[Claim], Awaitable[None]],
+        *,
+        concurrency: int = 500,
+        poll_interval: float = 0.5,
+        lease_seconds: float = 30.0,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.run_job = run_job
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.lease_seconds = lease_seconds
+        self.worker_id = worker_id or new_worker_id()
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self.tokens: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._loops: list[asyncio.Task[None]] = []
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        await self.reap()
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="tornado-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="tornado-heartbeat"),
+        ]
+
+    async def reap(self) -> list[str]:
+        requeued = await self.store.requeue_expired(is_dead_local_owner)
+        if requeued:
+            log.info("re-queued %d job(s) left by a stopped worker", len(requeued))
+            self.wake()
+        return requeued
+
+    async def _claim_loop(self) -> None:
+        last_reap = time.monotonic()
+        while not self._stopping:
+            free = self.concurrency - len(self.running)
+            claims: list[Claim] = []
+            if free > 0:
+                try:
+                    claims = await self.store.claim(self.worker_id, min(free, 100), self.lease_seconds)
+                except Exception:
+                    log.exception("claiming jobs failed; retrying")
+            for claim in claims:
+                self._spawn(claim)
+            if time.monotonic() - last_reap > self.lease_seconds / 2:
+                last_reap = time.monotonic()
+                with contextlib.suppress(Exception):
+                    await self.reap()
+            if claims and len(claims) == min(free, 100):
+                continue  # more may be waiting: claim again at once
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    def _spawn(self, claim: Claim) -> None:
+        job_id = claim.job.id
+        self.tokens[job_id] = claim.token
+        task = asyncio.create_task(self.run_job(claim), name=f"tornado-job-{job_id}")
+        self.running[job_id] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self.running.pop(job_id, None)
+            self.tokens.pop(job_id, None)
+            self.wake()  # a slot is free
+
+        task.add_done_callback(done)
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.lease_seconds / 3)
+            if not self.tokens:
+                continue
+            try:
+                lost = await self.store.heartbeat(self.worker_id, dict(self.tokens), self.lease_seconds)
+            except Exception:
+                log.exception("heartbeat failed")
+                continue
+            for job_id in lost:
+                log.warning("job %s: lease lost; stopping this attempt", job_id)
+                if task := self.running.get(job_id):
+                    task.cancel()
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until no job is running (or ``timeout``)."""
+        if self.running:
+            await asyncio.wait(list(self.running.values()), timeout=timeout)
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop claiming; let running jobs finish within ``grace`` seconds, then cancel the rest."""
+        self._stopping = True
+        self._wake.set()
+        for loop_task in self._loops:
+            loop_task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        if self.running and grace > 0:
+            await asyncio.wait(list(self.running.values()), timeout=grace)
+        leftover = list(self.running.values())
+        for task in leftover:
+            task.cancel()
+        await asyncio.gather(*leftover, return_exceptions=True)

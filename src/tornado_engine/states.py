@@ -1,0 +1,47 @@
+"""Job status and step, and the transitions allowed between statuses (pure).
+
+    Pending ──a──> Processing ──b──> Completed | Failed | Warning | Skipped
+       ^               │
+       └──────c────────┘   (c: re-queued after a crash, a transient failure or a shutdown)
+
+A terminal status is never left: a retry creates a new job.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from .errors import InvalidState
+
+__all__ = ["TERMINAL", "Status", "Step", "check_transition"]
+
+
+class Status(StrEnum):
+    PENDING = "Pending"
+    PROCESSING = "Processing"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    WARNING = "Warning"
+    SKIPPED = "Skipped"
+
+
+class Step(StrEnum):
+    QUEUED = "Queued"
+    DOWNLOADING = "Downloading"
+    MUXING = "Muxing"
+    UPLOADING = "Uploading"
+    FINISHED = "Finished"
+
+
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.WARNING, Status.SKIPPED})
+
+_ALLOWED: dict[Status, frozenset[Status]] = {
+    Status.PENDING: frozenset({Status.PROCESSING}),
+    Status.PROCESSING: frozenset({Status.PENDING, *TERMINAL}),
+}
+
+
+def check_transition(current: Status, new: Status) -> None:
+    """Raise InvalidState unless ``current -> new`` is one of the transitions drawn above."""
+    if new not in _ALLOWED.get(current, frozenset()):
+        raise InvalidState(f"a {current.value} job cannot become {new.value}")

@@ -1,0 +1,298 @@
+"""A local HTTP/1.1 media server with Range support and fault routes, for tests and the demo.
+
+Routes (all paths are relative to ``root``):
+
+- ``/<file>``: the file, with ``Range`` (single range; 206, end clamped to the size, 416) and ``HEAD``.
+- ``/status/<code>/anything``: an empty response with that status (429 adds ``Retry-After: 1``).
+- ``/drop/<file>``: headers for the whole file, half the body, then a TCP reset.
+- ``/short/<file>``: ``Content-Length`` 1000 bytes too large, the whole body, then a clean close (FIN).
+- ``/slow/<file>``: the file at about ``slow_bytes_per_sec``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import mimetypes
+import os
+import re
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+__all__ = ["MediaServer"]
+
+# Explicit, not from /etc/mime.types (which often maps .ts to "text/vnd.trolltech.linguist").
+CONTENT_TYPES: dict[str, str] = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mpd": "application/dash+xml",
+    ".vtt": "text/vtt",
+    ".ts": "video/mp2t",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".m4a": "audio/mp4",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".mp3": "audio/mpeg",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".html": "text/html; charset=utf-8",
+    ".xml": "application/xml",
+    ".json": "application/json",
+}
+
+_STATUS_RE = re.compile(r"/status/(\d{3})(?:/|$)")
+_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)$")
+_FAULT_MODES = frozenset({"drop", "short", "slow"})
+_CHUNK = 16 * 1024
+
+
+def content_type(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(str(path))[0] or "application/octet-stream"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self, addr: tuple[str, int], root: str, slow_bytes_per_sec: int, hits: collections.Counter[str]
+    ) -> None:
+        if ":" in addr[0]:
+            self.address_family = socket.AF_INET6
+        self.root = root
+        self.slow_bytes_per_sec = slow_bytes_per_sec
+        self.hits = hits
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.open_sockets: set[socket.socket] = set()
+        super().__init__(addr, _Handler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients (yt-dlp sniffing, cancels) hang up mid-body all the time: no tracebacks
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        with self.lock:
+            self.open_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        with self.lock:
+            self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def abort_connections(self) -> None:
+        # Keep-alive clients would otherwise hold handler threads (and sockets) after stop().
+        with self.lock:
+            socks = list(self.open_sockets)
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    timeout = 60  # idle keep-alive connections do not live forever
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def _empty(self, code: int, headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        if code not in (204, 304):
+            self.send_header("Content-Length", "0")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+
+    def _serve(self, head: bool) -> None:
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        with self.server.lock:
+            self.server.hits[path] += 1
+
+        if m := _STATUS_RE.match(path):
+            code = int(m[1])
+            if not 200 <= code <= 599:
+                return self._empty(400)
+            return self._empty(code, {"Retry-After": "1"} if code == 429 else None)
+
+        mode, _, rest = path[1:].partition("/")
+        if mode not in _FAULT_MODES:
+            mode, rest = "", path[1:]
+        root = self.server.root
+        fs = os.path.realpath(os.path.join(root, rest))
+        if not fs.startswith(root + os.sep) or not os.path.isfile(fs):
+            return self._empty(404)
+
+        size = os.path.getsize(fs)
+        start, end = 0, size - 1
+        partial = False
+        rng = _RANGE_RE.match(self.headers.get("Range", "").strip()) if mode != "short" else None
+        if rng and (rng[1] or rng[2]):
+            if rng[1]:
+                start = int(rng[1])
+                end = min(int(rng[2]), size - 1) if rng[2] else size - 1
+            else:  # suffix range: the last N bytes
+                start, end = max(0, size - int(rng[2])), size - 1
+                if int(rng[2]) == 0:
+                    start = size
+            if start >= size:
+                return self._empty(416, {"Content-Range": f"bytes */{size}"})
+            partial = start <= end  # "bytes=5-3" is invalid: RFC 9110 says ignore the header
+            if not partial:
+                start, end = 0, size - 1
+
+        length = end - start + 1
+        self.send_response(206 if partial else 200)
+        self.send_header("Content-Type", content_type(fs))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(length + (1000 if mode == "short" else 0)))
+        if partial:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        if mode in ("drop", "short"):
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if head:
+            return
+
+        to_send = length // 2 if mode == "drop" else length
+        try:
+            self._send_body(fs, start, to_send, slow=mode == "slow")
+        except OSError:  # client went away
+            self.close_connection = True
+            return
+
+        if mode == "short":
+            self.close_connection = True  # FIN after a short body
+        elif mode == "drop":
+            self.close_connection = True
+            # SO_LINGER 0 makes close() send RST, so the client sees "Connection reset by peer".
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+
+    def _send_body(self, fs: str, start: int, length: int, *, slow: bool) -> None:
+        rate = self.server.slow_bytes_per_sec
+        chunk_size = max(1024, min(_CHUNK, rate // 16)) if slow else 256 * 1024
+        began = time.monotonic()
+        sent = 0
+        with open(fs, "rb") as f:
+            f.seek(start)
+            while sent < length and not self.server.stopping.is_set():
+                chunk = f.read(min(chunk_size, length - sent))
+                if not chunk:
+                    break
+                self.wfile.write(chunk)
+                sent += len(chunk)
+                if slow:
+                    # Pace against the start time so sleep overshoot does not accumulate.
+                    delay = began + sent / rate - time.monotonic()
+                    if delay > 0:
+                        self.server.stopping.wait(delay)
+        if sent < length:
+            raise ConnectionAbortedError("server stopping")
+
+
+class MediaServer:
+    """Serve ``root`` over HTTP/1.1 on ``host`` in a daemon thread.
+
+    >>> with MediaServer(root) as srv:
+    ...     urllib.request.urlopen(srv.url("progressive.mp4"))
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        slow_bytes_per_sec: int = 256 * 1024,
+    ) -> None:
+        if slow_bytes_per_sec <= 0:
+            raise ValueError("slow_bytes_per_sec must be positive")
+        self.root = Path(os.path.realpath(root))
+        self.host = host
+        self._port = port
+        self.slow_bytes_per_sec = slow_bytes_per_sec
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.hits: collections.Counter[str] = collections.Counter()
+
+    def start(self) -> Self:
+        if self._server is not None:
+            raise RuntimeError("MediaServer already started")
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"MediaServer root is not a directory: {self.root}")
+        # One shared Counter, so srv.hits survives stop() and a restart.
+        srv = _Server((self.host, self._port), str(self.root), self.slow_bytes_per_sec, self.hits)
+        self._server = srv
+        self._port = srv.server_address[1]
+        self._thread = threading.Thread(
+            target=srv.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"MediaServer:{self._port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        srv, self._server = self._server, None
+        if srv is None:
+            return
+        srv.stopping.set()
+        srv.shutdown()
+        srv.abort_connections()
+        srv.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def port(self) -> int:
+        if self._server is None and self._port == 0:
+            raise RuntimeError("MediaServer not started: the ephemeral port is not known yet")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def url(self, path: str) -> str:
+        """Absolute URL for a path under root (``"dash/manifest.mpd"`` or ``"/drop/audio.mp3"``)."""
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def __enter__(self) -> Self:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = self.base_url if self._server is not None else "stopped"
+        return f"MediaServer(root={str(self.root)!r}, {state})"

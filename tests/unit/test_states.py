@@ -1,0 +1,78 @@
+"""The status / step enums and the transition table (pure)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tornado_engine.errors import InvalidState
+from tornado_engine.states import TERMINAL, Status, Step, check_transition
+
+ALLOWED = {
+    (Status.PENDING, Status.PROCESSING),
+    (Status.PROCESSING, Status.PENDING),
+    (Status.PROCESSING, Status.COMPLETED),
+    (Status.PROCESSING, Status.FAILED),
+    (Status.PROCESSING, Status.WARNING),
+    (Status.PROCESSING, Status.SKIPPED),
+}
+
+
+def test_status_values_are_tornadoapi_strings() -> None:
+    assert [s.value for s in Status] == ["Pending", "Processing", "Completed", "Failed", "Warning", "Skipped"]
+    assert Status("Completed") is Status.COMPLETED
+    assert Status.FAILED == "Failed"  # StrEnum: compares and formats as the plain string
+    assert f"{Status.WARNING}" == "Warning"
+
+
+def test_step_values_are_tornadoapi_strings() -> None:
+    assert [s.value for s in Step] == ["Queued", "Downloading", "Muxing", "Uploading", "Finished"]
+    assert str(Step.MUXING) == "Muxing"
+
+
+def test_terminal_set() -> None:
+    assert frozenset({Status.COMPLETED, Status.FAILED, Status.WARNING, Status.SKIPPED}) == TERMINAL
+    assert Status.PENDING not in TERMINAL
+    assert Status.PROCESSING not in TERMINAL
+
+
+@pytest.mark.parametrize(
+    ("current", "new"),
+    sorted(ALLOWED),
+    ids=[f"{a.value}->{b.value}" for a, b in sorted(ALLOWED)],
+)
+def test_allowed_transition(current: Status, new: Status) -> None:
+    check_transition(current, new)  # does not raise
+
+
+_REFUSED = sorted(set(itertools.product(Status, Status)) - ALLOWED)
+
+
+@pytest.mark.parametrize(
+    ("current", "new"),
+    _REFUSED,
+    ids=[f"{a.value}->{b.value}" for a, b in _REFUSED],
+)
+def test_refused_transition(current: Status, new: Status) -> None:
+    with pytest.raises(InvalidState, match=f"a {current.value} job cannot become {new.value}"):
+        check_transition(current, new)
+
+
+@pytest.mark.parametrize("terminal", sorted(TERMINAL))
+def test_terminal_is_never_left(terminal: Status) -> None:
+    for new in Status:
+        with pytest.raises(InvalidState):
+            check_transition(terminal, new)
+
+
+def test_pending_cannot_finish_without_processing() -> None:
+    for new in TERMINAL:
+        with pytest.raises(InvalidState):
+            check_transition(Status.PENDING, new)
+
+
+def test_self_transitions_refused() -> None:
+    for status in Status:
+        with pytest.raises(InvalidState):
+            check_transition(status, status)
