@@ -94,8 +94,13 @@ async def _follow(engine: Engine, job_id: str, show_progress: bool) -> Job:
         return await engine.wait(job_id)
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = (TextColumn("{task.description:<11}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-               DownloadColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description:<11}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, transient=True, console=_stderr_console()) as bar:
         task = bar.add_task("Queued", total=100)
         async for event in engine.events(job_id):
@@ -120,8 +125,11 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         if args.command == "run":
             return asyncio.run(_run(args))

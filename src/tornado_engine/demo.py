@@ -26,14 +26,25 @@ __all__ = ["run_demo"]
 
 def _demo_requests(server: MediaServer, media: Any) -> list[tuple[str, JobRequest]]:
     return [
-        ("progressive MP4, stream copy", JobRequest(url=server.url(media.progressive_mp4),
-                                                    filename="progressive")),
-        ("DASH video+audio -> MKV", JobRequest(url=server.url(media.dash_mpd), format="mkv",
-                                               filename="dash")),
+        (
+            "progressive MP4, stream copy",
+            JobRequest(url=server.url(media.progressive_mp4), filename="progressive"),
+        ),
+        (
+            "DASH video+audio -> MKV",
+            JobRequest(url=server.url(media.dash_mpd), format="mkv", filename="dash"),
+        ),
         ("HLS -> MP4", JobRequest(url=server.url(media.hls_master), filename="hls")),
-        ("transcode to WebM (VP9/Opus)", JobRequest(url=server.url(media.progressive_mp4), format="webm",
-                                                    video_codec="vp9", audio_codec="opus",
-                                                    filename="transcoded")),
+        (
+            "transcode to WebM (VP9/Opus)",
+            JobRequest(
+                url=server.url(media.progressive_mp4),
+                format="webm",
+                video_codec="vp9",
+                audio_codec="opus",
+                filename="transcoded",
+            ),
+        ),
     ]
 
 

@@ -1,8 +1,8 @@
 """The facade: one ``Engine`` wires the store, the scheduler, the pipeline and storage together.
 
-    async with Engine.open(store="sqlite:///jobs.db", storage="file:///srv/media") as engine:
-        created = await engine.create_job(JobRequest(url=url))
-        job = await engine.wait(created.job_id)
+async with Engine.open(store="sqlite:///jobs.db", storage="file:///srv/media") as engine:
+    created = await engine.create_job(JobRequest(url=url))
+    job = await engine.wait(created.job_id)
 """
 
 from __future__ import annotations
@@ -145,8 +145,7 @@ class Engine:
             request = JobRequest.from_dict(request)
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
             raise InvalidRequest("idempotency_key must be 1-200 characters", field="idempotency_key")
-        job = Job(id=str(uuid.uuid4()), url=request.url, request=request, owner=owner,
-                  folder=request.folder)
+        job = Job(id=str(uuid.uuid4()), url=request.url, request=request, owner=owner, folder=request.folder)
         stored = await self.store.insert_job(job, idempotency_key)
         if self._scheduler is not None:
             self._scheduler.wake()
@@ -191,7 +190,12 @@ class Engine:
     async def events(self, job_id: str, *, owner: str | None = "") -> AsyncIterator[Event]:
         """Progress of one job (stage, bytes, speed, ETA, job-level percent) until it ends."""
         job = await self.get_job(job_id, owner=owner)
-        first = Event(job.id, job.status, job.step, 100.0 if job.is_terminal else job_percent(job.step, 0),
-                      message=job.error)
+        first = Event(
+            job.id,
+            job.status,
+            job.step,
+            100.0 if job.is_terminal else job_percent(job.step, 0),
+            message=job.error,
+        )
         async for event in self.hub.subscribe(job_id, first):
             yield event

@@ -76,15 +76,15 @@ class JobRequest(BaseModel):
     def _check_url(cls, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
             raise ValueError("URL is required")
-        value = value.strip()
-        if len(value) > _MAX_URL:
+        url: str = value.strip()
+        if len(url) > _MAX_URL:
             raise ValueError(f"URL too long (max {_MAX_URL} characters)")
-        if _has_control(value) or " " in value:
+        if _has_control(url) or " " in url:
             raise ValueError("URL contains spaces or control characters")
-        scheme, sep, rest = value.partition("://")
+        scheme, sep, rest = url.partition("://")
         if not sep or scheme.lower() not in ("http", "https") or not rest:
             raise ValueError("URL must start with http:// or https://")
-        return value
+        return url
 
     @field_validator("format", "video_codec", "audio_codec", "audio_bitrate", mode="before")
     @classmethod

@@ -63,9 +63,7 @@ class _Run:
     def emit(self, step: Step, stage_percent: float, **extra: Any) -> None:
         job = self.job
         job.progress = job_percent(step, stage_percent)
-        self.runner.publish(
-            Event(job.id, job.status, step, job.progress, round(stage_percent, 2), **extra)
-        )
+        self.runner.publish(Event(job.id, job.status, step, job.progress, round(stage_percent, 2), **extra))
 
     def emit_threadsafe(self, step: Step, stage_percent: float, **extra: Any) -> None:
         now = time.monotonic()
@@ -173,8 +171,14 @@ class JobRunner:
                 setattr(run.job, counter, retries + 1)
                 cleanup()  # partial files would be resumed with a Range request; start clean
                 delay = policy.delay(retries)
-                log.info("job %s: %s (%s); retry %d in %.1fs", run.job.id, exc.message, exc.kind,
-                         retries + 1, delay)
+                log.info(
+                    "job %s: %s (%s); retry %d in %.1fs",
+                    run.job.id,
+                    exc.message,
+                    exc.kind,
+                    retries + 1,
+                    delay,
+                )
                 await asyncio.sleep(delay)
 
     async def _pipeline(self, run: _Run) -> Any:
@@ -197,12 +201,18 @@ class JobRunner:
                 self._apply_info(job, info)
 
                 def on_progress(pct: float, done: int, speed: float | None, eta: float | None) -> None:
-                    run.emit_threadsafe(Step.DOWNLOADING, pct, bytes_done=done, speed_bps=speed,
-                                        eta_seconds=eta)
+                    run.emit_threadsafe(
+                        Step.DOWNLOADING, pct, bytes_done=done, speed_bps=speed, eta_seconds=eta
+                    )
 
                 result = await downloader.download(
-                    info, run.dir, ffmpeg_dir=ffmpeg_dir, on_progress=on_progress, cancel=run.cancel,
-                    socket_timeout=cfg.socket_timeout, executor=self.executor,
+                    info,
+                    run.dir,
+                    ffmpeg_dir=ffmpeg_dir,
+                    on_progress=on_progress,
+                    cancel=run.cancel,
+                    socket_timeout=cfg.socket_timeout,
+                    executor=self.executor,
                 )
                 return info, result
 
@@ -258,15 +268,23 @@ class JobRunner:
                 elif stream.kind == "audio" and job.native_audio_codec is None:
                     job.native_audio_codec = stream.codec
         plan = plan_mux(
-            inputs, container=req.format, video_codec=req.video_codec, audio_codec=req.audio_codec,
-            audio_bitrate=req.audio_bitrate, crf=req.video_quality,
+            inputs,
+            container=req.format,
+            video_codec=req.video_codec,
+            audio_codec=req.audio_codec,
+            audio_bitrate=req.audio_bitrate,
+            crf=req.video_quality,
         )
         output = run.dir / f"output.{req.format}"
         duration = max((m.duration or 0.0) for m in inputs) or info.get("duration")
         async with self.pools.acquire("cpu", cpu_wait):
             await muxer.mux(
-                plan, output, paths=cfg.ffmpeg, duration=duration,
-                on_progress=lambda pct: run.emit(Step.MUXING, pct), cancel=None,
+                plan,
+                output,
+                paths=cfg.ffmpeg,
+                duration=duration,
+                on_progress=lambda pct: run.emit(Step.MUXING, pct),
+                cancel=None,
             )
         job.mux_duration_ms = int((time.monotonic() - started) * 1000)
         return output

@@ -15,8 +15,9 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from .store.base import Claim, JobStore
 
@@ -79,7 +80,7 @@ class Scheduler:
     def __init__(
         self,
         store: JobStore,
-        run_job: Callable[[Claim], Awaitable[None]],
+        run_job: Callable[[Claim], Coroutine[Any, Any, None]],
         *,
         concurrency: int = 500,
         poll_interval: float = 0.5,

@@ -37,7 +37,9 @@ async def engine(tmp_path: Path) -> Any:
         yield eng
 
 
-def _check(job: Any, probe: Probe, container: str, vcodec: str, acodec: str, duration: float) -> dict[str, Any]:
+def _check(
+    job: Any, probe: Probe, container: str, vcodec: str, acodec: str, duration: float
+) -> dict[str, Any]:
     assert job.status is Status.COMPLETED, job.to_api()
     assert job.step is Step.FINISHED
     path = _local(job.s3_url)
@@ -59,10 +61,23 @@ async def test_progressive_copy_to_mp4(
     _check(job, probe, "mp4", "h264", "aac", media_set.duration)
     assert job.s3_url.endswith("/media/a/b/clip.mp4")
     api = job.to_api()
-    for name in ("title", "download_duration_ms", "mux_duration_ms", "upload_duration_ms", "file_size",
-                 "download_retries", "upload_retries", "queue_wait_ms", "requested_quality",
-                 "actual_quality", "finished_at", "created_at", "io_pool_wait_ms", "cpu_pool_wait_ms",
-                 "upload_pool_wait_ms"):
+    for name in (
+        "title",
+        "download_duration_ms",
+        "mux_duration_ms",
+        "upload_duration_ms",
+        "file_size",
+        "download_retries",
+        "upload_retries",
+        "queue_wait_ms",
+        "requested_quality",
+        "actual_quality",
+        "finished_at",
+        "created_at",
+        "io_pool_wait_ms",
+        "cpu_pool_wait_ms",
+        "upload_pool_wait_ms",
+    ):
         assert name in api, name
     assert api["requested_quality"] == "best" and api["actual_quality"] == "360p"
     assert "error" not in api and "error_type" not in api
@@ -73,8 +88,9 @@ async def test_progressive_copy_to_mp4(
 async def test_dash_separate_streams_to_mkv_h264(
     engine: Engine, media_server: MediaServer, media_set: MediaSet, probe: Probe
 ) -> None:
-    job = await _run(engine, url=media_server.url(media_set.dash_mpd), format="mkv", video_codec="h264",
-                     filename="dash")
+    job = await _run(
+        engine, url=media_server.url(media_set.dash_mpd), format="mkv", video_codec="h264", filename="dash"
+    )
     info = _check(job, probe, "mkv", "h264", "aac", media_set.duration)
     assert _streams(info)["video"]["height"] == 360  # the best of the two video representations
 
@@ -100,8 +116,14 @@ async def test_webm_source_to_each_container_and_codec(
     engine: Engine, media_server: MediaServer, media_set: MediaSet, probe: Probe,
     container: str, vcodec: str, acodec: str, want_v: str, want_a: str,
 ) -> None:  # fmt: skip
-    job = await _run(engine, url=media_server.url(media_set.webm), format=container, video_codec=vcodec,
-                     audio_codec=acodec, filename=f"w-{container}-{vcodec}-{acodec}")
+    job = await _run(
+        engine,
+        url=media_server.url(media_set.webm),
+        format=container,
+        video_codec=vcodec,
+        audio_codec=acodec,
+        filename=f"w-{container}-{vcodec}-{acodec}",
+    )
     _check(job, probe, container, want_v, want_a, media_set.duration)
 
 

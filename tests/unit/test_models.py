@@ -447,9 +447,9 @@ def test_sanitize_filename_property_tricky(text: str) -> None:
 
 _folder_text = st.one_of(
     st.text(max_size=220),
-    st.lists(
-        st.text(alphabet=st.sampled_from("ab. /\\-\u00e9\u0301\u200b"), max_size=8), max_size=6
-    ).map("/".join),
+    st.lists(st.text(alphabet=st.sampled_from("ab. /\\-\u00e9\u0301\u200b"), max_size=8), max_size=6).map(
+        "/".join
+    ),
 )
 
 
@@ -494,7 +494,9 @@ def _finished_fields() -> dict[str, Any]:
 
 
 def make_job(**kw: Any) -> Job:
-    return Job(id="550e8400-e29b-41d4-a716-446655440000", url=URL, request=make(), created_at=1705507200000, **kw)
+    return Job(
+        id="550e8400-e29b-41d4-a716-446655440000", url=URL, request=make(), created_at=1705507200000, **kw
+    )
 
 
 _BASE = {"id", "url", "status", "s3_url", "subtitle_url", "error", "step", "created_at"}

@@ -7,12 +7,12 @@ yt-dlp lets that exception through unchanged.
 from __future__ import annotations
 
 import asyncio
-import functools
-from concurrent.futures import Executor
 import copy
+import functools
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from concurrent.futures import Executor
 import tempfile
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 

@@ -6,8 +6,8 @@ with a stale token (the job was re-queued and claimed again meanwhile) raises :c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import StoreError

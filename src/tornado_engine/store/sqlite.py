@@ -117,8 +117,15 @@ class SQLiteStore:
                 conn.execute(
                     "INSERT INTO jobs (id, owner, status, created_at, available_at, idempotency_key, data)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (job.id, job.owner, job.status.value, job.created_at, job.created_at,
-                     idempotency_key, record),
+                    (
+                        job.id,
+                        job.owner,
+                        job.status.value,
+                        job.created_at,
+                        job.created_at,
+                        idempotency_key,
+                        record,
+                    ),
                 )
                 conn.execute("COMMIT")
                 return job
