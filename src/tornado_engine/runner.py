@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import JobCancelled, StageError
-from .ffmpeg import FFmpegPaths, plan_mux
+from .ffmpeg import FFmpegPaths, plan_mux, verify_output
 from .models import Job, now_ms, sanitize_filename
 from .pipeline import downloader, muxer, resolver, uploader
 from .progress import Event, job_percent
@@ -275,8 +275,13 @@ class JobRunner:
             audio_bitrate=req.audio_bitrate,
             crf=req.video_quality,
         )
-        output = run.dir / f"output.{req.format}"
         duration = max((m.duration or 0.0) for m in inputs) or info.get("duration")
+        if not plan.needs_work:
+            # the download already is the requested file: skip ffmpeg, keep the probe's verdict
+            verify_output(plan, inputs[0], duration=duration)
+            job.mux_duration_ms = int((time.monotonic() - started) * 1000)
+            return inputs[0].path
+        output = run.dir / f"output.{req.format}"
         async with self.pools.acquire("cpu", cpu_wait):
             await muxer.mux(
                 plan,
