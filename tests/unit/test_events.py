@@ -12,7 +12,9 @@ from tornado_engine.progress import Event
 from tornado_engine.states import Status, Step
 
 
-def ev(status: Status = Status.PROCESSING, step: Step = Step.DOWNLOADING, pct: float = 0.0, job: str = "j1") -> Event:
+def ev(
+    status: Status = Status.PROCESSING, step: Step = Step.DOWNLOADING, pct: float = 0.0, job: str = "j1"
+) -> Event:
     return Event(job, status, step, pct)
 
 

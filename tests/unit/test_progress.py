@@ -30,7 +30,12 @@ def frag(fid: str, index: int, count: int, done: int = 0, **kw: Any) -> dict[str
 
 
 def finished(fid: str, size: int = 0) -> dict[str, Any]:
-    return {"status": "finished", "info_dict": {"format_id": fid}, "downloaded_bytes": size, "total_bytes": size}
+    return {
+        "status": "finished",
+        "info_dict": {"format_id": fid},
+        "downloaded_bytes": size,
+        "total_bytes": size,
+    }
 
 
 def test_dash_weights_from_tbr_and_fragment_durations() -> None:
@@ -113,7 +118,9 @@ def test_fragment_based_updates() -> None:
 def test_unknown_size_stays_below_100_until_finished() -> None:
     p = DownloadProgress([{"format_id": "x"}], None)  # no size, no duration: fallback weight 1.0
     assert p.weights == {"x": 1.0}
-    assert p.update({"status": "downloading", "info_dict": {"format_id": "x"}, "downloaded_bytes": 10**9}) < 100
+    assert (
+        p.update({"status": "downloading", "info_dict": {"format_id": "x"}, "downloaded_bytes": 10**9}) < 100
+    )
     assert p.update(finished("x")) == 100.0
 
 

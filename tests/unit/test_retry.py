@@ -83,7 +83,7 @@ def test_transient_kinds_retried_until_max(kind: str) -> None:
     assert [policy.should_retry(kind, n) for n in range(6)] == [True, True, True, False, False, False]
 
 
-@pytest.mark.parametrize("kind", sorted(set(OUTCOMES) - TRANSIENT) + ["nonsense"])
+@pytest.mark.parametrize("kind", [*sorted(set(OUTCOMES) - TRANSIENT), "nonsense"])
 def test_permanent_kinds_never_retried(kind: str) -> None:
     policy = RetryPolicy(max_retries=10)
     assert not any(policy.should_retry(kind, n) for n in range(12))

@@ -189,17 +189,23 @@ CASES: dict[str, Case] = {
         "server_error",
         True,
     ),
-    "media-refused": failed(text_only("\r[download] Got error: [Errno 111] Connection refused"), "network", True),
+    "media-refused": failed(
+        text_only("\r[download] Got error: [Errno 111] Connection refused"), "network", True
+    ),
     "media-reset": failed(
         text_only("\r[download] Got error: [Errno 104] Connection reset by peer. Giving up after 2 retries"),
         "network",
         True,
     ),
     "media-cut": failed(
-        text_only("\r[download] Got error: Downloaded 999291 bytes, expected 1000291 bytes"), "truncated", True
+        text_only("\r[download] Got error: Downloaded 999291 bytes, expected 1000291 bytes"),
+        "truncated",
+        True,
     ),
     "media-stalled": failed(text_only("\r[download] Got error: timed out"), "timeout", True),
-    "fragment-404": failed(text_only("\r[download] Got error: HTTP Error 404: Not Found"), "not_found", False),
+    "fragment-404": failed(
+        text_only("\r[download] Got error: HTTP Error 404: Not Found"), "not_found", False
+    ),
     # content issues
     "private": warning(
         expected("Private video. Sign in if you've been granted access to this video", "private"), "private"
@@ -230,9 +236,7 @@ CASES: dict[str, Case] = {
         False,
     ),
     "extractor-bug": failed(extractor_bug(), "extractor_bug", False),
-    "no-extractor": failed(
-        text_only(f"No suitable extractor found for URL {UNSUPPORTED}"), "unknown", False
-    ),
+    "no-extractor": failed(text_only(f"No suitable extractor found for URL {UNSUPPORTED}"), "unknown", False),
 }
 
 
@@ -248,7 +252,9 @@ def test_classification_table(case: Case) -> None:
 
 def test_table_builders_look_like_yt_dlp() -> None:
     """Guard the fixtures themselves against drifting from the recipe's texts."""
-    assert str(CASES["page-404"].exc).startswith("ERROR: [generic] x: Unable to download webpage: HTTP Error 404")
+    assert str(CASES["page-404"].exc).startswith(
+        "ERROR: [generic] x: Unable to download webpage: HTTP Error 404"
+    )
     assert CASES["page-404"].exc.exc_info[1].status == 404  # type: ignore[attr-defined]
     login = CASES["login"].exc
     assert "only available for registered users" in str(login)
@@ -265,8 +271,17 @@ def test_table_builders_look_like_yt_dlp() -> None:
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(400, "http_error"), (401, "login_required"), (403, "http_error"), (404, "not_found"), (410, "not_found")]
-    + [(429, "rate_limited"), (500, "server_error"), (502, "server_error"), (504, "server_error")],
+    [
+        (400, "http_error"),
+        (401, "login_required"),
+        (403, "http_error"),
+        (404, "not_found"),
+        (410, "not_found"),
+        (429, "rate_limited"),
+        (500, "server_error"),
+        (502, "server_error"),
+        (504, "server_error"),
+    ],
 )
 def test_http_status_kinds(status: int, kind: str) -> None:
     assert classify(http_error(status)) == kind  # bare
@@ -335,12 +350,18 @@ def test_clean_message_keeps_the_substance(case: str, must_contain: str) -> None
             "Unable to fetch https://cdn.example.com/v.mp4?X-Amz-Signature=abc&Expires=1 now",
             "Unable to fetch https://cdn.example.com/v.mp4 now",
         ),
-        ("see http://a.example/x?q=1 and https://b.example/y?z=2", "see http://a.example/x and https://b.example/y"),
+        (
+            "see http://a.example/x?q=1 and https://b.example/y?z=2",
+            "see http://a.example/x and https://b.example/y",
+        ),
         ("yt-dlp failed", "downloader failed"),
         ("YT-DLP failed", "downloader failed"),
         ("youtube-dl and youtubedl failed", "downloader and downloader failed"),
         ("first line\nsecond line", "first line"),
-        ("x: oops; please report this issue on https://github.com/yt-dlp/yt-dlp/issues?q= , thanks", "x: oops"),
+        (
+            "x: oops; please report this issue on https://github.com/yt-dlp/yt-dlp/issues?q= , thanks",
+            "x: oops",
+        ),
         ("Needs login. Use --cookies-from-browser or --cookies for the authentication.", "Needs login."),
     ],
 )
@@ -521,7 +542,9 @@ def test_download_params(tmp_path: Path) -> None:
     assert isinstance(params["logger"], SilentLogger) and params["quiet"] is True
     assert not DANGEROUS_KEYS & set(params)
 
-    params = download_params(tmp_path, None, hook, concurrent_fragments=1, http_chunk_size=None, socket_timeout=3)
+    params = download_params(
+        tmp_path, None, hook, concurrent_fragments=1, http_chunk_size=None, socket_timeout=3
+    )
     assert "http_chunk_size" not in params
     assert params["concurrent_fragment_downloads"] == 1
     assert params["socket_timeout"] == 3
