@@ -128,7 +128,7 @@ class JobRequest(BaseModel):
         try:
             return cls._check_url(value)
         except ValueError as exc:
-            raise ValueError(f"Webhook {str(exc)[0].lower()}{str(exc)[1:]}") from None
+            raise ValueError(f"Webhook {exc}") from None
 
 
 def sanitize_filename(value: str) -> str:
@@ -143,7 +143,7 @@ def sanitize_filename(value: str) -> str:
         raise ValueError(f"Filename too long (max {_MAX_FILENAME} characters)")
     name = unicodedata.normalize("NFC", value)
     name = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in name)
-    name = " ".join(name.split()).lstrip("-.").strip()
+    name = " ".join(name.split()).lstrip("-. ")
     if not name:
         raise ValueError("Filename is empty after sanitizing")
     if len(name.encode()) > _MAX_FILENAME - 5:  # room for ".mp4" etc. on byte-limited filesystems
@@ -152,6 +152,7 @@ def sanitize_filename(value: str) -> str:
 
 
 def check_folder(value: str) -> str:
+    value = unicodedata.normalize("NFC", value)  # NFC can lengthen text: check the stored form
     if len(value) > _MAX_FOLDER:
         raise ValueError(f"Folder name too long (max {_MAX_FOLDER} characters)")
     if not value.strip():
@@ -162,7 +163,7 @@ def check_folder(value: str) -> str:
         raise ValueError("Folder name must not contain '..'")
     if "\\" in value or "\x00" in value or _has_control(value):
         raise ValueError("Folder name must not contain '\\' or control characters")
-    folder = unicodedata.normalize("NFC", value).strip().rstrip("/")
+    folder = value.strip().rstrip("/")
     parts = folder.split("/")
     if any(not part.strip() or part.strip() == "." for part in parts):
         raise ValueError("Folder name must not contain empty or '.' path segments")
@@ -175,7 +176,8 @@ def _as_invalid_request(exc: ValidationError) -> InvalidRequest:
     if err["type"] == "value_error":
         message = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
     elif err["type"] == "missing":
-        message = f"{(loc or 'field').replace('_', ' ').capitalize()} is required"
+        label = "URL" if loc == "url" else (loc or "field").replace("_", " ").capitalize()
+        message = f"{label} is required"
     elif err["type"] == "extra_forbidden":
         message = f"Unknown field {loc!r}"
     else:

@@ -79,5 +79,5 @@ class RetryPolicy:
         return outcome_for(kind).transient and retries_so_far < self.max_retries
 
     def delay(self, retries_so_far: int, rng: random.Random | None = None) -> float:
-        ceiling = min(self.max_delay, self.base_delay * 2**retries_so_far)
+        ceiling = min(self.max_delay, self.base_delay * 2 ** min(retries_so_far, 60))
         return (rng or random).uniform(ceiling / 2, ceiling)

@@ -153,7 +153,7 @@ def _classify_text(msg: str) -> str:
         return "truncated"
     if "timed out" in low:
         return "timeout"
-    if re.search(r"connection (refused|reset|aborted)|errno|remote end closed", low):
+    if re.search(r"connection (refused|reset|aborted)|errno (104|110|111|113)|remote end closed", low):
         return "network"
     if "requested format is not available" in low:
         return "no_formats"
@@ -166,13 +166,10 @@ def _classify_text(msg: str) -> str:
     return "unknown"
 
 
-_PREFIX = re.compile(r"^(ERROR:\s*)?(\r?\[[\w:-]+\]\s*)?([\w.:-]+:\s+)?")
-
-
 def clean_message(exc: BaseException) -> str:
     """A short, human message that never names yt-dlp or carries URLs' query strings."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = text.replace("\r", "")
+    raw = str(exc).replace("\r", "").strip()  # download errors start "ERROR: \r[download] ..."
+    text = raw.splitlines()[0] if raw else type(exc).__name__
     text = re.sub(r"^ERROR:\s*", "", text)
     text = re.sub(r"^\[[\w:-]+\]\s*", "", text)
     text = re.sub(r"(?i)yt-dlp|youtube-dl|youtubedl", "downloader", text)

@@ -22,6 +22,7 @@ import yt_dlp
 from ..errors import DownloadError, JobCancelled
 from ..progress import DownloadProgress
 from ..ytdlp import download_params, map_error
+from .resolver import SELECTED_KEY
 
 __all__ = ["DownloadResult", "download", "requested_formats"]
 
@@ -38,10 +39,9 @@ class DownloadResult:
 
 def requested_formats(info: dict[str, Any]) -> list[dict[str, Any]]:
     """The formats the resolver picked (``bv,ba/b`` gives one or two), or the info itself."""
-    chosen = info.get("requested_formats")
-    if chosen:
-        return list(chosen)
-    return [info]
+    by_id = {str(f.get("format_id")): f for f in info.get("formats") or []}
+    chosen = [by_id[i] for i in info.get(SELECTED_KEY) or [] if i in by_id]
+    return chosen or [info]
 
 
 def _download_sync(

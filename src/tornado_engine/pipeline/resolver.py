@@ -14,7 +14,27 @@ import yt_dlp
 from ..errors import ResolveError
 from ..ytdlp import base_params, format_selection, map_error
 
-__all__ = ["resolve"]
+__all__ = ["SELECTED_KEY", "resolve"]
+
+# yt-dlp records its pick only for merged ("+") selections; we keep the "bv,ba/b" pick ourselves so the
+# downloader can weigh each stream's share of the progress from the start.
+SELECTED_KEY = "tornado_selected_format_ids"
+
+
+def _selected_format_ids(ydl: yt_dlp.YoutubeDL, info: dict[str, Any], spec: str) -> list[str]:
+    formats = info.get("formats") or []
+    if not formats:
+        return []
+    selector = ydl.build_format_selector(spec)
+    chosen = selector(
+        {
+            "formats": formats,
+            "has_merged_format": any("none" not in (f.get("acodec"), f.get("vcodec")) for f in formats),
+            "incomplete_formats": all(f.get("vcodec") == "none" for f in formats)
+            or all(f.get("acodec") == "none" for f in formats),
+        }
+    )
+    return [str(f.get("format_id")) for f in chosen]
 
 
 def _resolve_sync(url: str, ffmpeg_dir: str | None, socket_timeout: float) -> dict[str, Any]:
@@ -26,6 +46,7 @@ def _resolve_sync(url: str, ffmpeg_dir: str | None, socket_timeout: float) -> di
                 info = ydl.extract_info(url, download=False)
                 # sanitized: JSON-storable, and without resolve-time private keys (recipe pitfall 4)
                 clean: dict[str, Any] = ydl.sanitize_info(info, remove_private_keys=True)
+                clean[SELECTED_KEY] = _selected_format_ids(ydl, clean, params["format"])
         except yt_dlp.utils.YoutubeDLError as exc:
             raise map_error(exc, resolving=True) from exc
     if clean.get("_type") in ("playlist", "multi_video"):
