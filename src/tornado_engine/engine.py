@@ -25,7 +25,7 @@ from .retry import RetryPolicy
 from .runner import JobRunner, RunnerConfig
 from .scheduler import PoolLimits, Pools, Scheduler
 from .states import TERMINAL, Status
-from .storage import StorageTarget
+from .storage import StorageConfig, StorageTarget, open_target
 from .store.base import JobStore, open_store
 
 __all__ = ["Engine", "default_data_dir"]
@@ -45,7 +45,7 @@ class Engine:
         self,
         *,
         store: str | JobStore | None = None,
-        storage: str | None = None,
+        storage: str | StorageConfig | StorageTarget | None = None,
         data_dir: str | Path | None = None,
         concurrency: int = 500,
         pools: PoolLimits | None = None,
@@ -62,7 +62,7 @@ class Engine:
         if store is None:
             store = f"sqlite:///{self.data_dir / 'jobs.db'}"
         self.store: JobStore = open_store(store) if isinstance(store, str) else store
-        self.storage = StorageTarget(storage or (self.data_dir / "media").as_uri())
+        self.storage = open_target(storage, default=(self.data_dir / "media").as_uri())
         self.run_jobs = run_jobs
         self.hub = EventHub()
         limits = pools or PoolLimits(io=min(concurrency, 64), upload=min(concurrency, 16))
