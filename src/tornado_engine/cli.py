@@ -1,8 +1,9 @@
 """Command line: ``python -m tornado_engine run URL``, ``demo``.
 
-Exit codes: 0 every job Completed; 1 a job Failed; 2 bad usage or an invalid request; 3 a job ended
+Exit codes: 0 every job Completed; 1 a job Failed; 2 bad usage, an invalid request, an unknown id or an
+operation the job's state does not allow (``{"error": ...}`` on stderr); 3 a job ended
 Warning (content issue); 4 a job was Skipped; 5 the environment is not ready (ffmpeg missing, store
-unusable); 130 interrupted.
+unusable); 6 a job was cancelled; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .cli_admin import ADMIN_COMMANDS, add_admin_commands, run_admin
 from .engine import Engine, default_data_dir
-from .errors import FFmpegNotFound, InvalidRequest, NotFound, StoreError
+from .errors import FFmpegNotFound, InvalidRequest, InvalidState, NotFound, QuotaExceeded, StoreError
 from .models import Job, JobRequest
+from .results import BatchCreated
 from .states import Status
 
 __all__ = ["EXIT_CODES", "main"]
@@ -28,6 +31,7 @@ EXIT_CODES = {
     Status.FAILED: 1,
     Status.WARNING: 3,
     Status.SKIPPED: 4,
+    Status.CANCELLED: 6,
 }
 EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 2, 5, 130
 
@@ -62,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="serve generated media on 127.0.0.1 and run jobs through it")
     demo.add_argument("--data-dir", type=Path, help="keep the demo's store and files here")
     demo.add_argument("--json", action="store_true", help="print the job records as JSON")
+    add_admin_commands(sub)
     return parser
 
 
@@ -118,9 +123,18 @@ async def _run(args: argparse.Namespace) -> int:
     request = _request_from(args)
     async with Engine.open(**_engine_options(args)) as engine:
         created = await engine.create_job(request)
-        job = await _follow(engine, created.job_id, show_progress=not args.json and sys.stderr.isatty())
-    print(json.dumps(job.to_api(), indent=None if args.json else 2))
-    return EXIT_CODES.get(job.status, 1)
+        if isinstance(created, BatchCreated):  # a playlist or show: one job per entry
+            jobs = [await engine.wait(job_id) for job_id in created.episode_jobs]
+            batch = await engine.get_batch(created.batch_id)
+            out: Any = {
+                **batch.model_dump(mode="json", exclude_none=True),
+                "jobs": [j.to_api() for j in jobs],
+            }
+        else:
+            jobs = [await _follow(engine, created.job_id, not args.json and sys.stderr.isatty())]
+            out = jobs[0].to_api()
+    print(json.dumps(out, indent=None if args.json else 2))
+    return max(EXIT_CODES.get(job.status, 1) for job in jobs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,14 +147,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return asyncio.run(_run(args))
+        if args.command in ADMIN_COMMANDS:
+            return asyncio.run(run_admin(args))
         from .demo import run_demo
 
         return asyncio.run(run_demo(data_dir=args.data_dir, as_json=args.json))
     except InvalidRequest as exc:
         print(json.dumps({"error": exc.message}), file=sys.stderr)
         return EXIT_USAGE
-    except NotFound as exc:
-        print(json.dumps({"error": exc.message}), file=sys.stderr)
+    except (NotFound, InvalidState, QuotaExceeded) as exc:
+        print(json.dumps({"error": str(exc)}), file=sys.stderr)
         return EXIT_USAGE
     except (FFmpegNotFound, StoreError) as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)

@@ -16,7 +16,7 @@ from typing import Any
 
 from .engine import Engine
 from .ffmpeg import locate_ffmpeg
-from .models import JobRequest
+from .models import JobCreated, JobRequest
 from .pipeline.muxer import probe
 from .states import Status
 from .testing import MediaServer, generate_media, write_pages
@@ -58,7 +58,11 @@ async def run_demo(data_dir: Path | None = None, as_json: bool = False) -> int:
             write_pages(media.root, server.base_url)
             async with Engine.open(data_dir=home, concurrency=4) as engine:
                 requests = _demo_requests(server, media)
-                ids = [(await engine.create_job(req)).job_id for _, req in requests]
+                ids = []
+                for _, req in requests:
+                    created = await engine.create_job(req)
+                    assert isinstance(created, JobCreated)  # single media URLs, never a playlist
+                    ids.append(created.job_id)
                 jobs = [await engine.wait(job_id, timeout=300) for job_id in ids]
         ok = True
         records = []

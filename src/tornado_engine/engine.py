@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -19,8 +20,11 @@ from typing import Any
 from .errors import InvalidRequest, NotFound
 from .events import EventHub
 from .ffmpeg import FFmpegPaths, locate_ffmpeg
-from .models import Job, JobCreated, JobRequest
+from .lifecycle import LifecycleMixin
+from .models import Job, JobCreated, JobRequest, has_control_chars
+from .pipeline.playlist import probe_playlist
 from .progress import Event, job_percent
+from .results import BatchCreated
 from .retry import RetryPolicy
 from .runner import JobRunner, RunnerConfig
 from .scheduler import PoolLimits, Pools, Scheduler
@@ -38,7 +42,7 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("TORNADO_ENGINE_HOME") or Path.home() / ".tornado_engine")
 
 
-class Engine:
+class Engine(LifecycleMixin):
     """The public async API. Create with :meth:`open` (an async context manager)."""
 
     def __init__(
@@ -55,6 +59,8 @@ class Engine:
         poll_interval: float = 0.5,
         socket_timeout: float = 20.0,
         run_jobs: bool = True,
+        expand_playlists: bool = True,
+        max_playlist_entries: int = 500,
     ) -> None:
         if concurrency < 1:
             raise InvalidRequest("concurrency must be at least 1", field="concurrency")
@@ -64,6 +70,10 @@ class Engine:
         self.store: JobStore = open_store(store) if isinstance(store, str) else store
         self.storage = open_target(storage, default=(self.data_dir / "media").as_uri())
         self.run_jobs = run_jobs
+        self.expand_playlists = expand_playlists
+        self.max_playlist_entries = max_playlist_entries
+        self._owner = ""  # the tenant this view acts for; see tenant()
+        self._is_view = False
         self.hub = EventHub()
         limits = pools or PoolLimits(io=min(concurrency, 64), upload=min(concurrency, 16))
         self._pools = Pools(limits)
@@ -108,23 +118,39 @@ class Engine:
             retry=self._retry,
             socket_timeout=self._socket_timeout,
         )
-        self._runner = JobRunner(self.store, self._pools, config, self._publish, self._executor)
+        self._runner = JobRunner(
+            self.store, self._pools, config, self._publish, self._executor, quota_for=self._quota_of
+        )
         self._scheduler = Scheduler(
             self.store,
             self._runner,
             concurrency=self._concurrency,
             poll_interval=self._poll_interval,
             lease_seconds=self._lease_seconds,
+            on_cancel_requested=self._runner.cancel,
         )
         await self._scheduler.start()
 
     async def close(self, grace: float = 0.0) -> None:
         """Stop claiming; running jobs get ``grace`` seconds, then go back to Pending for a later run."""
+        if self._is_view:
+            return  # a tenant view shares the engine; only the engine itself closes
         if self._scheduler is not None:
             await self._scheduler.stop(grace)
             self._scheduler = None
         await self.store.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def tenant(self, key: str) -> Engine:
+        """A view of this engine scoped to one tenant: its jobs, batches, usage and quota only.
+
+        Another tenant's ids are simply not found (NotFound), never revealed."""
+        if not isinstance(key, str) or not key or len(key) > 200 or has_control_chars(key):
+            raise InvalidRequest("tenant key must be 1-200 printable characters", field="tenant")
+        view = copy.copy(self)
+        view._owner = key
+        view._is_view = True
+        return view
 
     def _publish(self, event: Event) -> None:
         self.hub.publish(event)
@@ -138,27 +164,45 @@ class Engine:
         request: JobRequest | dict[str, Any],
         *,
         idempotency_key: str | None = None,
-        owner: str = "",
-    ) -> JobCreated:
-        """Validate and durably store a job; it returns once the job is committed."""
+    ) -> JobCreated | BatchCreated:
+        """Validate and durably store a job; it returns once the job is committed.
+
+        A playlist, channel or show URL becomes a batch of one job per entry (``BatchCreated``)."""
         if not isinstance(request, JobRequest):
             request = JobRequest.from_dict(request)
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
             raise InvalidRequest("idempotency_key must be 1-200 characters", field="idempotency_key")
-        job = Job(id=str(uuid.uuid4()), url=request.url, request=request, owner=owner, folder=request.folder)
-        stored = await self.store.insert_job(job, idempotency_key)
+        await self._check_storage_quota()
+        if self.expand_playlists and idempotency_key is None:
+            playlist = await probe_playlist(
+                request.url, max_entries=self.max_playlist_entries, socket_timeout=self._socket_timeout,
+                executor=self._executor,
+            )  # fmt: skip
+            if playlist is not None:
+                return await self._create_playlist_batch(request, playlist)
+        job = self._new_job(request)
+        stored = await self.store.insert_jobs([job], None, idempotency_key)
+        self._wake()
+        return JobCreated(job_id=stored[0].id)
+
+    def _new_job(self, request: JobRequest, batch_id: str | None = None, title: str | None = None) -> Job:
+        return Job(
+            id=str(uuid.uuid4()), url=request.url, request=request, owner=self._owner,
+            folder=request.folder, batch_id=batch_id, title=title,
+        )  # fmt: skip
+
+    def _wake(self) -> None:
         if self._scheduler is not None:
             self._scheduler.wake()
-        return JobCreated(job_id=stored.id)
 
-    async def get_job(self, job_id: str, *, owner: str | None = "") -> Job:
-        job = await self.store.get_job(job_id, owner)
+    async def get_job(self, job_id: str) -> Job:
+        job = await self.store.get_job(job_id, self._owner)
         if job is None:
             raise NotFound(f"Job not found: {job_id}")
         return job
 
     async def list_jobs(
-        self, *, limit: int = 20, offset: int = 0, status: str | Status | None = None, owner: str | None = ""
+        self, *, limit: int = 20, offset: int = 0, status: str | Status | None = None
     ) -> list[Job]:
         if not 1 <= limit <= _MAX_LIST:
             raise InvalidRequest(f"limit must be between 1 and {_MAX_LIST}", field="limit")
@@ -171,15 +215,15 @@ class Engine:
             except ValueError:
                 choices = ", ".join(s.value for s in Status)
                 raise InvalidRequest(f"status must be one of: {choices}", field="status") from None
-        return await self.store.list_jobs(owner, limit, offset, wanted)
+        return await self.store.list_jobs(self._owner, limit, offset, wanted)
 
-    async def wait(self, job_id: str, *, timeout: float | None = None, owner: str | None = "") -> Job:
+    async def wait(self, job_id: str, *, timeout: float | None = None) -> Job:
         """Return the job once it reaches a terminal status (polls the store for other processes' jobs)."""
         done = self._finished.setdefault(job_id, asyncio.Event())
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    job = await self.get_job(job_id, owner=owner)
+                    job = await self.get_job(job_id)
                     if job.is_terminal:
                         return job
                     with contextlib.suppress(TimeoutError):
@@ -187,9 +231,9 @@ class Engine:
         finally:
             self._finished.pop(job_id, None)
 
-    async def events(self, job_id: str, *, owner: str | None = "") -> AsyncIterator[Event]:
+    async def events(self, job_id: str) -> AsyncIterator[Event]:
         """Progress of one job (stage, bytes, speed, ETA, job-level percent) until it ends."""
-        job = await self.get_job(job_id, owner=owner)
+        job = await self.get_job(job_id)
         first = Event(
             job.id,
             job.status,

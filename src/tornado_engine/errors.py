@@ -9,6 +9,7 @@ boundary with ``raise ... from exc``, so nobody needs to import yt-dlp to handle
      ├── InvalidState          the operation does not fit the job's state (e.g. cancel a finished job)
      ├── FFmpegNotFound        neither a system ffmpeg nor the optional wheel is installed
      ├── StoreError            the job store failed
+     ├── QuotaExceeded         a tenant's quota refuses the job (before any download)
      ├── JobCancelled          raised inside a running job when it is cancelled
      └── StageError            a pipeline stage failed; carries how the job should end
           ├── ResolveError     metadata extraction
@@ -27,6 +28,7 @@ __all__ = [
     "JobCancelled",
     "MuxError",
     "NotFound",
+    "QuotaExceeded",
     "ResolveError",
     "StageError",
     "StoreError",
@@ -64,6 +66,12 @@ class FFmpegNotFound(TornadoError):
 
 class StoreError(TornadoError):
     pass
+
+
+class QuotaExceeded(TornadoError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class JobCancelled(TornadoError):

@@ -39,7 +39,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _has_control(text: str) -> bool:
+def has_control_chars(text: str) -> bool:
     # Cc = control characters, Cf = format characters (bidi overrides, zero-width joiners...)
     return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
 
@@ -58,6 +58,7 @@ class JobRequest(BaseModel):
     filename: str | None = None
     folder: str | None = None
     webhook_url: str | None = None
+    paused: bool = False  # a playlist/show URL creates its batch paused (rename, then start_batch)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -79,7 +80,7 @@ class JobRequest(BaseModel):
         url: str = value.strip()
         if len(url) > _MAX_URL:
             raise ValueError(f"URL too long (max {_MAX_URL} characters)")
-        if _has_control(url) or " " in url:
+        if has_control_chars(url) or " " in url:
             raise ValueError("URL contains spaces or control characters")
         scheme, sep, rest = url.partition("://")
         if not sep or scheme.lower() not in ("http", "https") or not rest:
@@ -151,6 +152,19 @@ def sanitize_filename(value: str) -> str:
     return name
 
 
+def name_from_title(title: str | None) -> str | None:
+    """A safe file or folder name made from remote text such as a title; None if nothing is left."""
+    if not title:
+        return None
+    cleaned = title.replace("/", " ").replace("\\", " ").replace("\x00", "")
+    while ".." in cleaned:
+        cleaned = cleaned.replace("..", ".")
+    try:
+        return sanitize_filename(cleaned[:200])
+    except ValueError:
+        return None
+
+
 def check_folder(value: str) -> str:
     value = unicodedata.normalize("NFC", value)  # NFC can lengthen text: check the stored form
     if len(value) > _MAX_FOLDER:
@@ -161,7 +175,7 @@ def check_folder(value: str) -> str:
         raise ValueError("Folder name must not start with '/' or '\\'")
     if ".." in value:
         raise ValueError("Folder name must not contain '..'")
-    if "\\" in value or "\x00" in value or _has_control(value):
+    if "\\" in value or "\x00" in value or has_control_chars(value):
         raise ValueError("Folder name must not contain '\\' or control characters")
     folder = value.strip().rstrip("/")
     parts = folder.split("/")
@@ -217,6 +231,7 @@ _FINISHED_FIELDS = (
     "download_strategy",
     "error_type",
     "webhook_status",
+    "file_deleted_at",
     "finished_at",
 )
 
@@ -265,6 +280,9 @@ class Job:
     subtitle_url: str | None = None
     thumbnail_url: str | None = None
     storage_key: str | None = None
+    storage_url: str | None = None  # the target the file went to (no credentials), for delete_file
+    file_deleted_at: int | None = None
+    reserved_bytes: int = 0  # expected size while in flight, counted in usage()
     webhook_status: str | None = None
 
     @property

@@ -13,7 +13,7 @@ from typing import Any
 
 from .states import Status, Step
 
-__all__ = ["STAGE_SLICES", "DownloadProgress", "Event", "job_percent"]
+__all__ = ["STAGE_SLICES", "DownloadProgress", "Event", "expected_bytes", "job_percent"]
 
 STAGE_SLICES: dict[Step, tuple[float, float]] = {
     Step.QUEUED: (0.0, 0.0),
@@ -50,7 +50,7 @@ class Event:
         return out
 
 
-def _expected_bytes(fmt: dict[str, Any], duration: float | None) -> float | None:
+def expected_bytes(fmt: dict[str, Any], duration: float | None) -> float | None:
     size = fmt.get("filesize") or fmt.get("filesize_approx")
     if size:
         return float(size)
@@ -63,7 +63,7 @@ class DownloadProgress:
     """Folds yt-dlp's per-stream hook calls into one download percent; thread-safe (fragment threads)."""
 
     def __init__(self, formats: list[dict[str, Any]], duration: float | None) -> None:
-        expected = {str(f.get("format_id")): _expected_bytes(f, duration) for f in formats}
+        expected = {str(f.get("format_id")): expected_bytes(f, duration) for f in formats}
         known = [v for v in expected.values() if v]
         fallback = sum(known) / len(known) if known else 1.0
         self.weights = {k: v or fallback for k, v in expected.items()} or {"": 1.0}

@@ -51,6 +51,7 @@ OUTCOMES: dict[str, Outcome] = {
     "storage_transient": _error("The storage service is temporarily unavailable", transient=True),
     "storage_denied": _error("The storage service refused the credentials"),
     "storage_error": _error("Uploading to storage failed"),
+    "quota_exceeded": _error("The tenant's quota does not allow this job"),
     "unknown": _error("The job failed unexpectedly"),
     # content issues: Warning
     "private": _warning("This video is private"),

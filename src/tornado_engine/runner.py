@@ -19,11 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import JobCancelled, StageError
+from .errors import JobCancelled, ResolveError, StageError
 from .ffmpeg import FFmpegPaths, plan_mux, verify_output
-from .models import Job, now_ms, sanitize_filename
+from .models import Job, name_from_title, now_ms
 from .pipeline import downloader, muxer, resolver, uploader
+from .pipeline.downloader import requested_formats
 from .progress import Event, job_percent
+from .progress import expected_bytes as _expected_size
+from .quota import quota_problem
+from .results import Quota
 from .retry import RetryPolicy, outcome_for
 from .scheduler import Pools
 from .states import Status, Step
@@ -52,7 +56,9 @@ class _Run:
         self.job = claim.job
         self.token = claim.token
         self.runner = runner
-        self.cancel = threading.Event()
+        self.cancel = threading.Event()  # read by yt-dlp's progress hook, in its thread
+        self.cancel_async = asyncio.Event()  # awaited by the muxer and by retry back-offs
+        self.uploaded: tuple[StorageTarget, str] | None = None
         self.dir = runner.config.work_dir / self.job.id
         self.loop = asyncio.get_running_loop()
         self.last_emit = 0.0
@@ -72,7 +78,12 @@ class _Run:
         self.last_emit = now
         self.loop.call_soon_threadsafe(lambda: self.emit(step, stage_percent, **extra))
 
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise JobCancelled(f"job {self.job.id} cancelled")
+
     async def enter(self, step: Step) -> None:
+        self.check_cancel()
         self.job.step = step
         await self.save()
         self.emit(step, 0.0)
@@ -86,7 +97,9 @@ class JobRunner:
         config: RunnerConfig,
         publish: Callable[[Event], None],
         executor: Executor | None = None,
+        quota_for: Callable[[str], Awaitable[Quota | None]] | None = None,
     ) -> None:
+        self.quota_for = quota_for
         self.store = store
         self.pools = pools
         self.config = config
@@ -124,7 +137,8 @@ class JobRunner:
         try:
             stored = await self._pipeline(run)
         except JobCancelled:
-            raise
+            await self._cancelled(run)
+            return
         except StageError as exc:
             await self._fail(run, exc.kind, exc.message)
             return
@@ -146,6 +160,21 @@ class JobRunner:
         job.finished_at = now_ms()
         if job.started_at is not None:
             job.total_duration_ms = job.finished_at - job.created_at
+
+    async def _cancelled(self, run: _Run) -> None:
+        """Cancel is terminal: whatever reached storage is removed; temp files go in ``__call__``."""
+        if run.uploaded is not None:
+            target, key = run.uploaded
+            with contextlib.suppress(Exception):
+                await asyncio.get_running_loop().run_in_executor(self.executor, target.delete, key)
+        job = run.job
+        job.status = Status.CANCELLED
+        job.error = "Cancelled by request"
+        job.s3_url = None
+        job.file_size = None
+        self._finish_times(job)
+        await run.save()
+        run.emit(job.step, 0.0, message=job.error)
 
     async def _fail(self, run: _Run, kind: str, message: str) -> None:
         outcome = outcome_for(kind)
@@ -179,7 +208,9 @@ class JobRunner:
                     retries + 1,
                     delay,
                 )
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(run.cancel_async.wait(), delay)
+                run.check_cancel()
 
     async def _pipeline(self, run: _Run) -> Any:
         job, cfg = run.job, self.config
@@ -199,6 +230,7 @@ class JobRunner:
                     job.url, ffmpeg_dir=ffmpeg_dir, socket_timeout=cfg.socket_timeout, executor=self.executor
                 )
                 self._apply_info(job, info)
+                await self._check_quota(run, info)
 
                 def on_progress(pct: float, done: int, speed: float | None, eta: float | None) -> None:
                     run.emit_threadsafe(
@@ -244,6 +276,9 @@ class JobRunner:
                     raise StageError(f"storage write failed: {exc}", kind="storage_transient") from exc
 
         stored = await self._with_retries(run, "upload_retries", put, lambda: None)
+        run.uploaded = (cfg.storage, stored.key)
+        job.storage_url = cfg.storage.url
+        run.check_cancel()  # cancelled while uploading: the object just written is removed
         seconds = time.monotonic() - started
         job.upload_duration_ms = int(seconds * 1000)
         if seconds > 0:
@@ -289,10 +324,27 @@ class JobRunner:
                 paths=cfg.ffmpeg,
                 duration=duration,
                 on_progress=lambda pct: run.emit(Step.MUXING, pct),
-                cancel=None,
+                cancel=run.cancel_async,
             )
         job.mux_duration_ms = int((time.monotonic() - started) * 1000)
         return output
+
+    async def _check_quota(self, run: _Run, info: dict[str, Any]) -> None:
+        """Refuse, before any download, what the tenant's quota does not allow; reserve the space."""
+        job = run.job
+        expected = sum(int(_expected_size(f, info.get("duration")) or 0) for f in requested_formats(info))
+        job.reserved_bytes = expected
+        await run.save()  # usage() counts the reservation from now on
+        quota = await self.quota_for(job.owner) if self.quota_for else None
+        if quota is None:
+            return
+        if problem := quota_problem(quota, info, requested_formats(info), expected):
+            raise ResolveError(problem, kind="quota_exceeded")
+        if quota.storage_bytes is not None:
+            totals = await self.store.usage(job.owner)
+            # our own reservation is already in reserved_bytes
+            if totals.stored_bytes + totals.reserved_bytes > quota.storage_bytes:
+                raise ResolveError("Storage quota exceeded", kind="quota_exceeded")
 
     @staticmethod
     def _apply_info(job: Job, info: dict[str, Any]) -> None:
@@ -302,10 +354,12 @@ class JobRunner:
         job.folder = job.request.folder
 
     def cancel(self, job_id: str) -> bool:
+        """Ask a running job to stop (called on the event loop); False if it does not run here."""
         run = self.active.get(job_id)
         if run is None:
             return False
         run.cancel.set()
+        run.cancel_async.set()
         return True
 
 
@@ -314,8 +368,4 @@ def _short(value: Any, limit: int) -> str | None:
 
 
 def _title_filename(title: str | None, fallback: str) -> str:
-    if title:
-        with contextlib.suppress(ValueError):
-            cleaned = title.replace("/", " ").replace("\\", " ").replace("..", ".").replace("\x00", "")
-            return sanitize_filename(cleaned[:200])
-    return fallback
+    return name_from_title(title) or fallback

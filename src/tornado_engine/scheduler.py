@@ -86,7 +86,9 @@ class Scheduler:
         poll_interval: float = 0.5,
         lease_seconds: float = 30.0,
         worker_id: str | None = None,
+        on_cancel_requested: Callable[[str], object] = lambda job_id: None,
     ) -> None:
+        self.on_cancel_requested = on_cancel_requested  # a cancel asked for through the store
         self.store = store
         self.run_job = run_job
         self.concurrency = concurrency
@@ -153,18 +155,21 @@ class Scheduler:
 
     async def _heartbeat_loop(self) -> None:
         while not self._stopping:
-            await asyncio.sleep(self.lease_seconds / 3)
+            # often enough that a cancel asked through the store (another process) lands within ~1 s
+            await asyncio.sleep(min(self.lease_seconds / 3, 1.0))
             if not self.tokens:
                 continue
             try:
-                lost = await self.store.heartbeat(self.worker_id, dict(self.tokens), self.lease_seconds)
+                beat = await self.store.heartbeat(self.worker_id, dict(self.tokens), self.lease_seconds)
             except Exception:
                 log.exception("heartbeat failed")
                 continue
-            for job_id in lost:
+            for job_id in beat.lost:
                 log.warning("job %s: lease lost; stopping this attempt", job_id)
                 if task := self.running.get(job_id):
                     task.cancel()
+            for job_id in beat.cancel_requested:
+                self.on_cancel_requested(job_id)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait until no job is running (or ``timeout``)."""

@@ -1,10 +1,12 @@
 """Job status and step, and the transitions allowed between statuses (pure).
 
     Pending ──a──> Processing ──b──> Completed | Failed | Warning | Skipped
-       ^               │
-       └──────c────────┘   (c: re-queued after a crash, a transient failure or a shutdown)
+       │  ^            │
+       │  └─────c──────┤   (c: re-queued after a crash or a shutdown)
+       └──────d────────┴──e──> Cancelled   (d: cancelled while queued, e: while running)
 
-A terminal status is never left: a retry creates a new job.
+A terminal status is never left: a retry creates a new job. Cancelled is beyond TornadoAPI, which can
+only cancel Pending jobs (and then deletes them); we keep the record and say what happened.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class Status(StrEnum):
     FAILED = "Failed"
     WARNING = "Warning"
     SKIPPED = "Skipped"
+    CANCELLED = "Cancelled"
 
 
 class Step(StrEnum):
@@ -33,10 +36,10 @@ class Step(StrEnum):
     FINISHED = "Finished"
 
 
-TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.WARNING, Status.SKIPPED})
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.WARNING, Status.SKIPPED, Status.CANCELLED})
 
 _ALLOWED: dict[Status, frozenset[Status]] = {
-    Status.PENDING: frozenset({Status.PROCESSING}),
+    Status.PENDING: frozenset({Status.PROCESSING, Status.CANCELLED}),
     Status.PROCESSING: frozenset({Status.PENDING, *TERMINAL}),
 }
 

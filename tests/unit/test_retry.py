@@ -30,6 +30,7 @@ FAILED = {
     "storage_transient",
     "storage_denied",
     "storage_error",
+    "quota_exceeded",
     "unknown",
 }
 WARNING = {"private", "members_only", "login_required", "geo_restricted", "unavailable"}

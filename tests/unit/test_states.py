@@ -16,11 +16,15 @@ ALLOWED = {
     (Status.PROCESSING, Status.FAILED),
     (Status.PROCESSING, Status.WARNING),
     (Status.PROCESSING, Status.SKIPPED),
+    (Status.PENDING, Status.CANCELLED),
+    (Status.PROCESSING, Status.CANCELLED),
 }
 
 
 def test_status_values_are_tornadoapi_strings() -> None:
-    assert [s.value for s in Status] == ["Pending", "Processing", "Completed", "Failed", "Warning", "Skipped"]
+    assert [s.value for s in Status] == [
+        "Pending", "Processing", "Completed", "Failed", "Warning", "Skipped", "Cancelled",
+    ]  # fmt: skip
     assert Status("Completed") is Status.COMPLETED
     assert Status.FAILED == "Failed"  # StrEnum: compares and formats as the plain string
     assert f"{Status.WARNING}" == "Warning"
@@ -32,7 +36,8 @@ def test_step_values_are_tornadoapi_strings() -> None:
 
 
 def test_terminal_set() -> None:
-    assert frozenset({Status.COMPLETED, Status.FAILED, Status.WARNING, Status.SKIPPED}) == TERMINAL
+    want = {Status.COMPLETED, Status.FAILED, Status.WARNING, Status.SKIPPED, Status.CANCELLED}
+    assert frozenset(want) == TERMINAL
     assert Status.PENDING not in TERMINAL
     assert Status.PROCESSING not in TERMINAL
 
@@ -67,7 +72,7 @@ def test_terminal_is_never_left(terminal: Status) -> None:
 
 
 def test_pending_cannot_finish_without_processing() -> None:
-    for new in TERMINAL:
+    for new in TERMINAL - {Status.CANCELLED}:
         with pytest.raises(InvalidState):
             check_transition(Status.PENDING, new)
 

@@ -14,7 +14,7 @@ from ..errors import StoreError
 from ..models import Job
 from ..states import Status
 
-__all__ = ["Claim", "JobStore", "LeaseLost", "open_store"]
+__all__ = ["BatchRecord", "Claim", "Heartbeat", "JobStore", "LeaseLost", "UsageTotals", "open_store"]
 
 
 class LeaseLost(StoreError):
@@ -27,13 +27,46 @@ class Claim:
     token: int
 
 
+@dataclass
+class BatchRecord:
+    id: str
+    owner: str
+    created_at: int
+    paused: bool
+    show_url: str | None
+    folder: str | None
+    job_ids: list[str]
+    completed: int = 0  # filled in when read: jobs Completed
+    failed: int = 0  # filled in when read: jobs that ended any other way
+
+    def to_data(self) -> dict[str, object]:
+        return {"show_url": self.show_url, "folder": self.folder, "job_ids": self.job_ids}
+
+
+@dataclass
+class Heartbeat:
+    lost: set[str]  # leases taken over by another attempt: stop these
+    cancel_requested: set[str]  # jobs someone asked to cancel (maybe from another process)
+
+
+@dataclass
+class UsageTotals:
+    counts: dict[str, int]
+    stored_bytes: int
+    reserved_bytes: int
+
+
 class JobStore(Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
 
-    async def insert_job(self, job: Job, idempotency_key: str | None = None) -> Job:
-        """Commit a new Pending job; with a key already used by this owner, return that job instead."""
+    # -- submit and read ----------------------------------------------------------------------------
+    async def insert_jobs(
+        self, jobs: list[Job], batch: BatchRecord | None = None, idempotency_key: str | None = None
+    ) -> list[Job]:
+        """Commit new jobs (and their batch) in one transaction. With an idempotency key this owner
+        already used, nothing is inserted and the earlier job is returned instead."""
         ...
 
     async def get_job(self, job_id: str, owner: str | None = None) -> Job | None: ...
@@ -42,16 +75,41 @@ class JobStore(Protocol):
         self, owner: str | None, limit: int, offset: int, status: Status | None = None
     ) -> list[Job]: ...
 
+    async def get_batch(self, batch_id: str, owner: str | None = None) -> BatchRecord | None: ...
+
+    async def set_batch_paused(self, batch_id: str, paused: bool) -> None: ...
+
+    async def usage(self, owner: str | None) -> UsageTotals: ...
+
+    async def get_tenant(self, owner: str) -> dict[str, object] | None: ...
+
+    async def put_tenant(self, owner: str, data: dict[str, object]) -> None: ...
+
+    # -- changes outside a lease ----------------------------------------------------------------------
+    async def update_pending(self, job: Job) -> bool:
+        """Rewrite a job that is still Pending (e.g. a rename); False if it no longer is."""
+        ...
+
+    async def update_finished(self, job: Job) -> bool:
+        """Rewrite a terminal job's record (e.g. its file was deleted); False if it is not terminal."""
+        ...
+
+    async def request_cancel(self, job_id: str, owner: str | None, finished: Job | None) -> Job | None:
+        """Cancel: a Pending job becomes ``finished`` (its Cancelled record) at once; a Processing one is
+        flagged for its worker. Returns the job as it now stands, or None if unknown."""
+        ...
+
+    # -- workers ----------------------------------------------------------------------------------------
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Claim]:
-        """Move up to ``limit`` Pending jobs to Processing for this worker, oldest first."""
+        """Move up to ``limit`` runnable Pending jobs to Processing for this worker, oldest first."""
         ...
 
     async def save(self, job: Job, token: int) -> None:
         """Write the job's record, fenced by ``token``."""
         ...
 
-    async def heartbeat(self, worker_id: str, tokens: dict[str, int], lease_seconds: float) -> set[str]:
-        """Extend the leases still held; returns the ids whose lease was lost."""
+    async def heartbeat(self, worker_id: str, tokens: dict[str, int], lease_seconds: float) -> Heartbeat:
+        """Extend the leases still held; report lost leases and cancel requests."""
         ...
 
     async def release(self, job: Job, token: int, delay_seconds: float = 0.0) -> None:

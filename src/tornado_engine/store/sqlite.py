@@ -8,18 +8,19 @@ share the file; ``busy_timeout`` absorbs their short write locks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import StoreError
 from ..models import Job
-from ..states import Status
-from .base import Claim, LeaseLost
+from ..states import TERMINAL, Status
+from .base import BatchRecord, Claim, Heartbeat, LeaseLost, UsageTotals
 
 __all__ = ["SQLiteStore"]
 
@@ -36,9 +37,26 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_owner      TEXT,
     lease_token      INTEGER NOT NULL DEFAULT 0,
     lease_expires_at INTEGER,
+    batch_id         TEXT,
+    paused           INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    stored_bytes     INTEGER NOT NULL DEFAULT 0,
+    reserved_bytes   INTEGER NOT NULL DEFAULT 0,
     data             TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (status, available_at, created_at);
+CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (status, paused, available_at, created_at);
+CREATE INDEX IF NOT EXISTS jobs_batch ON jobs (batch_id);
+CREATE TABLE IF NOT EXISTS batches (
+    id         TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    paused     INTEGER NOT NULL DEFAULT 0,
+    data       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tenants (
+    owner TEXT PRIMARY KEY,
+    data  TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS jobs_owner_created ON jobs (owner, created_at DESC);
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency
     ON jobs (owner, idempotency_key) WHERE idempotency_key IS NOT NULL;
@@ -51,8 +69,29 @@ def _now_ms() -> int:
 
 def _row_to_job(status: str, data: str) -> Job:
     job = Job.from_record(json.loads(data))
-    job.status = Status(status)  # the column is the truth; data is rewritten on fenced saves
+    job.status = Status(status)  # the column is the truth; data is rewritten on every write
     return job
+
+
+def _job_columns(job: Job) -> tuple[str, int, int, str]:
+    """status, stored_bytes, reserved_bytes, data: the columns each write of a job sets together."""
+    stored = job.file_size or 0 if job.status is Status.COMPLETED and not job.file_deleted_at else 0
+    reserved = job.reserved_bytes if job.status in (Status.PENDING, Status.PROCESSING) else 0
+    return job.status.value, stored, reserved, json.dumps(job.to_record())
+
+
+_TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in TERMINAL)
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks between processes
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 class SQLiteStore:
@@ -100,49 +139,51 @@ class SQLiteStore:
         await asyncio.get_running_loop().run_in_executor(self._executor, disconnect)
         self._executor.shutdown(wait=True)
 
-    async def insert_job(self, job: Job, idempotency_key: str | None = None) -> Job:
-        record = json.dumps(job.to_record())
+    # -- submit and read ----------------------------------------------------------------------------
 
-        def insert(conn: sqlite3.Connection) -> Job:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if idempotency_key is not None:
+    async def insert_jobs(
+        self, jobs: list[Job], batch: BatchRecord | None = None, idempotency_key: str | None = None
+    ) -> list[Job]:
+        rows = [
+            (job.id, job.owner, *_job_columns(job), job.created_at, job.created_at, job.batch_id,
+             int(batch.paused) if batch else 0)
+            for job in jobs
+        ]  # fmt: skip
+
+        def insert(conn: sqlite3.Connection) -> list[Job]:
+            with _transaction(conn):
+                if idempotency_key is not None and jobs:
                     row = conn.execute(
                         "SELECT status, data FROM jobs WHERE owner = ? AND idempotency_key = ?",
-                        (job.owner, idempotency_key),
+                        (jobs[0].owner, idempotency_key),
                     ).fetchone()
                     if row:
-                        conn.execute("COMMIT")
-                        return _row_to_job(*row)
-                conn.execute(
-                    "INSERT INTO jobs (id, owner, status, created_at, available_at, idempotency_key, data)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        job.id,
-                        job.owner,
-                        job.status.value,
-                        job.created_at,
-                        job.created_at,
-                        idempotency_key,
-                        record,
-                    ),
+                        return [_row_to_job(*row)]
+                if batch is not None:
+                    conn.execute(
+                        "INSERT INTO batches (id, owner, created_at, paused, data) VALUES (?, ?, ?, ?, ?)",
+                        (batch.id, batch.owner, batch.created_at, int(batch.paused),
+                         json.dumps(batch.to_data())),
+                    )  # fmt: skip
+                conn.executemany(
+                    "INSERT INTO jobs (id, owner, status, stored_bytes, reserved_bytes, data, created_at,"
+                    " available_at, batch_id, paused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
                 )
-                conn.execute("COMMIT")
-                return job
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                if idempotency_key is not None and jobs:
+                    conn.execute(
+                        "UPDATE jobs SET idempotency_key = ? WHERE id = ?", (idempotency_key, jobs[0].id)
+                    )
+            return jobs
 
         return await self._run(insert)
 
     async def get_job(self, job_id: str, owner: str | None = None) -> Job | None:
         def get(conn: sqlite3.Connection) -> Job | None:
-            if owner is None:
-                row = conn.execute("SELECT status, data FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            else:
-                row = conn.execute(
-                    "SELECT status, data FROM jobs WHERE id = ? AND owner = ?", (job_id, owner)
-                ).fetchone()
+            row = conn.execute(
+                "SELECT status, data FROM jobs WHERE id = ? AND (? IS NULL OR owner = ?)",
+                (job_id, owner, owner),
+            ).fetchone()
             return _row_to_job(*row) if row else None
 
         return await self._run(get)
@@ -150,20 +191,125 @@ class SQLiteStore:
     async def list_jobs(
         self, owner: str | None, limit: int, offset: int, status: Status | None = None
     ) -> list[Job]:
-        clauses, args = [], []
-        if owner is not None:
-            clauses.append("owner = ?")
-            args.append(owner)
-        if status is not None:
-            clauses.append("status = ?")
-            args.append(status.value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT status, data FROM jobs {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
+        value = status.value if status else None
 
         def select(conn: sqlite3.Connection) -> list[Job]:
-            return [_row_to_job(*r) for r in conn.execute(sql, (*args, limit, offset))]
+            rows = conn.execute(
+                "SELECT status, data FROM jobs WHERE (? IS NULL OR owner = ?) AND (? IS NULL OR status = ?)"
+                " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                (owner, owner, value, value, limit, offset),
+            )
+            return [_row_to_job(*r) for r in rows]
 
         return await self._run(select)
+
+    async def get_batch(self, batch_id: str, owner: str | None = None) -> BatchRecord | None:
+        def get(conn: sqlite3.Connection) -> BatchRecord | None:
+            row = conn.execute(
+                "SELECT owner, created_at, paused, data FROM batches"
+                " WHERE id = ? AND (? IS NULL OR owner = ?)",
+                (batch_id, owner, owner),
+            ).fetchone()
+            if row is None:
+                return None
+            data: dict[str, Any] = json.loads(row[3])
+            counts = dict(
+                conn.execute(
+                    "SELECT status, COUNT(*) FROM jobs WHERE batch_id = ? GROUP BY status", (batch_id,)
+                )
+            )
+            completed = counts.pop(Status.COMPLETED.value, 0)
+            failed = sum(n for st, n in counts.items() if st in {s.value for s in TERMINAL})
+            return BatchRecord(batch_id, row[0], row[1], bool(row[2]), data.get("show_url"),
+                               data.get("folder"), list(data["job_ids"]), completed, failed)  # fmt: skip
+
+        return await self._run(get)
+
+    async def set_batch_paused(self, batch_id: str, paused: bool) -> None:
+        def update(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute("UPDATE batches SET paused = ? WHERE id = ?", (int(paused), batch_id))
+                conn.execute("UPDATE jobs SET paused = ? WHERE batch_id = ?", (int(paused), batch_id))
+
+        await self._run(update)
+
+    async def usage(self, owner: str | None) -> UsageTotals:
+        def totals(conn: sqlite3.Connection) -> UsageTotals:
+            rows = conn.execute(
+                "SELECT status, COUNT(*), SUM(stored_bytes), SUM(reserved_bytes) FROM jobs"
+                " WHERE (? IS NULL OR owner = ?) GROUP BY status",
+                (owner, owner),
+            ).fetchall()
+            counts = {r[0]: r[1] for r in rows}
+            return UsageTotals(counts, sum(r[2] or 0 for r in rows), sum(r[3] or 0 for r in rows))
+
+        return await self._run(totals)
+
+    async def get_tenant(self, owner: str) -> dict[str, object] | None:
+        def get(conn: sqlite3.Connection) -> dict[str, object] | None:
+            row = conn.execute("SELECT data FROM tenants WHERE owner = ?", (owner,)).fetchone()
+            return json.loads(row[0]) if row else None
+
+        return await self._run(get)
+
+    async def put_tenant(self, owner: str, data: dict[str, object]) -> None:
+        def put(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO tenants (owner, data) VALUES (?, ?)"
+                " ON CONFLICT (owner) DO UPDATE SET data = excluded.data",
+                (owner, json.dumps(data)),
+            )
+
+        await self._run(put)
+
+    # -- changes outside a lease ----------------------------------------------------------------------
+
+    async def update_pending(self, job: Job) -> bool:
+        data = _job_columns(job)[3]
+
+        def update(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute("UPDATE jobs SET data = ? WHERE id = ? AND status = 'Pending'", (data, job.id))
+            return cur.rowcount == 1
+
+        return await self._run(update)
+
+    async def update_finished(self, job: Job) -> bool:
+        _, stored, _, data = _job_columns(job)
+
+        def update(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                f"UPDATE jobs SET stored_bytes = ?, data = ? WHERE id = ? AND status IN ({_TERMINAL_SQL})",
+                (stored, data, job.id),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(update)
+
+    async def request_cancel(self, job_id: str, owner: str | None, finished: Job | None) -> Job | None:
+        columns = _job_columns(finished) if finished is not None else None
+
+        def cancel(conn: sqlite3.Connection) -> Job | None:
+            with _transaction(conn):
+                row = conn.execute(
+                    "SELECT status, data FROM jobs WHERE id = ? AND (? IS NULL OR owner = ?)",
+                    (job_id, owner, owner),
+                ).fetchone()
+                if row is None:
+                    return None
+                if row[0] == Status.PENDING.value and columns is not None:
+                    conn.execute(
+                        "UPDATE jobs SET status = ?, stored_bytes = ?, reserved_bytes = ?, data = ?"
+                        " WHERE id = ?",
+                        (*columns, job_id),
+                    )
+                    return _row_to_job(columns[0], columns[3])
+                if row[0] == Status.PROCESSING.value:
+                    conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+                return _row_to_job(*row)
+
+        return await self._run(cancel)
+
+    # -- workers ----------------------------------------------------------------------------------------
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Claim]:
         def claim(conn: sqlite3.Connection) -> list[Claim]:
@@ -171,7 +317,7 @@ class SQLiteStore:
             rows = conn.execute(
                 "UPDATE jobs SET status = 'Processing', lease_owner = ?, lease_token = lease_token + 1,"
                 " lease_expires_at = ? WHERE id IN (SELECT id FROM jobs WHERE status = 'Pending'"
-                " AND available_at <= ? ORDER BY available_at, created_at LIMIT ?)"
+                " AND paused = 0 AND available_at <= ? ORDER BY available_at, created_at LIMIT ?)"
                 " RETURNING lease_token, data",
                 (worker_id, now + int(lease_seconds * 1000), now, limit),
             ).fetchall()
@@ -182,50 +328,49 @@ class SQLiteStore:
         return await self._run(claim)
 
     async def save(self, job: Job, token: int) -> None:
-        record = json.dumps(job.to_record())
+        status, stored, reserved, data = _job_columns(job)
 
         def save(conn: sqlite3.Connection) -> None:
             cur = conn.execute(
-                "UPDATE jobs SET status = ?, data = ? WHERE id = ? AND lease_token = ?"
-                " AND status = 'Processing'",
-                (job.status.value, record, job.id, token),
+                "UPDATE jobs SET status = ?, stored_bytes = ?, reserved_bytes = ?, data = ?,"
+                " lease_owner = CASE WHEN ? = 'Processing' THEN lease_owner END"
+                " WHERE id = ? AND lease_token = ? AND status = 'Processing'",
+                (status, stored, reserved, data, status, job.id, token),
             )
             if cur.rowcount != 1:
                 raise LeaseLost(f"job {job.id}: lease lost, write refused")
 
         await self._run(save)
 
-    async def heartbeat(self, worker_id: str, tokens: dict[str, int], lease_seconds: float) -> set[str]:
-        def beat(conn: sqlite3.Connection) -> set[str]:
+    async def heartbeat(self, worker_id: str, tokens: dict[str, int], lease_seconds: float) -> Heartbeat:
+        def beat(conn: sqlite3.Connection) -> Heartbeat:
             expires = _now_ms() + int(lease_seconds * 1000)
-            lost = set()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            result = Heartbeat(set(), set())
+            with _transaction(conn):
                 for job_id, token in tokens.items():
-                    cur = conn.execute(
+                    row = conn.execute(
                         "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_token = ?"
-                        " AND lease_owner = ? AND status = 'Processing'",
+                        " AND lease_owner = ? AND status = 'Processing' RETURNING cancel_requested",
                         (expires, job_id, token, worker_id),
-                    )
-                    if cur.rowcount != 1:
-                        lost.add(job_id)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return lost
+                    ).fetchone()
+                    if row is None:
+                        result.lost.add(job_id)
+                    elif row[0]:
+                        result.cancel_requested.add(job_id)
+            return result
 
         return await self._run(beat)
 
     async def release(self, job: Job, token: int, delay_seconds: float = 0.0) -> None:
         job.status = Status.PENDING
-        record = json.dumps(job.to_record())
+        _, _, reserved, data = _job_columns(job)
 
         def release(conn: sqlite3.Connection) -> None:
             cur = conn.execute(
                 "UPDATE jobs SET status = 'Pending', lease_owner = NULL, lease_expires_at = NULL,"
-                " available_at = ?, data = ? WHERE id = ? AND lease_token = ? AND status = 'Processing'",
-                (_now_ms() + int(delay_seconds * 1000), record, job.id, token),
+                " available_at = ?, reserved_bytes = ?, data = ?"
+                " WHERE id = ? AND lease_token = ? AND status = 'Processing'",
+                (_now_ms() + int(delay_seconds * 1000), reserved, data, job.id, token),
             )
             if cur.rowcount != 1:
                 raise LeaseLost(f"job {job.id}: lease lost, release refused")
@@ -235,8 +380,7 @@ class SQLiteStore:
     async def requeue_expired(self, is_dead_owner: Callable[[str], bool]) -> list[str]:
         def requeue(conn: sqlite3.Connection) -> list[str]:
             now = _now_ms()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 rows = conn.execute(
                     "SELECT id, lease_owner, lease_expires_at FROM jobs WHERE status = 'Processing'"
                 ).fetchall()
@@ -245,16 +389,11 @@ class SQLiteStore:
                     for job_id, owner, expires in rows
                     if (expires or 0) < now or (owner and is_dead_owner(owner))
                 ]
-                for job_id in stale:
-                    conn.execute(
-                        "UPDATE jobs SET status = 'Pending', lease_owner = NULL, lease_expires_at = NULL,"
-                        " available_at = ? WHERE id = ?",
-                        (now, job_id),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                conn.executemany(
+                    "UPDATE jobs SET status = 'Pending', lease_owner = NULL, lease_expires_at = NULL,"
+                    " available_at = ? WHERE id = ? AND status = 'Processing'",
+                    [(now, job_id) for job_id in stale],
+                )
             return stale
 
         return await self._run(requeue)

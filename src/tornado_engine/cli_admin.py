@@ -1,0 +1,104 @@
+"""Command line for jobs already submitted: ``jobs list|get|cancel|retry|delete-file``,
+``batch get|rename|start`` and ``usage``. They open the store without running jobs, so they work beside a
+running worker (a cancel reaches it through the store)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from .engine import Engine, default_data_dir
+from .models import Job
+
+__all__ = ["ADMIN_COMMANDS", "add_admin_commands", "run_admin"]
+
+ADMIN_COMMANDS = ("jobs", "batch", "usage")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help=f"engine data folder (default {default_data_dir()})")
+    parser.add_argument("--store", help="job store URL (default sqlite:///DATA_DIR/jobs.db)")
+    parser.add_argument("--storage", help="storage URL (default file://DATA_DIR/media)")
+    parser.add_argument("--tenant", help="act for this tenant (default: the default tenant)")
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def add_admin_commands(sub: Any) -> None:
+    jobs = sub.add_parser("jobs", help="list and manage jobs").add_subparsers(dest="action", required=True)
+    listing = jobs.add_parser("list", help="newest first")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--offset", type=int, default=0)
+    listing.add_argument("--status")
+    _common(listing)
+    for action, text in (
+        ("get", "show one job"),
+        ("cancel", "cancel a pending or running job"),
+        ("retry", "run a failed job again as a new job"),
+        ("delete-file", "remove a job's stored file"),
+    ):
+        parser = jobs.add_parser(action, help=text)
+        parser.add_argument("job_id")
+        _common(parser)
+
+    batch = sub.add_parser("batch", help="batches of jobs").add_subparsers(dest="action", required=True)
+    for action, text in (("get", "batch status"), ("start", "start a paused batch")):
+        parser = batch.add_parser(action, help=text)
+        parser.add_argument("batch_id")
+        _common(parser)
+    rename = batch.add_parser("rename", help="rename jobs of a paused batch")
+    rename.add_argument("batch_id")
+    rename.add_argument("renames", nargs="+", metavar="JOB_ID=FILENAME")
+    _common(rename)
+
+    _common(sub.add_parser("usage", help="job counts and storage used"))
+
+
+def _print(value: Any, as_json: bool) -> None:
+    if isinstance(value, Job):
+        value = value.to_api()
+    elif isinstance(value, BaseModel):
+        value = value.model_dump(mode="json", exclude_none=True)
+    elif isinstance(value, list):
+        value = [v.to_api() for v in value]
+    print(json.dumps(value, indent=None if as_json else 2))
+
+
+async def _job_action(engine: Engine, args: argparse.Namespace) -> Any:
+    if args.action == "list":
+        return await engine.list_jobs(limit=args.limit, offset=args.offset, status=args.status)
+    if args.action == "cancel":
+        return await engine.cancel_job(args.job_id)
+    if args.action == "retry":
+        return await engine.retry_job(args.job_id)
+    if args.action == "delete-file":
+        return await engine.delete_file(args.job_id)
+    return await engine.get_job(args.job_id)
+
+
+async def run_admin(args: argparse.Namespace) -> int:
+    options: dict[str, Any] = {"run_jobs": False, "expand_playlists": False}
+    for name in ("data_dir", "store", "storage"):
+        if getattr(args, name, None) is not None:
+            options[name] = getattr(args, name)
+    async with Engine.open(**options) as root:
+        engine = root.tenant(args.tenant) if args.tenant else root
+        result: Any
+        if args.command == "usage":
+            result = await engine.usage()
+        elif args.command == "jobs":
+            result = await _job_action(engine, args)
+        elif args.action == "rename":
+            pairs = [item.partition("=") for item in args.renames]
+            result = await engine.rename_batch_jobs(
+                args.batch_id, [{"job_id": job_id, "filename": name} for job_id, _, name in pairs]
+            )
+        elif args.action == "start":
+            result = await engine.start_batch(args.batch_id)
+        else:
+            result = await engine.get_batch(args.batch_id)
+    _print(result, args.json)
+    return 0

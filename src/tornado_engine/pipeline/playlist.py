@@ -1,0 +1,73 @@
+"""Playlist probe at submit: is this URL a playlist, channel or show, and what are its entries?
+
+Resolved flat (``extract_flat='in_playlist'``): one request for the feed or page, never one per entry, and
+capped, so a 5,000-episode show returns quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import tempfile
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yt_dlp
+
+from ..ytdlp import base_params
+
+__all__ = ["Playlist", "PlaylistEntry", "probe_playlist"]
+
+
+@dataclass(frozen=True)
+class PlaylistEntry:
+    url: str
+    title: str | None
+
+
+@dataclass(frozen=True)
+class Playlist:
+    url: str
+    title: str | None
+    entries: list[PlaylistEntry]
+
+
+def _probe_sync(url: str, max_entries: int, ffmpeg_dir: str | None, socket_timeout: float) -> Playlist | None:
+    with tempfile.TemporaryDirectory(prefix="tornado-probe-") as home:
+        params = {
+            **base_params(Path(home), ffmpeg_dir, socket_timeout=socket_timeout),
+            "noplaylist": False,
+            "extract_flat": "in_playlist",
+            "lazy_playlist": True,
+            "playlistend": max_entries,
+        }
+        try:
+            with yt_dlp.YoutubeDL(params) as ydl:
+                info: dict[str, Any] = ydl.extract_info(url, download=False)
+        except yt_dlp.utils.YoutubeDLError:
+            return None  # not for us to judge here: the job's own resolve classifies the failure
+    if info.get("_type") not in ("playlist", "multi_video"):
+        return None
+    entries = []
+    for entry in info.get("entries") or []:
+        entry_url = entry.get("url") or entry.get("webpage_url") if isinstance(entry, dict) else None
+        if isinstance(entry_url, str) and entry_url.startswith(("http://", "https://")):
+            entries.append(PlaylistEntry(entry_url, entry.get("title")))
+        if len(entries) >= max_entries:
+            break
+    return Playlist(url, info.get("title"), entries)
+
+
+async def probe_playlist(
+    url: str,
+    *,
+    max_entries: int,
+    ffmpeg_dir: str | None = None,
+    socket_timeout: float = 20,
+    executor: Executor | None = None,
+) -> Playlist | None:
+    """The playlist behind ``url``, or None when it is a single item (or cannot be read now)."""
+    call = functools.partial(_probe_sync, url, max_entries, ffmpeg_dir, socket_timeout)
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
