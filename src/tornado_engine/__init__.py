@@ -9,6 +9,7 @@ from .errors import (
     JobCancelled,
     MuxError,
     NotFound,
+    QuotaExceeded,
     ResolveError,
     StageError,
     StoreError,
@@ -17,11 +18,15 @@ from .errors import (
 )
 from .models import Job, JobCreated, JobRequest
 from .progress import Event
+from .results import BatchCreated, BatchStatus, BulkCreated, Quota, RenameResult, Usage
 from .retry import RetryPolicy
 from .scheduler import PoolLimits
 from .states import Status, Step
 
 __all__ = [
+    "BatchCreated",
+    "BatchStatus",
+    "BulkCreated",
     "DownloadError",
     "Engine",
     "Event",
@@ -35,6 +40,9 @@ __all__ = [
     "MuxError",
     "NotFound",
     "PoolLimits",
+    "Quota",
+    "QuotaExceeded",
+    "RenameResult",
     "ResolveError",
     "RetryPolicy",
     "StageError",
@@ -43,6 +51,7 @@ __all__ = [
     "StoreError",
     "TornadoError",
     "UploadError",
+    "Usage",
 ]
 
 __version__ = "0.1.0"

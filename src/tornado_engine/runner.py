@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import JobCancelled, ResolveError, StageError
+from .errors import JobCancelled, MuxError, ResolveError, StageError
 from .ffmpeg import FFmpegPaths, plan_mux, verify_output
 from .models import Job, name_from_title, now_ms
+from .options import MediaOptions, audio_quality, video_quality_label
 from .pipeline import downloader, muxer, resolver, uploader
+from .pipeline.sidecar import side_keys
 from .pipeline.downloader import requested_formats
 from .progress import Event, job_percent
 from .progress import expected_bytes as _expected_size
@@ -59,6 +61,7 @@ class _Run:
         self.cancel = threading.Event()  # read by yt-dlp's progress hook, in its thread
         self.cancel_async = asyncio.Event()  # awaited by the muxer and by retry back-offs
         self.uploaded: tuple[StorageTarget, str] | None = None
+        self.quota: Quota | None = None
         self.dir = runner.config.work_dir / self.job.id
         self.loop = asyncio.get_running_loop()
         self.last_emit = 0.0
@@ -121,9 +124,7 @@ class JobRunner:
             raise
         finally:
             self.active.pop(run.job.id, None)
-            await asyncio.get_running_loop().run_in_executor(
-                self.executor, lambda: shutil.rmtree(run.dir, ignore_errors=True)
-            )
+            await self._clear_dir(run)
 
     async def _run(self, run: _Run) -> None:
         job = run.job
@@ -146,6 +147,7 @@ class JobRunner:
             log.exception("job %s: unexpected error", job.id)
             await self._fail(run, "unknown", f"Internal error: {type(exc).__name__}")
             return
+        await self._clear_dir(run)
         job.status = Status.COMPLETED
         job.step = Step.FINISHED
         job.s3_url = stored.url
@@ -153,8 +155,19 @@ class JobRunner:
         job.file_size = stored.size
         job.progress = 100.0
         self._finish_times(job)
-        await run.save()
+        try:
+            await run.save()
+        except JobCancelled:  # cancelled between the last check and this write
+            job.status, job.step = Status.PROCESSING, Step.UPLOADING
+            await self._cancelled(run)
+            return
         run.emit(Step.FINISHED, 100.0)
+
+    async def _clear_dir(self, run: _Run) -> None:
+        """Temporary files go before the terminal write, so whoever sees the end sees them gone."""
+        await asyncio.get_running_loop().run_in_executor(
+            self.executor, lambda: shutil.rmtree(run.dir, ignore_errors=True)
+        )
 
     def _finish_times(self, job: Job) -> None:
         job.finished_at = now_ms()
@@ -162,7 +175,8 @@ class JobRunner:
             job.total_duration_ms = job.finished_at - job.created_at
 
     async def _cancelled(self, run: _Run) -> None:
-        """Cancel is terminal: whatever reached storage is removed; temp files go in ``__call__``."""
+        """Cancel is terminal: temporary files and whatever reached storage are removed."""
+        await self._clear_dir(run)
         if run.uploaded is not None:
             target, key = run.uploaded
             with contextlib.suppress(Exception):
@@ -170,13 +184,14 @@ class JobRunner:
         job = run.job
         job.status = Status.CANCELLED
         job.error = "Cancelled by request"
-        job.s3_url = None
+        job.s3_url = job.storage_key = None
         job.file_size = None
         self._finish_times(job)
         await run.save()
         run.emit(job.step, 0.0, message=job.error)
 
     async def _fail(self, run: _Run, kind: str, message: str) -> None:
+        await self._clear_dir(run)
         outcome = outcome_for(kind)
         job = run.job
         job.status = outcome.status
@@ -223,11 +238,18 @@ class JobRunner:
             job.io_pool_wait_ms = (job.io_pool_wait_ms or 0) + ms
 
         ffmpeg_dir = str(Path(cfg.ffmpeg.ffmpeg).parent)
+        opts = MediaOptions.from_request(job.request)
+        job.requested_quality = opts.requested_quality
 
         async def resolve_and_download() -> tuple[dict[str, Any], downloader.DownloadResult]:
             async with self.pools.acquire("io", io_wait):
                 info = await resolver.resolve(
-                    job.url, ffmpeg_dir=ffmpeg_dir, socket_timeout=cfg.socket_timeout, executor=self.executor
+                    job.url,
+                    ffmpeg_dir=ffmpeg_dir,
+                    socket_timeout=cfg.socket_timeout,
+                    executor=self.executor,
+                    options=opts,
+                    cancel=run.cancel_async,
                 )
                 self._apply_info(job, info)
                 await self._check_quota(run, info)
@@ -245,6 +267,7 @@ class JobRunner:
                     cancel=run.cancel,
                     socket_timeout=cfg.socket_timeout,
                     executor=self.executor,
+                    options=opts,
                 )
                 return info, result
 
@@ -260,7 +283,7 @@ class JobRunner:
 
         await run.enter(Step.UPLOADING)
         filename = job.request.filename or _title_filename(job.title, job.id)
-        key = object_key(job.request.folder, filename, job.request.format)
+        key = object_key(job.request.folder, filename, opts.extension)
         started = time.monotonic()
 
         def upload_wait(ms: int) -> None:
@@ -276,6 +299,7 @@ class JobRunner:
                     raise StageError(f"storage write failed: {exc}", kind="storage_transient") from exc
 
         stored = await self._with_retries(run, "upload_retries", put, lambda: None)
+        await self._upload_side_files(run, fetched, stored.key)
         run.uploaded = (cfg.storage, stored.key)
         job.storage_url = cfg.storage.url
         run.check_cancel()  # cancelled while uploading: the object just written is removed
@@ -311,6 +335,10 @@ class JobRunner:
             crf=req.video_quality,
         )
         duration = max((m.duration or 0.0) for m in inputs) or info.get("duration")
+        # a plain file says its duration only once downloaded: check it before muxing or uploading
+        late_problem = quota_problem(run.quota, {"duration": duration}, [], 0) if run.quota else None
+        if late_problem and not info.get("duration"):
+            raise MuxError(late_problem, kind="quota_exceeded")
         if not plan.needs_work:
             # the download already is the requested file: skip ffmpeg, keep the probe's verdict
             verify_output(plan, inputs[0], duration=duration)
@@ -335,7 +363,7 @@ class JobRunner:
         expected = sum(int(_expected_size(f, info.get("duration")) or 0) for f in requested_formats(info))
         job.reserved_bytes = expected
         await run.save()  # usage() counts the reservation from now on
-        quota = await self.quota_for(job.owner) if self.quota_for else None
+        quota = run.quota = await self.quota_for(job.owner) if self.quota_for else None
         if quota is None:
             return
         if problem := quota_problem(quota, info, requested_formats(info), expected):

@@ -105,7 +105,8 @@ class JobStore(Protocol):
         ...
 
     async def save(self, job: Job, token: int) -> None:
-        """Write the job's record, fenced by ``token``."""
+        """Write the job's record, fenced by ``token`` (LeaseLost). A Completed record is refused with
+        JobCancelled when a cancel was requested meanwhile."""
         ...
 
     async def heartbeat(self, worker_id: str, tokens: dict[str, int], lease_seconds: float) -> Heartbeat:

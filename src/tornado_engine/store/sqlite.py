@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import StoreError
+from ..errors import JobCancelled, StoreError
 from ..models import Job
 from ..states import TERMINAL, Status
 from .base import BatchRecord, Claim, Heartbeat, LeaseLost, UsageTotals
@@ -331,14 +331,23 @@ class SQLiteStore:
         status, stored, reserved, data = _job_columns(job)
 
         def save(conn: sqlite3.Connection) -> None:
+            # Completed never lands on a job whose cancel was accepted: that cancel would be a lie.
             cur = conn.execute(
                 "UPDATE jobs SET status = ?, stored_bytes = ?, reserved_bytes = ?, data = ?,"
                 " lease_owner = CASE WHEN ? = 'Processing' THEN lease_owner END"
-                " WHERE id = ? AND lease_token = ? AND status = 'Processing'",
-                (status, stored, reserved, data, status, job.id, token),
+                " WHERE id = ? AND lease_token = ? AND status = 'Processing'"
+                " AND (? != 'Completed' OR cancel_requested = 0)",
+                (status, stored, reserved, data, status, job.id, token, status),
             )
-            if cur.rowcount != 1:
-                raise LeaseLost(f"job {job.id}: lease lost, write refused")
+            if cur.rowcount == 1:
+                return
+            row = conn.execute(
+                "SELECT cancel_requested FROM jobs WHERE id = ? AND lease_token = ? AND status = 'Processing'",
+                (job.id, token),
+            ).fetchone()
+            if row and row[0]:
+                raise JobCancelled(f"job {job.id} cancelled")
+            raise LeaseLost(f"job {job.id}: lease lost, write refused")
 
         await self._run(save)
 
