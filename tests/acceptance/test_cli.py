@@ -75,3 +75,61 @@ def test_demo_completes_every_job(tmp_path: Path) -> None:
     assert all(r["status"] == "Completed" for r in records)
     for record in records:
         assert Path(record["s3_url"].removeprefix("file://")).is_file()
+
+
+def test_admin_commands_manage_jobs_and_batches(
+    tmp_path: Path, media_server: MediaServer, media_set: MediaSet
+) -> None:
+    done = json.loads(
+        _cli("run", media_server.url(media_set.progressive_mp4), "--json", home=tmp_path).stdout
+    )
+    failed = json.loads(_cli("run", media_server.url("status/404/x.mp4"), "--json", home=tmp_path).stdout)
+
+    listed = json.loads(_cli("jobs", "list", "--json", home=tmp_path).stdout)
+    assert [j["id"] for j in listed] == [failed["id"], done["id"]]
+    assert (
+        json.loads(_cli("jobs", "list", "--status", "Failed", "--json", home=tmp_path).stdout)[0]["id"]
+        == (failed["id"])
+    )
+    assert json.loads(_cli("jobs", "get", done["id"], "--json", home=tmp_path).stdout) == done
+
+    retried = json.loads(_cli("jobs", "retry", failed["id"], "--json", home=tmp_path).stdout)
+    cancelled = json.loads(_cli("jobs", "cancel", retried["job_id"], "--json", home=tmp_path).stdout)
+    assert cancelled["status"] == "Cancelled"  # no worker ran it: cancelled while Pending
+    refused = _cli("jobs", "cancel", done["id"], "--json", home=tmp_path)
+    assert refused.returncode == 2 and "already finished" in refused.stderr
+    assert _cli("jobs", "get", "no-such-id", home=tmp_path).returncode == 2
+
+    usage = json.loads(_cli("usage", "--json", home=tmp_path).stdout)
+    assert usage["jobs_by_status"] == {"Completed": 1, "Failed": 1, "Cancelled": 1}
+    assert usage["storage_usage_bytes"] == done["file_size"]
+    deleted = json.loads(_cli("jobs", "delete-file", done["id"], "--json", home=tmp_path).stdout)
+    assert "file_deleted_at" in deleted and "s3_url" not in deleted
+    assert json.loads(_cli("usage", "--json", home=tmp_path).stdout)["storage_usage_bytes"] == 0
+
+
+def test_batch_commands_rename_and_start_a_paused_batch(
+    tmp_path: Path, media_server: MediaServer, media_set: MediaSet
+) -> None:
+    import asyncio
+
+    from tornado_engine import BatchCreated, Engine
+
+    async def create() -> BatchCreated:
+        async with Engine.open(data_dir=tmp_path, run_jobs=False) as engine:
+            created = await engine.create_job({"url": media_server.url(media_set.feed_xml), "paused": True})
+            assert isinstance(created, BatchCreated)
+            return created
+
+    batch = asyncio.run(create())
+    first = batch.episode_jobs[0]
+    status = json.loads(_cli("batch", "get", batch.batch_id, "--json", home=tmp_path).stdout)
+    assert status["paused"] is True and status["total_episodes"] == 3
+    renamed = json.loads(
+        _cli("batch", "rename", batch.batch_id, f"{first}=opening", "--json", home=tmp_path).stdout
+    )
+    assert renamed == {"updated": 1, "errors": []}
+    started = json.loads(_cli("batch", "start", batch.batch_id, "--json", home=tmp_path).stdout)
+    assert started["paused"] is False and started["status"] == "processing"
+    proc = _cli("batch", "rename", batch.batch_id, f"{first}=late", "--json", home=tmp_path)
+    assert proc.returncode == 2 and "paused" in proc.stderr
