@@ -1,0 +1,124 @@
+"""URL and network policy (SSRF guard) and secret redaction.
+
+Judged on **resolved addresses**, never on the URL's text: ``http://2130706433/``, ``http://0177.0.0.1/``
+and ``http://127.1/`` all resolve to 127.0.0.1 and are refused like it. By default only globally routable
+unicast addresses are allowed; named networks can be allowed explicitly (tests and the demo need
+127.0.0.0/8), by ``Engine(allow_networks=[...])`` or ``TORNADO_ALLOW_NETWORKS="127.0.0.0/8,::1/128"``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+import urllib.parse
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .errors import InvalidRequest
+
+__all__ = [
+    "ALLOW_ENV",
+    "BlockedAddress",
+    "NetworkPolicy",
+    "check_url_syntax",
+    "redact",
+    "strip_credentials",
+]
+
+ALLOW_ENV = "TORNADO_ALLOW_NETWORKS"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class BlockedAddress(InvalidRequest):
+    """A URL whose host resolves to an address the network policy refuses."""
+
+
+def check_url_syntax(url: str, field: str = "url") -> urllib.parse.SplitResult:
+    """http/https only, a host, no credentials in the URL. Raises InvalidRequest naming ``field``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidRequest(f"{field}: malformed URL ({exc})", field=field) from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidRequest(f"{field}: only http and https URLs are allowed", field=field)
+    if not parts.hostname:
+        raise InvalidRequest(f"{field}: the URL has no host", field=field)
+    if parts.username is not None or parts.password is not None:
+        raise InvalidRequest(f"{field}: credentials in URLs are not allowed", field=field)
+    if port == 0:
+        raise InvalidRequest(f"{field}: port 0 is not allowed", field=field)
+    return parts
+
+
+@dataclass(frozen=True)
+class NetworkPolicy:
+    allow_networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def build(cls, allow: Iterable[str] | None = None) -> NetworkPolicy:
+        """Networks from ``allow``, else from ``$TORNADO_ALLOW_NETWORKS`` (comma separated)."""
+        if allow is None:
+            allow = [n for n in os.environ.get(ALLOW_ENV, "").split(",") if n.strip()]
+        try:
+            nets = tuple(ipaddress.ip_network(n.strip(), strict=False) for n in allow)
+        except ValueError as exc:
+            raise InvalidRequest(f"allow_networks: {exc}", field="allow_networks") from None
+        return cls(nets)
+
+    def allows(self, address: IPAddress) -> bool:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+        if any(address in net for net in self.allow_networks):
+            return True
+        # is_global excludes loopback, private, link-local (169.254.169.254), CGNAT, unique-local...
+        return address.is_global and not address.is_multicast
+
+    def resolve(self, host: str, port: int) -> list[IPAddress]:
+        """Every address ``host`` resolves to, all of which must be allowed (else BlockedAddress)."""
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise InvalidRequest(f"cannot resolve host {host!r}: {exc}", field="url") from None
+        addresses: list[IPAddress] = []
+        for info in infos:
+            address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+            if not self.allows(address):
+                raise BlockedAddress(
+                    f"Blocked by network policy: {host} resolves to a non-public address ({address})",
+                    field="url",
+                )
+            if address not in addresses:
+                addresses.append(address)
+        return addresses
+
+    def check_url(self, url: str, field: str = "url") -> list[IPAddress]:
+        parts = check_url_syntax(url, field)
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        try:
+            return self.resolve(parts.hostname or "", port)
+        except InvalidRequest as exc:
+            raise type(exc)(exc.message, field=field) from None
+
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s:]+(?::[^/@\s]*)?@")
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&](?:x-amz-signature|x-amz-credential|x-amz-security-token|signature|sig|se|sp|sv|"
+    r"x-goog-signature|x-goog-credential|token|access_token|accesskeyid|key|password|secret)=)[^&#\s]+"
+)
+
+
+def strip_credentials(text: str) -> str:
+    """``scheme://user:pass@host`` -> ``scheme://***@host``; signature query values -> ``***``."""
+    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\1***@", text))
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """Remove known secret values and URL credentials from text meant for logs, errors or records."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return strip_credentials(text)
