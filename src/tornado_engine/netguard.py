@@ -91,7 +91,7 @@ class NetGuard:
         self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         request_line, *header_lines = head.decode("latin-1").split("\r\n")
-        method, target, version = (request_line.split(" ", 2) + ["", ""])[:3]
+        method, target, version = [*request_line.split(" ", 2), "", ""][:3]
         if method.upper() == "CONNECT":
             host, _, port_text = target.rpartition(":")
             upstream = await self._open(host.strip("[]"), int(port_text or 443), writer)
