@@ -13,20 +13,10 @@ import urllib.parse
 from typing import Any
 
 from .base import FsspecBackend
-from .config import AzureBlobConfig
+from .config import AzureBlobConfig, parse_connection_string
 from .errors import require
 
-__all__ = ["AzureBackend", "parse_connection_string"]
-
-
-def parse_connection_string(text: str) -> dict[str, str]:
-    """``A=1;B=x=y`` -> ``{"A": "1", "B": "x=y"}`` (values may hold '=': base64 keys, SAS tokens)."""
-    out: dict[str, str] = {}
-    for part in text.strip().strip(";").split(";"):
-        name, sep, value = part.partition("=")
-        if sep and name.strip():
-            out[name.strip()] = value.strip()
-    return out
+__all__ = ["AzureBackend"]
 
 
 def _connection_string(config: AzureBlobConfig) -> str:

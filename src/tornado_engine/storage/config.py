@@ -27,6 +27,7 @@ __all__ = [
     "S3Config",
     "StorageConfig",
     "open_config",
+    "parse_connection_string",
     "parse_storage_config",
     "seal_config",
 ]
@@ -117,10 +118,21 @@ class AzureBlobConfig(_Config):
         return self
 
     def describe(self) -> str:
-        where = (
-            self.endpoint or (self.account_name and f"account {self.account_name!r}") or "connection string"
-        )
+        secret = self.connection_string.get_secret_value() if self.connection_string else ""
+        conn = parse_connection_string(secret)
+        account = self.account_name or conn.get("AccountName")
+        where = self.endpoint or conn.get("BlobEndpoint") or (account and f"account {account!r}") or "Azure"
         return f"Azure Blob container {self.container!r} at {where}"
+
+
+def parse_connection_string(text: str) -> dict[str, str]:
+    """``A=1;B=x=y`` -> ``{"A": "1", "B": "x=y"}`` (values may hold '=': base64 keys, SAS tokens)."""
+    out: dict[str, str] = {}
+    for part in text.strip().strip(";").split(";"):
+        name, sep, value = part.partition("=")
+        if sep and name.strip():
+            out[name.strip()] = value.strip()
+    return out
 
 
 class GCSConfig(_Config):

@@ -5,7 +5,8 @@
 - ossfs switches to multipart only at a fixed 100 MiB and has no ``sign``. Large files therefore go
   through ``oss2.resumable_upload`` (what ossfs itself calls past 100 MiB) with our part size, thread
   count and a checkpoint folder beside the local file (not ``~/.py-oss-upload``), and URLs come from
-  ``oss2.Bucket.sign_url``.
+  ``oss2.Bucket.sign_url``. oss2 reports progress as each part *starts* (bytes of finished parts), so
+  with few parts and many threads the report is coarse.
 """
 
 from __future__ import annotations

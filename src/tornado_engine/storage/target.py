@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidRequest, UploadError
@@ -49,8 +49,7 @@ def object_key(folder: str | None, filename: str, ext: str) -> str:
 
 
 def _checked(key: str) -> str:
-    parts = PurePosixPath(key).parts
-    if not key or key.startswith("/") or "\\" in key or "\x00" in key or any(p in ("..", ".") for p in parts):
+    if "\\" in key or "\x00" in key or any(p in ("", ".", "..") for p in key.split("/")):
         raise InvalidRequest(f"storage: invalid object key {key!r}", field="key")
     return key
 
@@ -163,9 +162,9 @@ class StorageTarget:
         """Upload ``local`` to ``base_folder/key``; large files go in parts. Maps failures to UploadError."""
         full = self.full_key(key)
         size = local.stat().st_size
-        backend = self.backend
         try:
-            backend.upload(local, full, on_progress, move=move)
+            backend = self.backend
+            backend.upload(local, full, _monotonic(on_progress), move=move)
             url = backend.sign(full, self.url_expiry_seconds)
         except (UploadError, InvalidRequest):
             raise
@@ -176,21 +175,30 @@ class StorageTarget:
     def sign(self, full_key: str, seconds: int | None = None) -> str:
         """A fresh URL for an object stored earlier (``StoredObject.key``), capped at 7 days."""
         expiry = min(seconds or self.url_expiry_seconds, 7 * 24 * 3600)
+        key = _checked(full_key)
         try:
-            return self.backend.sign(_checked(full_key), expiry)
+            return self.backend.sign(key, expiry)
+        except UploadError:
+            raise
         except Exception as exc:
             raise self._error(exc, "signing") from exc
 
     def delete(self, key: str) -> None:
         """Remove the object at the full key (``StoredObject.key``); a missing object is fine."""
+        key = _checked(key)
         try:
-            self.backend.delete(_checked(key))
+            self.backend.delete(key)
+        except UploadError:
+            raise
         except Exception as exc:
             raise self._error(exc, "delete") from exc
 
     def exists(self, key: str) -> bool:
+        key = _checked(key)
         try:
-            return self.backend.exists(_checked(key))
+            return self.backend.exists(key)
+        except UploadError:
+            raise
         except Exception as exc:
             raise self._error(exc, "lookup") from exc
 
@@ -226,6 +234,8 @@ class StorageTarget:
         cause = describe(exc, self._backend.secrets() if self._backend is not None else [])
         if info.kind == "storage_denied":
             what = "the credentials were refused"
+        elif step == "connecting" and info.kind == "storage_error":  # built offline: a bad key
+            what = "the credentials could not be used"
         elif info.not_found:
             what = "the bucket or container does not exist"
         elif info.kind == "storage_transient":
@@ -233,6 +243,24 @@ class StorageTarget:
         else:
             what = "the check failed"
         return f"{self.name} storage ({where}): {what} while {step}: {cause}"
+
+
+def _monotonic(on_progress: Progress | None) -> Progress | None:
+    """Parts finish out of order (Azure reports each block's absolute offset): only forward growth."""
+    if on_progress is None:
+        return None
+    lock = threading.Lock()
+    best = -1
+
+    def report(done: int, total: int) -> None:
+        nonlocal best
+        with lock:
+            if done <= best and not (done == total == 0 and best < 0):
+                return
+            best = done
+        on_progress(done, total)
+
+    return report
 
 
 def _fetch(url: str, timeout: float) -> None:
