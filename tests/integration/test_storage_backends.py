@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from storage_fixtures import PART, BackendUnderTest
-from storage_servers import OSSServer, free_port
 
+from storage_servers import OSSServer, free_port
 from tornado_engine import InvalidRequest
 from tornado_engine.errors import UploadError
-from tornado_engine.storage import OSSConfig, StorageTarget
+from tornado_engine.storage import AzureBlobConfig, OSSConfig, StorageTarget
 
 pytestmark = pytest.mark.integration
 
@@ -195,3 +195,44 @@ def test_oss_multipart_calls(oss_server: OSSServer, payload: tuple[Path, bytes])
         (payload[0].parent / ".oss-resumable").iterdir()
     )  # the checkpoint is gone after success
     StorageTarget(config).delete(stored.key)
+
+
+def test_azure_account_key_and_sas_token(azure_endpoint: str, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    from storage_servers import AZURITE_ACCOUNT, AZURITE_KEY
+
+    def sas(**allowed: bool) -> str:
+        expiry = datetime.now(UTC) + timedelta(hours=1)
+        permission = ContainerSasPermissions(**allowed)
+        return str(generate_container_sas(AZURITE_ACCOUNT, "media", account_key=AZURITE_KEY,
+                                          permission=permission, expiry=expiry))  # fmt: skip
+
+    local = tmp_path / "x.bin"
+    local.write_bytes(b"w" * 5000)
+    common = {"container": "media", "account_name": AZURITE_ACCOUNT, "endpoint": azure_endpoint}
+    full = sas(read=True, write=True, create=True, delete=True)
+    for config in (
+        AzureBlobConfig(account_key=AZURITE_KEY, **common),
+        AzureBlobConfig(sas_token=full, **common),
+    ):
+        target = StorageTarget(config)
+        target.verify()
+        stored = target.put(local, "ways/x.bin")
+        assert _http_get(stored.url) == b"w" * 5000
+        target.delete(stored.key)
+    read_only = AzureBlobConfig(sas_token=sas(read=True), **common)
+    with pytest.raises(InvalidRequest, match="credentials were refused while writing") as caught:
+        StorageTarget(read_only).verify()
+    assert read_only.sas_token is not None
+    assert read_only.sas_token.get_secret_value().split("sig=")[1][:20] not in str(caught.value)
+
+
+def test_emulator_that_cannot_start_fails_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage_servers import EmulatorError, azurite
+
+    monkeypatch.setenv("TORNADO_AZURITE_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(EmulatorError, match="install-emulators"), azurite(tmp_path):
+        pass

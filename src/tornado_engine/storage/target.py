@@ -32,6 +32,7 @@ from .errors import MissingBackend, classify, describe
 __all__ = ["StorageTarget", "StoredObject", "object_key"]
 
 _DEFAULT_EXPIRY = 24 * 3600
+_FSSPEC_SCHEMES = {"s3": "s3", "azure": "az", "gcs": "gs", "oss": "oss"}
 _PROBE_DATA = b"tornado-engine credential check\n"
 
 
@@ -106,7 +107,9 @@ class StorageTarget:
                 self.local_root = Path(os.path.abspath(os.path.expanduser(source.path)))
                 self.url = self.local_root.as_uri()
             else:
-                self.url = f"{source.kind}://{source.describe()}"
+                # the fsspec URL of the bucket, without endpoint or credentials: safe in a job record
+                scheme, bucket = _FSSPEC_SCHEMES[source.kind], getattr(source, "bucket", None)
+                self.url = f"{scheme}://{bucket or getattr(source, 'container', '')}"
         self.url_expiry_seconds = min(url_expiry_seconds or expiry, 7 * 24 * 3600)
         self.name = {"s3": "S3", "azure": "Azure Blob", "gcs": "GCS", "oss": "OSS"}.get(
             self.protocol, "local" if self.local_root else self.protocol
