@@ -6,15 +6,24 @@ with a stale token (the job was re-queued and claimed again meanwhile) raises :c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import StoreError
 from ..models import Job
 from ..states import Status
 
-__all__ = ["BatchRecord", "Claim", "Heartbeat", "JobStore", "LeaseLost", "UsageTotals", "open_store"]
+__all__ = [
+    "BatchRecord",
+    "Claim",
+    "Heartbeat",
+    "JobStore",
+    "LeaseLost",
+    "OutboxMessage",
+    "UsageTotals",
+    "open_store",
+]
 
 
 class LeaseLost(StoreError):
@@ -38,9 +47,25 @@ class BatchRecord:
     job_ids: list[str]
     completed: int = 0  # filled in when read: jobs Completed
     failed: int = 0  # filled in when read: jobs that ended any other way
+    webhook_url: str | None = None  # receives batch_completed once every job has ended
 
     def to_data(self) -> dict[str, object]:
-        return {"show_url": self.show_url, "folder": self.folder, "job_ids": self.job_ids}
+        return {"show_url": self.show_url, "folder": self.folder, "job_ids": self.job_ids,
+                "webhook_url": self.webhook_url}  # fmt: skip
+
+
+@dataclass
+class OutboxMessage:
+    """A webhook event waiting for delivery; ``id`` is the stable ``webhook-id`` of every attempt."""
+
+    id: str
+    owner: str
+    url: str
+    event: str
+    payload: dict[str, Any]
+    job_id: str | None = None
+    attempts: int = 0
+    created_at: int = 0
 
 
 @dataclass
@@ -94,9 +119,11 @@ class JobStore(Protocol):
         """Rewrite a terminal job's record (e.g. its file was deleted); False if it is not terminal."""
         ...
 
-    async def request_cancel(self, job_id: str, owner: str | None, finished: Job | None) -> Job | None:
-        """Cancel: a Pending job becomes ``finished`` (its Cancelled record) at once; a Processing one is
-        flagged for its worker. Returns the job as it now stands, or None if unknown."""
+    async def request_cancel(
+        self, job_id: str, owner: str | None, finished: Job | None, outbox: Sequence[OutboxMessage] = ()
+    ) -> Job | None:
+        """Cancel: a Pending job becomes ``finished`` (its Cancelled record, with ``outbox`` events) at
+        once; a Processing one is flagged for its worker. Returns the job as it now stands, or None."""
         ...
 
     # -- workers ----------------------------------------------------------------------------------------
@@ -104,9 +131,26 @@ class JobStore(Protocol):
         """Move up to ``limit`` runnable Pending jobs to Processing for this worker, oldest first."""
         ...
 
-    async def save(self, job: Job, token: int) -> None:
-        """Write the job's record, fenced by ``token`` (LeaseLost). A Completed record is refused with
-        JobCancelled when a cancel was requested meanwhile."""
+    async def save(self, job: Job, token: int, outbox: Sequence[OutboxMessage] = ()) -> None:
+        """Write the job's record, fenced by ``token`` (LeaseLost), and its webhook events in the same
+        transaction; when the write ends the job's batch, its ``batch_completed`` event too. A Completed
+        record is refused with JobCancelled when a cancel was requested meanwhile."""
+        ...
+
+    # -- webhook outbox -------------------------------------------------------------------------------
+    async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        """Queue events outside a terminal write (stage progress events)."""
+        ...
+
+    async def claim_outbox(self, limit: int, lease_seconds: float) -> list[OutboxMessage]:
+        """Due messages, leased so that no other process delivers them at the same time."""
+        ...
+
+    async def finish_outbox(
+        self, message: OutboxMessage, status: str, retry_in: float | None, error: str | None
+    ) -> None:
+        """Record an attempt: ``delivered``, ``failed`` (no more tries) or ``pending`` (again in
+        ``retry_in`` s); a job event also sets the job's ``webhook_status`` and attempts."""
         ...
 
     async def heartbeat(self, worker_id: str, tokens: dict[str, int], lease_seconds: float) -> Heartbeat:

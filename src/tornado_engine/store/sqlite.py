@@ -12,7 +12,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 from ..errors import JobCancelled, StoreError
 from ..models import Job
 from ..states import TERMINAL, Status
-from .base import BatchRecord, Claim, Heartbeat, LeaseLost, UsageTotals
+from ..webhooks import batch_payload
+from .base import BatchRecord, Claim, Heartbeat, LeaseLost, OutboxMessage, UsageTotals
 
 __all__ = ["SQLiteStore"]
 
@@ -51,8 +52,24 @@ CREATE TABLE IF NOT EXISTS batches (
     owner      TEXT NOT NULL DEFAULT '',
     created_at INTEGER NOT NULL,
     paused     INTEGER NOT NULL DEFAULT 0,
+    notified   INTEGER NOT NULL DEFAULT 0,
     data       TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    id              TEXT PRIMARY KEY,
+    owner           TEXT NOT NULL DEFAULT '',
+    job_id          TEXT,
+    url             TEXT NOT NULL,
+    event           TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'pending',
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    lease_until     INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
 CREATE TABLE IF NOT EXISTS tenants (
     owner TEXT PRIMARY KEY,
     data  TEXT NOT NULL
@@ -81,6 +98,43 @@ def _job_columns(job: Job) -> tuple[str, int, int, str]:
 
 
 _TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in TERMINAL)
+_JOB_EVENTS = ("job_completed", "job_failed", "job_skipped", "job_cancelled")
+
+
+def _insert_outbox(conn: sqlite3.Connection, messages: Sequence[OutboxMessage]) -> None:
+    now = _now_ms()
+    conn.executemany(
+        "INSERT OR IGNORE INTO outbox (id, owner, job_id, url, event, payload, next_attempt_at, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(m.id, m.owner, m.job_id, m.url, m.event, json.dumps(m.payload), now, m.created_at or now)
+         for m in messages],
+    )  # fmt: skip
+
+
+def _after_job_ended(conn: sqlite3.Connection, batch_id: str | None) -> None:
+    """The last job of a batch to end queues the batch's ``batch_completed`` event, exactly once."""
+    if batch_id is None:
+        return
+    open_jobs = conn.execute(
+        f"SELECT COUNT(*) FROM jobs WHERE batch_id = ? AND status NOT IN ({_TERMINAL_SQL})", (batch_id,)
+    ).fetchone()[0]
+    if open_jobs:
+        return
+    row = conn.execute(
+        "UPDATE batches SET notified = 1 WHERE id = ? AND notified = 0 RETURNING owner, data", (batch_id,)
+    ).fetchone()
+    if row is None or not json.loads(row[1]).get("webhook_url"):
+        return
+    counts = dict(
+        conn.execute("SELECT status, COUNT(*) FROM jobs WHERE batch_id = ? GROUP BY status", (batch_id,))
+    )
+    completed = counts.get(Status.COMPLETED.value, 0)
+    total = sum(counts.values())
+    message = OutboxMessage(
+        id=f"msg_batch_{batch_id}", owner=row[0], url=json.loads(row[1])["webhook_url"],
+        event="batch_completed", payload=batch_payload(batch_id, completed, total - completed, total),
+    )  # fmt: skip
+    _insert_outbox(conn, [message])
 
 
 @contextlib.contextmanager
@@ -285,7 +339,9 @@ class SQLiteStore:
 
         return await self._run(update)
 
-    async def request_cancel(self, job_id: str, owner: str | None, finished: Job | None) -> Job | None:
+    async def request_cancel(
+        self, job_id: str, owner: str | None, finished: Job | None, outbox: Sequence[OutboxMessage] = ()
+    ) -> Job | None:
         columns = _job_columns(finished) if finished is not None else None
 
         def cancel(conn: sqlite3.Connection) -> Job | None:
@@ -296,18 +352,63 @@ class SQLiteStore:
                 ).fetchone()
                 if row is None:
                     return None
-                if row[0] == Status.PENDING.value and columns is not None:
+                if row[0] == Status.PENDING.value and columns is not None and finished is not None:
                     conn.execute(
                         "UPDATE jobs SET status = ?, stored_bytes = ?, reserved_bytes = ?, data = ?"
                         " WHERE id = ?",
                         (*columns, job_id),
                     )
+                    _insert_outbox(conn, outbox)
+                    _after_job_ended(conn, finished.batch_id)
                     return _row_to_job(columns[0], columns[3])
                 if row[0] == Status.PROCESSING.value:
                     conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
                 return _row_to_job(*row)
 
         return await self._run(cancel)
+
+    # -- webhook outbox ---------------------------------------------------------------------------------
+
+    async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        def enqueue(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                _insert_outbox(conn, messages)
+
+        await self._run(enqueue)
+
+    async def claim_outbox(self, limit: int, lease_seconds: float) -> list[OutboxMessage]:
+        def claim(conn: sqlite3.Connection) -> list[OutboxMessage]:
+            now = _now_ms()
+            rows = conn.execute(
+                "UPDATE outbox SET lease_until = ? WHERE id IN (SELECT id FROM outbox"
+                " WHERE status = 'pending' AND next_attempt_at <= ? AND lease_until <= ?"
+                " ORDER BY next_attempt_at LIMIT ?)"
+                " RETURNING id, owner, url, event, payload, job_id, attempts, created_at",
+                (now + int(lease_seconds * 1000), now, now, limit),
+            ).fetchall()
+            return [OutboxMessage(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7]) for r in rows]
+
+        return await self._run(claim)
+
+    async def finish_outbox(
+        self, message: OutboxMessage, status: str, retry_in: float | None, error: str | None
+    ) -> None:
+        def finish(conn: sqlite3.Connection) -> None:
+            now = _now_ms()
+            with _transaction(conn):
+                conn.execute(
+                    "UPDATE outbox SET status = ?, attempts = ?, last_error = ?, lease_until = 0,"
+                    " next_attempt_at = ? WHERE id = ?",
+                    (status, message.attempts, error, now + int((retry_in or 0) * 1000), message.id),
+                )
+                if message.job_id and message.event in _JOB_EVENTS:
+                    conn.execute(
+                        "UPDATE jobs SET data = json_set(data, '$.webhook_status', ?,"
+                        " '$.webhook_attempts', ?) WHERE id = ?",
+                        (status, message.attempts, message.job_id),
+                    )
+
+        await self._run(finish)
 
     # -- workers ----------------------------------------------------------------------------------------
 
@@ -327,10 +428,19 @@ class SQLiteStore:
 
         return await self._run(claim)
 
-    async def save(self, job: Job, token: int) -> None:
+    async def save(self, job: Job, token: int, outbox: Sequence[OutboxMessage] = ()) -> None:
         status, stored, reserved, data = _job_columns(job)
 
         def save(conn: sqlite3.Connection) -> None:
+            if job.is_terminal:
+                with _transaction(conn):
+                    write(conn)
+                    _insert_outbox(conn, outbox)
+                    _after_job_ended(conn, job.batch_id)
+            else:
+                write(conn)
+
+        def write(conn: sqlite3.Connection) -> None:
             # Completed never lands on a job whose cancel was accepted: that cancel would be a lie.
             cur = conn.execute(
                 "UPDATE jobs SET status = ?, stored_bytes = ?, reserved_bytes = ?, data = ?,"
@@ -342,7 +452,8 @@ class SQLiteStore:
             if cur.rowcount == 1:
                 return
             row = conn.execute(
-                "SELECT cancel_requested FROM jobs WHERE id = ? AND lease_token = ? AND status = 'Processing'",
+                "SELECT cancel_requested FROM jobs"
+                " WHERE id = ? AND lease_token = ? AND status = 'Processing'",
                 (job.id, token),
             ).fetchone()
             if row and row[0]:

@@ -1,0 +1,127 @@
+"""Delivers the webhook outbox in the background: signed, retried with backoff, never blocking a job.
+
+Events are written to the store's outbox in the same transaction as the job's terminal status, so a
+crash between the two cannot lose one; this dispatcher (in any engine process sharing the store) leases
+due messages, POSTs them and records the outcome. Every attempt of a message carries the same
+``webhook-id``, so receivers can deduplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .models import Job
+from .safety import NetworkPolicy, redact
+from .states import Status
+from .store.base import JobStore, OutboxMessage
+from .webhooks import WebhookPolicy, deliver, encode, generate_secret, job_payload, signature_header
+
+__all__ = ["WebhookDispatcher", "job_messages", "load_or_create_secret"]
+
+log = logging.getLogger("tornado_engine.webhooks")
+
+_TERMINAL_EVENTS = {
+    Status.COMPLETED: "job_completed",
+    Status.FAILED: "job_failed",
+    Status.WARNING: "job_skipped",  # a content issue: nothing to retry, reported with its reason
+    Status.SKIPPED: "job_skipped",
+    Status.CANCELLED: "job_cancelled",
+}
+
+
+def job_messages(job: Job) -> list[OutboxMessage]:
+    """The terminal event of a job that has a webhook URL (none otherwise)."""
+    url = job.request.webhook_url
+    event = _TERMINAL_EVENTS.get(job.status)
+    if not url or event is None:
+        return []
+    return [OutboxMessage(f"msg_{job.id}_{event}", job.owner, url, event, job_payload(event, job), job.id)]
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """The engine's signing secret, kept in the data folder (mode 0600) when none is configured."""
+    path = data_dir / "webhook_secret"
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = generate_secret()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret
+
+
+class WebhookDispatcher:
+    def __init__(
+        self,
+        store: JobStore,
+        network: NetworkPolicy,
+        secrets: Sequence[str],
+        policy: WebhookPolicy | None = None,
+        *,
+        poll_interval: float = 0.5,
+        concurrency: int = 16,
+    ) -> None:
+        self.store = store
+        self.network = network
+        self.secrets = list(secrets)
+        self.policy = policy or WebhookPolicy()
+        self.poll_interval = poll_interval
+        self.concurrency = concurrency
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="tornado-webhooks")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                due = await self.store.claim_outbox(self.concurrency, self.policy.timeout * 2 + 5)
+            except Exception:
+                log.exception("webhooks: reading the outbox failed")
+                due = []
+            if due:
+                await asyncio.gather(*(self._send(m) for m in due), return_exceptions=True)
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def _send(self, message: OutboxMessage) -> None:
+        body = encode(message.payload)
+        timestamp = int(time.time())
+        headers = {
+            "webhook-id": message.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature_header(self.secrets, message.id, timestamp, body),
+        }
+        result = await deliver(message.url, body, headers, policy=self.network, timeout=self.policy.timeout,
+                               secrets_=self.secrets)  # fmt: skip
+        message.attempts += 1
+        if result.delivered:
+            await self.store.finish_outbox(message, "delivered", None, None)
+            return
+        error = redact(result.error or "delivery failed", self.secrets)
+        if result.give_up or message.attempts >= self.policy.max_attempts:
+            log.warning("webhook %s to %s failed for good: %s", message.id, redact(message.url), error)
+            await self.store.finish_outbox(message, "failed", None, error)
+            return
+        delay = self.policy.next_delay(message.attempts, result.retry_after)
+        await self.store.finish_outbox(message, "pending", delay, error)
