@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# yt-dlp loads plugins once, at the process's first YoutubeDL(), from every sys.path entry holding
+# yt_dlp_plugins/: this registers the test extractor (tests/plugins/yt_dlp_plugins/extractor/engine_test.py).
+sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 
 from tornado_engine.testing import MediaServer, MediaSet, generate_media, write_pages
 

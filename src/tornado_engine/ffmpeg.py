@@ -26,8 +26,10 @@ from typing import Any, Literal
 import ffmpeg
 
 from .errors import FFmpegNotFound, InvalidRequest, MuxError
+from .options import encoder_settings
 
 __all__ = [
+    "AUDIO_CONTAINERS",
     "ENV_DIR",
     "FFmpegPaths",
     "MediaInfo",
@@ -44,12 +46,13 @@ __all__ = [
     "verify_output",
 ]
 
-Container = Literal["mp4", "mkv", "webm", "mov"]
+Container = Literal["mp4", "mkv", "webm", "mov", "m4a", "mp3", "ogg", "opus"]  # the last four: audio only
 VideoChoice = Literal["copy", "h264", "h265", "vp9"]
 AudioChoice = Literal["copy", "aac", "opus", "mp3"]
 StreamKind = Literal["video", "audio", "subtitle", "other"]
 
 ENV_DIR = "TORNADO_FFMPEG_DIR"
+AUDIO_CONTAINERS = frozenset({"m4a", "mp3", "ogg", "opus"})  # audio_only outputs: no video stream
 _INSTALL_HINT = (
     "install it with `apt-get install -y ffmpeg` (or your OS package manager), "
     "or `pip install 'tornado-engine[ffmpeg]'`, or set TORNADO_FFMPEG_DIR to a folder holding both binaries"
@@ -205,7 +208,13 @@ def detect_container(info: MediaInfo) -> Container | None:
     """Which of our containers a probed file already is, or None (e.g. MPEG-TS named .mp4, pitfall 9)."""
     families = set(info.format_name.split(","))
     if "mp4" in families:
-        return "mov" if info.major_brand == "qt" else "mp4"
+        if info.major_brand == "qt":
+            return "mov"
+        return "m4a" if info.path.suffix.lower() == ".m4a" else "mp4"
+    if "mp3" in families:
+        return "mp3"
+    if "ogg" in families:
+        return "opus" if info.path.suffix.lower() == ".opus" else "ogg"
     if "matroska" in families:
         # ffprobe reports both as "matroska,webm"; the name decides (a WebM is also valid Matroska).
         return "webm" if info.path.suffix.lower() == ".webm" else "mkv"
@@ -221,13 +230,20 @@ _VIDEO_OK: dict[str, frozenset[str] | None] = {
     "mov": frozenset({"h264", "hevc"}),
     "webm": frozenset({"vp8", "vp9", "av1"}),
     "mkv": None,
+    **dict.fromkeys(AUDIO_CONTAINERS, frozenset[str]()),
 }
 _AUDIO_OK: dict[str, frozenset[str] | None] = {
     "mp4": frozenset({"aac", "mp3", "opus"}),
     "mov": frozenset({"aac", "mp3"}),
     "webm": frozenset({"opus", "vorbis"}),
     "mkv": None,
+    "m4a": frozenset({"aac"}),
+    "mp3": frozenset({"mp3"}),
+    "ogg": frozenset({"vorbis"}),
+    "opus": frozenset({"opus"}),
 }
+# the audio codec a container gets when the source's cannot be copied into it
+_AUDIO_FALLBACK = {"webm": "opus", "m4a": "aac", "mp3": "mp3", "ogg": "vorbis", "opus": "opus"}
 # request choice -> (encoder, codec name ffprobe reports)
 _VIDEO_ENC: dict[str, tuple[str, str]] = {
     "h264": ("libx264", "h264"),
@@ -238,8 +254,11 @@ _AUDIO_ENC: dict[str, tuple[str, str]] = {
     "aac": ("aac", "aac"),
     "opus": ("libopus", "opus"),
     "mp3": ("libmp3lame", "mp3"),
+    "vorbis": ("libvorbis", "vorbis"),  # audio_format ogg only; not a JobRequest.audio_codec choice
 }
+# "ipod" is ffmpeg's m4a muxer (brand M4A); "opus" is Ogg with the .opus conventions
 _MUXER = {"mp4": "mp4", "mkv": "matroska", "webm": "webm", "mov": "mov"}
+_MUXER.update({"m4a": "ipod", "mp3": "mp3", "ogg": "ogg", "opus": "opus"})
 _BITRATES = ("64k", "128k", "192k", "256k", "320k")
 _GLOBAL_ARGS = ("-nostdin", "-nostats", "-loglevel", "error", "-progress", "pipe:1", "-y")
 _WHITELIST = "file,pipe"
@@ -304,6 +323,7 @@ class MuxPlan:
     needs_work: bool  # False: the single input already is the requested file (ffmpeg may be skipped)
     notes: tuple[str, ...] = ()
     output_options: tuple[tuple[str, str], ...] = ()
+    clip: tuple[float, float | None] | None = None  # (start, end) in seconds; duration is the clip's
 
     @property
     def streams(self) -> tuple[StreamPlan, ...]:
@@ -325,21 +345,35 @@ def _pick(inputs: Sequence[MediaInfo], kind: StreamKind, key: Any) -> tuple[int,
 
 
 def _video_plan(
-    container: Container, choice: str, src: StreamInfo, crf: int, notes: list[str]
+    container: Container,
+    choice: str,
+    src: StreamInfo,
+    crf: int,
+    notes: list[str],
+    *,
+    quality: str | None = None,
+    exact_cut: bool = False,
 ) -> tuple[str, str, list[tuple[str, str]]]:
-    if choice == "copy" and _accepts(_VIDEO_OK, container, src.codec):
+    if choice == "copy" and _accepts(_VIDEO_OK, container, src.codec) and not exact_cut:
         encoder, codec, opts = "copy", src.codec, []
     else:
         if choice == "copy":
             choice = "vp9" if container == "webm" else "h264"
-            notes.append(f"video: {src.codec} cannot be copied into {container}; transcoding to {choice}")
+            why = (
+                "a clip is cut frame-accurately"
+                if exact_cut
+                else f"{src.codec} cannot be copied into {container}"
+            )
+            notes.append(f"video: {why}; transcoding to {choice}")
         encoder, codec = _VIDEO_ENC[choice]
+        crf, speed = encoder_settings(encoder, crf, quality)
         opts = [("crf:v", str(crf)), ("pix_fmt:v", "yuv420p")]
         if encoder == "libvpx-vp9":
             # constant-quality mode needs b:v 0; realtime/cpu-used 8 is ~5x faster than "good" (recipe 6)
-            opts += [("b:v", "0"), ("cpu-used:v", "8"), ("row-mt:v", "1"), ("deadline:v", "realtime")]
+            deadline, cpu_used = speed.split(":")
+            opts += [("b:v", "0"), ("cpu-used:v", cpu_used), ("row-mt:v", "1"), ("deadline:v", deadline)]
         else:
-            opts.append(("preset:v", "veryfast"))
+            opts.append(("preset:v", speed))
         if encoder == "libx265":
             opts.append(("x265-params:v", "log-level=error"))  # x265 logs to stderr on its own
     if codec == "hevc" and container in ("mp4", "mov"):
@@ -355,18 +389,34 @@ def plan_mux(
     audio_codec: AudioChoice = "copy",
     audio_bitrate: str = "192k",
     crf: int = 23,
+    quality: str | None = None,
+    clip: tuple[float, float | None] | None = None,
 ) -> MuxPlan:
-    """Choose one video and one audio stream across ``inputs`` and how to write each (pure)."""
+    """Choose one video and one audio stream across ``inputs`` and how to write each (pure).
+
+    An audio container (m4a, mp3, ogg, opus) drops the video. ``quality`` is a quality preset (it
+    overrides ``crf``); ``clip`` is (start, end or None) in seconds, cut by ffmpeg.
+    """
     check_combination(container, video_codec, audio_codec)
     if audio_bitrate not in _BITRATES:
         raise InvalidRequest(f"Audio bitrate must be one of: {', '.join(_BITRATES)}", "audio_bitrate")
     if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
         raise InvalidRequest("Video quality must be an integer CRF from 0 to 51", "video_quality")
     notes: list[str] = []
+    audio_only = container in AUDIO_CONTAINERS
     video = _pick(inputs, "video", lambda s: ((s.width or 0) * (s.height or 0), s.default))
     audio = _pick(inputs, "audio", lambda s: (s.default, s.channels or 0, s.bit_rate or 0))
     if video is None and audio is None:
         raise MuxError("no audio or video stream in the downloaded media", kind="invalid_media")
+    if audio_only:
+        if audio is None:
+            raise MuxError("no audio stream in the downloaded media", kind="invalid_media")
+        if video is not None:
+            notes.append("audio only: video dropped")
+        video = None
+    # A clip re-encodes the video: a stream copy starts at a keyframe and, with B-frames, ends up to a
+    # few frames late (a 2 s cut of the DASH fixture gave 2.2 s). Audio packets are short: copied.
+    exact_cut = clip is not None
     if any(s.attached_pic for info in inputs for s in info.streams):
         notes.append("ignored cover art")
     used = sorted({pair[0] for pair in (video, audio) if pair is not None})
@@ -375,9 +425,11 @@ def plan_mux(
     video_plan = audio_plan = None
     if video is not None:
         i, src = video
-        encoder, codec, opts = _video_plan(container, video_codec, src, crf, notes)
+        encoder, codec, opts = _video_plan(
+            container, video_codec, src, crf, notes, quality=quality, exact_cut=exact_cut
+        )
         video_plan = StreamPlan("video", position[i], src.index, src.codec, codec, encoder, tuple(opts))
-    else:
+    elif not audio_only:
         notes.append("no video stream in the source: audio only")
     if audio is not None:
         i, src = audio
@@ -387,7 +439,7 @@ def plan_mux(
             encoder, codec = "copy", src.codec
         else:
             if choice == "copy":
-                choice = "opus" if container == "webm" else "aac"
+                choice = _AUDIO_FALLBACK.get(container, "aac")
                 notes.append(
                     f"audio: {src.codec} cannot be copied into {container}; "
                     f"transcoding to {choice} at {audio_bitrate}"
@@ -400,11 +452,14 @@ def plan_mux(
 
     used_inputs = [inputs[i] for i in used]
     durations = [d for d in (info.duration for info in used_inputs) if d is not None]
+    duration = max(durations) if durations else None
+    if clip is not None:
+        duration = _clip_duration(clip, duration)
     streams = [s for s in (video_plan, audio_plan) if s is not None]
     only = used_inputs[0]
     # Skippable only when ffmpeg would change nothing: same container, nothing re-encoded or re-tagged,
     # no extra streams to drop.
-    needs_work = not (
+    needs_work = clip is not None or not (
         len(inputs) == 1
         and detect_container(only) == container
         and all(s.copied for s in streams)
@@ -419,11 +474,25 @@ def plan_mux(
         inputs=tuple(info.path for info in used_inputs),
         video=video_plan,
         audio=audio_plan,
-        duration=max(durations) if durations else None,
+        duration=duration,
         needs_work=needs_work,
         notes=tuple(notes),
-        output_options=(("movflags", "+faststart"),) if container in ("mp4", "mov") else (),
+        output_options=(("movflags", "+faststart"),) if container in ("mp4", "mov", "m4a") else (),
+        clip=clip,
     )
+
+
+def _clip_duration(clip: tuple[float, float | None], source: float | None) -> float | None:
+    """How long the clip of a ``source``-second file is; refuses a clip that starts past the end."""
+    start, end = clip
+    if source is None:
+        return end - start if end is not None else None
+    if start >= source:
+        raise MuxError(
+            f"The clip starts at {start:g} s but the media is only {source:.1f} s long",
+            kind="clip_out_of_range",
+        )
+    return (min(end, source) if end is not None else source) - start
 
 
 def _tag(info: MediaInfo, index: int) -> str | None:
@@ -437,13 +506,18 @@ def _file_url(path: Path | str) -> str:
 
 def build_args(plan: MuxPlan, output_path: Path | str, ffmpeg_cmd: str) -> list[str]:
     """The full ffmpeg argv for ``plan`` (built with ffmpeg-python; every value comes from the plan)."""
-    nodes = [ffmpeg.input(_file_url(p), protocol_whitelist=_WHITELIST) for p in plan.inputs]
+    seek: dict[str, str] = {}
+    if plan.clip is not None and plan.clip[0] > 0:
+        seek["ss"] = f"{plan.clip[0]:.3f}"  # input option: a fast seek; re-encoded video stays exact
+    nodes = [ffmpeg.input(_file_url(p), protocol_whitelist=_WHITELIST, **seek) for p in plan.inputs]
     selected = [nodes[s.input_index][str(s.stream_index)] for s in plan.streams]  # -> -map i:index
     options: dict[str, str] = {}
     for s in plan.streams:
         options["c:v" if s.kind == "video" else "c:a"] = s.encoder
         options.update(s.options)
     options.update(plan.output_options)
+    if plan.clip is not None and plan.clip[1] is not None:
+        options["t"] = f"{plan.clip[1] - plan.clip[0]:.3f}"
     options["format"] = _MUXER[plan.container]
     out = ffmpeg.output(*selected, _file_url(output_path), **options)
     return [str(arg) for arg in out.compile(cmd=[ffmpeg_cmd, *_GLOBAL_ARGS])]

@@ -12,9 +12,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from . import options
 from .errors import InvalidRequest
+from .ffmpeg import check_combination
 from .states import TERMINAL, Status, Step
 
 __all__ = ["Job", "JobCreated", "JobRequest", "now_ms"]
@@ -59,6 +61,20 @@ class JobRequest(BaseModel):
     folder: str | None = None
     webhook_url: str | None = None
     paused: bool = False  # a playlist/show URL creates its batch paused (rename, then start_batch)
+    # media options (rules and meaning: tornado_engine.options)
+    audio_only: bool = False
+    audio_format: options.AudioFormatName | None = None  # with audio_only; m4a when unset
+    max_resolution: options.MaxResolution = "best"  # on the shorter side
+    quality_preset: options.QualityPreset | None = None  # overrides video_quality (CRF)
+    clip_start: float | None = None  # seconds; given as HH:MM:SS, MM:SS or seconds
+    clip_end: float | None = None
+    download_subtitles: bool = False
+    subtitle_languages: tuple[str, ...] | None = None  # with download_subtitles; ("en",) when unset
+    download_thumbnail: bool = False
+    live_recording: bool = False
+    live_from_start: bool = False
+    max_duration: int | None = None  # seconds of a live recording
+    wait_for_video: int | None = None  # seconds to wait for a scheduled stream to start
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -131,6 +147,56 @@ class JobRequest(BaseModel):
         except ValueError as exc:
             raise ValueError(f"Webhook {exc}") from None
 
+    @field_validator("audio_format", "quality_preset", mode="before")
+    @classmethod
+    def _check_option_choice(cls, value: Any, info: Any) -> Any:
+        choices = {
+            "audio_format": tuple(options.AUDIO_FORMATS),
+            "quality_preset": tuple(options.QUALITY_PRESETS),
+        }
+        if value is None or (isinstance(value, str) and value.lower() in choices[info.field_name]):
+            return value.lower() if isinstance(value, str) else None
+        label = info.field_name.replace("_", " ").capitalize()
+        raise ValueError(f"{label} must be one of: {', '.join(choices[info.field_name])} (got {value!r})")
+
+    @field_validator("max_resolution", mode="before")
+    @classmethod
+    def _check_max_resolution(cls, value: Any) -> str:
+        return options.parse_max_resolution(value)
+
+    @field_validator("clip_start", "clip_end", mode="before")
+    @classmethod
+    def _check_clip(cls, value: Any, info: Any) -> float | None:
+        return options.parse_clip_time(value, info.field_name.replace("_", " ").capitalize())
+
+    @field_validator("max_duration", "wait_for_video", mode="before")
+    @classmethod
+    def _check_seconds(cls, value: Any, info: Any) -> int | None:
+        return options.parse_seconds(value, info.field_name.replace("_", " ").capitalize())
+
+    @field_validator("subtitle_languages", mode="before")
+    @classmethod
+    def _check_languages(cls, value: Any) -> tuple[str, ...] | None:
+        return options.parse_languages(value)
+
+    @field_validator(
+        "audio_only", "download_subtitles", "download_thumbnail", "live_recording", "live_from_start",
+        mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _check_flag(cls, value: Any, info: Any) -> bool:
+        if not isinstance(value, bool):  # no "false" strings that pydantic would read as False
+            raise ValueError(f"{info.field_name} must be true or false (got {value!r})")
+        return value
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> JobRequest:
+        # whole-request rules, once every field is valid: containers vs codecs, then the media options
+        if not self.audio_only:
+            check_combination(self.format, self.video_codec, self.audio_codec)
+        options.check_combinations(self)
+        return self
+
 
 def sanitize_filename(value: str) -> str:
     """Refuse what can escape a folder; tidy the rest into one safe path component."""
@@ -188,7 +254,10 @@ def _as_invalid_request(exc: ValidationError) -> InvalidRequest:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err.get("loc", ())) or None
     if err["type"] == "value_error":
-        message = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
+        cause = err.get("ctx", {}).get("error")
+        message = str(cause) if cause is not None else err["msg"]
+        if isinstance(cause, InvalidRequest) and cause.field:  # whole-request rules name their field
+            loc = cause.field
     elif err["type"] == "missing":
         label = "URL" if loc == "url" else (loc or "field").replace("_", " ").capitalize()
         message = f"{label} is required"
@@ -231,6 +300,7 @@ _FINISHED_FIELDS = (
     "download_strategy",
     "error_type",
     "webhook_status",
+    "webhook_attempts",
     "file_deleted_at",
     "finished_at",
 )
@@ -284,6 +354,7 @@ class Job:
     file_deleted_at: int | None = None
     reserved_bytes: int = 0  # expected size while in flight, counted in usage()
     webhook_status: str | None = None
+    webhook_attempts: int | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -52,6 +52,10 @@ OUTCOMES: dict[str, Outcome] = {
     "storage_denied": _error("The storage service refused the credentials"),
     "storage_error": _error("Uploading to storage failed"),
     "quota_exceeded": _error("The tenant's quota does not allow this job"),
+    "no_live_from_start": _error(
+        "This live stream cannot be recorded from the start; record from now instead"
+    ),
+    "clip_out_of_range": _error("The clip starts after the end of the media"),
     "unknown": _error("The job failed unexpectedly"),
     # content issues: Warning
     "private": _warning("This video is private"),
@@ -59,8 +63,14 @@ OUTCOMES: dict[str, Outcome] = {
     "login_required": _warning("This video requires signing in"),
     "geo_restricted": _warning("This video is not available in this region"),
     "unavailable": _warning("This video is unavailable"),
-    # cannot be processed: Skipped
+    "upcoming": _warning(
+        "This live stream has not started yet; set live_recording and wait_for_video to wait"
+    ),
+    # cannot be processed (as asked): Skipped
     "drm": Outcome(Status.SKIPPED, "warning", False, "This content is DRM protected and cannot be processed"),
+    "live_stream": Outcome(
+        Status.SKIPPED, "warning", False, "This is a live stream; set live_recording to record it"
+    ),
 }
 
 

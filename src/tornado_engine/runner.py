@@ -24,8 +24,8 @@ from .ffmpeg import FFmpegPaths, plan_mux, verify_output
 from .models import Job, name_from_title, now_ms
 from .options import MediaOptions, audio_quality, video_quality_label
 from .pipeline import downloader, muxer, resolver, uploader
-from .pipeline.sidecar import side_keys
 from .pipeline.downloader import requested_formats
+from .pipeline.sidecar import side_keys
 from .progress import Event, job_percent
 from .progress import expected_bytes as _expected_size
 from .quota import quota_problem
@@ -299,9 +299,9 @@ class JobRunner:
                     raise StageError(f"storage write failed: {exc}", kind="storage_transient") from exc
 
         stored = await self._with_retries(run, "upload_retries", put, lambda: None)
-        await self._upload_side_files(run, fetched, stored.key)
         run.uploaded = (cfg.storage, stored.key)
         job.storage_url = cfg.storage.url
+        await self._upload_side_files(run, fetched, stored.key)
         run.check_cancel()  # cancelled while uploading: the object just written is removed
         seconds = time.monotonic() - started
         job.upload_duration_ms = int(seconds * 1000)
@@ -312,6 +312,7 @@ class JobRunner:
     async def _mux(self, run: _Run, fetched: downloader.DownloadResult, info: dict[str, Any]) -> Path:
         job, cfg = run.job, self.config
         req = job.request
+        opts = MediaOptions.from_request(req)
 
         def cpu_wait(ms: int) -> None:
             job.cpu_pool_wait_ms = (job.cpu_pool_wait_ms or 0) + ms
@@ -320,21 +321,27 @@ class JobRunner:
         inputs = [await muxer.probe(path, cfg.ffmpeg.ffprobe) for path in fetched.files]
         for media in inputs:
             for stream in media.streams:
-                if stream.kind == "video" and job.native_video_codec is None:
+                if stream.kind == "video" and not stream.attached_pic and job.native_video_codec is None:
                     job.native_video_codec = stream.codec
-                    if stream.width and stream.height:
-                        job.actual_quality = f"{min(stream.width, stream.height)}p"
+                    if not opts.audio_only:  # the short side: a 720x1280 portrait video is 720p
+                        job.actual_quality = video_quality_label(stream.width, stream.height)
                 elif stream.kind == "audio" and job.native_audio_codec is None:
                     job.native_audio_codec = stream.codec
+                    if opts.audio_only:
+                        job.actual_quality = audio_quality(stream.bit_rate)
         plan = plan_mux(
             inputs,
-            container=req.format,
+            container=opts.container,
             video_codec=req.video_codec,
             audio_codec=req.audio_codec,
             audio_bitrate=req.audio_bitrate,
             crf=req.video_quality,
+            quality=opts.quality_preset,
+            clip=opts.clip,
         )
-        duration = max((m.duration or 0.0) for m in inputs) or info.get("duration")
+        duration = (
+            plan.duration if plan.clip else max((m.duration or 0.0) for m in inputs) or info.get("duration")
+        )
         # a plain file says its duration only once downloaded: check it before muxing or uploading
         late_problem = quota_problem(run.quota, {"duration": duration}, [], 0) if run.quota else None
         if late_problem and not info.get("duration"):
@@ -344,7 +351,7 @@ class JobRunner:
             verify_output(plan, inputs[0], duration=duration)
             job.mux_duration_ms = int((time.monotonic() - started) * 1000)
             return inputs[0].path
-        output = run.dir / f"output.{req.format}"
+        output = run.dir / f"output.{opts.extension}"
         async with self.pools.acquire("cpu", cpu_wait):
             await muxer.mux(
                 plan,
@@ -356,6 +363,28 @@ class JobRunner:
             )
         job.mux_duration_ms = int((time.monotonic() - started) * 1000)
         return output
+
+    async def _upload_side_files(self, run: _Run, fetched: downloader.DownloadResult, media_key: str) -> None:
+        """Subtitles and thumbnail go beside the media, under its key stem (``clip.en.vtt``, ``clip.jpg``)."""
+        job, cfg = run.job, self.config
+
+        def upload_wait(ms: int) -> None:
+            job.upload_pool_wait_ms = (job.upload_pool_wait_ms or 0) + ms
+
+        for kind, path, key in side_keys(media_key, fetched.side):
+
+            async def put(path: Path = path, key: str = key) -> Any:
+                async with self.pools.acquire("upload", upload_wait):
+                    try:
+                        return await uploader.upload(cfg.storage, path, key, executor=self.executor)
+                    except OSError as exc:
+                        raise StageError(f"storage write failed: {exc}", kind="storage_transient") from exc
+
+            stored = await self._with_retries(run, "upload_retries", put, lambda: None)
+            if kind == "thumbnail":
+                job.thumbnail_url = stored.url
+            elif job.subtitle_url is None:  # the first requested language found
+                job.subtitle_url = stored.url
 
     async def _check_quota(self, run: _Run, info: dict[str, Any]) -> None:
         """Refuse, before any download, what the tenant's quota does not allow; reserve the space."""

@@ -22,19 +22,30 @@ from yt_dlp.utils import (
 
 from .errors import DownloadError as EngineDownloadError
 from .errors import ResolveError, StageError
+from .options import MediaOptions
+from .retry import outcome_for
+from .states import Status
 
 __all__ = [
     "MEDIA_STEM",
+    "SIDE_STEM",
     "SilentLogger",
     "base_params",
+    "check_resolved",
     "classify",
     "clean_message",
     "download_params",
     "format_selection",
+    "is_live",
     "map_error",
+    "option_params",
+    "side_params",
 ]
 
 MEDIA_STEM = "media"
+SIDE_STEM = "side"  # subtitles and thumbnail: side.<lang>.vtt, side.jpg
+# audio_only: the codec yt-dlp should prefer, so the best audio can be copied into the audio format
+_PREFERRED_ACODEC = {"m4a": "aac", "mp3": "mp3", "ogg": "vorbis", "opus": "opus"}
 
 
 class SilentLogger:
@@ -70,9 +81,69 @@ def base_params(job_dir: Path, ffmpeg_dir: str | None, *, socket_timeout: float 
     }
 
 
-def format_selection() -> dict[str, Any]:
-    """Separate best video and best audio files (merged by our muxer), or the best single file."""
-    return {"format": "bv,ba/b"}
+def format_selection(options: MediaOptions | None = None, *, live: bool = False) -> dict[str, Any]:
+    """Which formats to fetch.
+
+    Video: the best video and best audio as separate files (merged by our muxer), or the best single
+    file; ``max_resolution`` ranks by the shorter side, preferring the largest at or below the cap and
+    falling back to the closest above it (``res:N``; ``[height<=N]`` would find nothing for portrait
+    video, recipe section 9). Audio only: the best audio, preferring the audio format's own codec so it
+    is copied, not re-encoded. Live: video and audio in one ffmpeg process, so a duration cap stops both
+    at the same moment.
+    """
+    if options is not None and options.audio_only:
+        return {"format": "ba/b", "format_sort": [f"acodec:{_PREFERRED_ACODEC[options.container]}"]}
+    params: dict[str, Any] = {"format": "bv*+ba/b" if live else "bv,ba/b"}
+    if options is not None and options.max_height:
+        params["format_sort"] = [f"res:{options.max_height}"]
+    return params
+
+
+def option_params(options: MediaOptions | None, *, live: bool = False) -> dict[str, Any]:
+    """The request's media options as yt-dlp parameters: format choice and live recording."""
+    params = format_selection(options, live=live)
+    if options is not None and options.live_recording:
+        if options.live_from_start:
+            params["live_from_start"] = True
+        if live and options.max_duration:
+            # live HLS/DASH always goes through yt-dlp's ffmpeg downloader: -t ends the recording
+            params["external_downloader_args"] = {"ffmpeg_o": ["-t", str(options.max_duration)]}
+    return params
+
+
+def side_params(job_dir: Path, ffmpeg_dir: str | None, options: MediaOptions, **base: Any) -> dict[str, Any]:
+    """Subtitles and thumbnail in their own call: with ``bv,ba`` yt-dlp would write them per format."""
+    params = base_params(job_dir, ffmpeg_dir, **base)
+    params.update(
+        {
+            "skip_download": True,
+            "format": "b*",  # any single format: nothing is downloaded, but selection must succeed
+            "outtmpl": {"default": f"{SIDE_STEM}.%(ext)s"},
+            "writesubtitles": bool(options.subtitle_languages),
+            "subtitleslangs": list(options.subtitle_languages),  # validated codes, never patterns
+            "subtitlesformat": "vtt/srt/best",
+            "writethumbnail": options.thumbnail,
+        }
+    )
+    return params
+
+
+def is_live(info: dict[str, Any]) -> bool:
+    return bool(info.get("is_live")) or info.get("live_status") == "is_live"
+
+
+def check_resolved(info: dict[str, Any], options: MediaOptions | None) -> None:
+    """Refuse, before any download, what the request cannot do with this media. Raises ResolveError."""
+    if options is None:
+        return
+    if is_live(info) and not options.live_recording:
+        raise ResolveError("This is a live stream; set live_recording to record it", kind="live_stream")
+    duration = info.get("duration")
+    if options.clip is not None and isinstance(duration, int | float) and options.clip[0] >= duration:
+        raise ResolveError(
+            f"The clip starts at {options.clip[0]:g} s but the media is only {duration:g} s long",
+            kind="clip_out_of_range",
+        )
 
 
 def download_params(
@@ -83,9 +154,11 @@ def download_params(
     socket_timeout: float = 20,
     concurrent_fragments: int = 4,
     http_chunk_size: int | None = 10 * 2**20,
+    options: MediaOptions | None = None,
+    live: bool = False,
 ) -> dict[str, Any]:
     params = base_params(job_dir, ffmpeg_dir, socket_timeout=socket_timeout)
-    params.update(format_selection())
+    params.update(option_params(options, live=live))
     params.update(
         {
             "progress_hooks": [progress_hook],
@@ -128,6 +201,10 @@ def classify(exc: BaseException) -> str:
         return "timeout" if "timed out" in str(inner).lower() else "network"
     if isinstance(inner, ExtractorError) and inner.expected:
         text = (inner.orig_msg or str(inner)).lower()
+        if "live-from-start" in text:
+            return "no_live_from_start"
+        if _UPCOMING.search(text):
+            return "upcoming"
         if "drm" in text:
             return "drm"
         if "members-only" in text or "join this channel" in text:
@@ -142,6 +219,10 @@ def classify(exc: BaseException) -> str:
             return "no_formats"
         return "unavailable"
     return _classify_text(str(exc))
+
+
+# what extractors say about a scheduled stream or premiere (YouTube: "This live event will begin in ...")
+_UPCOMING = re.compile(r"live event will begin|premieres? in|stream (is )?(scheduled|upcoming)|will begin in")
 
 
 def _classify_text(msg: str) -> str:
@@ -176,6 +257,7 @@ def clean_message(exc: BaseException) -> str:
     text = re.sub(r"(https?://[^\s?]+)\?\S*", r"\1", text)
     text = re.sub(r";?\s*please report this issue.*$", "", text, flags=re.I)
     text = re.sub(r"\s*Use --cookies\S*.*$", "", text)
+    text = re.sub(r"\s*\(caused by .*\)\s*$", "", text)  # the cause's repr adds nothing for people
     return text[:300]
 
 
@@ -183,4 +265,8 @@ def map_error(exc: BaseException, *, resolving: bool) -> StageError:
     """Map any yt-dlp exception to the engine's tree, keeping the kind for the retry policy."""
     kind = classify(exc) if isinstance(exc, YoutubeDLError) else _classify_text(str(exc))
     cls = ResolveError if resolving else EngineDownloadError
-    return cls(clean_message(exc), kind=kind)
+    outcome = outcome_for(kind)
+    # Content issues get our own sentence ("This video is private"); technical failures keep the
+    # source's specifics (the HTTP status, the byte counts), cleaned.
+    message = clean_message(exc) if outcome.status is Status.FAILED else outcome.message
+    return cls(message, kind=kind)

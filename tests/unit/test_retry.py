@@ -31,10 +31,12 @@ FAILED = {
     "storage_denied",
     "storage_error",
     "quota_exceeded",
+    "no_live_from_start",
+    "clip_out_of_range",
     "unknown",
 }
-WARNING = {"private", "members_only", "login_required", "geo_restricted", "unavailable"}
-SKIPPED = {"drm"}
+WARNING = {"private", "members_only", "login_required", "geo_restricted", "unavailable", "upcoming"}
+SKIPPED = {"drm", "live_stream"}
 
 
 def test_outcome_table_covers_exactly_these_kinds() -> None:

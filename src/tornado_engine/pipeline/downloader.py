@@ -13,16 +13,18 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yt_dlp
 
 from ..errors import DownloadError, JobCancelled
+from ..options import MediaOptions
 from ..progress import DownloadProgress
-from ..ytdlp import download_params, map_error
+from ..ytdlp import download_params, is_live, map_error
 from .resolver import SELECTED_KEY
+from .sidecar import SideFiles, fetch_side_files
 
 __all__ = ["DownloadResult", "download", "requested_formats"]
 
@@ -35,6 +37,7 @@ class DownloadResult:
     format_ids: list[str]
     bytes: int
     seconds: float
+    side: SideFiles = field(default_factory=SideFiles)  # subtitles and thumbnail, when asked for
 
 
 def requested_formats(info: dict[str, Any]) -> list[dict[str, Any]]:
@@ -51,6 +54,7 @@ def _download_sync(
     on_progress: ProgressCallback,
     cancel: threading.Event,
     socket_timeout: float,
+    options: MediaOptions | None = None,
 ) -> DownloadResult:
     tracker = DownloadProgress(requested_formats(info), info.get("duration"))
 
@@ -61,7 +65,9 @@ def _download_sync(
         on_progress(percent, tracker.total_bytes_done, d.get("speed"), d.get("eta"))
 
     started = time.monotonic()
-    params = download_params(job_dir, ffmpeg_dir, hook, socket_timeout=socket_timeout)
+    params = download_params(
+        job_dir, ffmpeg_dir, hook, socket_timeout=socket_timeout, options=options, live=is_live(info)
+    )
     try:
         with yt_dlp.YoutubeDL(params) as ydl:
             result = ydl.process_ie_result(copy.deepcopy(info), download=True)
@@ -77,7 +83,10 @@ def _download_sync(
         raise DownloadError("The download produced no file", kind="invalid_media")
     ids = [str(d.get("format_id") or result.get("format_id")) for d in downloads]
     size = sum(f.stat().st_size for f in files)
-    return DownloadResult(files, ids, size, time.monotonic() - started)
+    side = SideFiles()
+    if options is not None:
+        side = fetch_side_files(info, job_dir, ffmpeg_dir, options, socket_timeout)
+    return DownloadResult(files, ids, size, time.monotonic() - started, side)
 
 
 async def download(
@@ -89,6 +98,9 @@ async def download(
     cancel: threading.Event,
     socket_timeout: float = 20,
     executor: Executor | None = None,
+    options: MediaOptions | None = None,
 ) -> DownloadResult:
-    call = functools.partial(_download_sync, info, job_dir, ffmpeg_dir, on_progress, cancel, socket_timeout)
+    call = functools.partial(
+        _download_sync, info, job_dir, ffmpeg_dir, on_progress, cancel, socket_timeout, options
+    )
     return await asyncio.get_running_loop().run_in_executor(executor, call)

@@ -1,4 +1,9 @@
-"""Resolver: what is behind a URL (yt-dlp ``extract_info(download=False)``, in a thread)."""
+"""Resolver: what is behind a URL (yt-dlp ``extract_info(download=False)``, in a thread).
+
+With ``wait_for_video``, a scheduled stream that has not started is resolved again every few seconds
+until it starts or the wait is over; then the media options are checked against what was found (a live
+stream needs ``live_recording``; a clip must start before the end).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from typing import Any
 
 import yt_dlp
 
-from ..errors import ResolveError
-from ..ytdlp import base_params, format_selection, map_error
+from ..errors import JobCancelled, ResolveError
+from ..options import MediaOptions
+from ..ytdlp import base_params, check_resolved, format_selection, is_live, map_error, option_params
 
 __all__ = ["SELECTED_KEY", "resolve"]
 
@@ -37,16 +43,22 @@ def _selected_format_ids(ydl: yt_dlp.YoutubeDL, info: dict[str, Any], spec: str)
     return [str(f.get("format_id")) for f in chosen]
 
 
-def _resolve_sync(url: str, ffmpeg_dir: str | None, socket_timeout: float) -> dict[str, Any]:
+def _resolve_sync(
+    url: str, ffmpeg_dir: str | None, socket_timeout: float, options: MediaOptions | None = None
+) -> dict[str, Any]:
     # Resolving writes nothing, but yt-dlp wants a home; give it an empty throwaway one.
     with tempfile.TemporaryDirectory(prefix="tornado-resolve-") as home:
-        params = {**base_params(Path(home), ffmpeg_dir, socket_timeout=socket_timeout), **format_selection()}
+        params = {
+            **base_params(Path(home), ffmpeg_dir, socket_timeout=socket_timeout),
+            **option_params(options),
+        }
         try:
             with yt_dlp.YoutubeDL(params) as ydl:
                 info = ydl.extract_info(url, download=False)
                 # sanitized: JSON-storable, and without resolve-time private keys (recipe pitfall 4)
                 clean: dict[str, Any] = ydl.sanitize_info(info, remove_private_keys=True)
-                clean[SELECTED_KEY] = _selected_format_ids(ydl, clean, params["format"])
+                spec = format_selection(options, live=is_live(clean))["format"]
+                clean[SELECTED_KEY] = _selected_format_ids(ydl, clean, spec)
         except yt_dlp.utils.YoutubeDLError as exc:
             raise map_error(exc, resolving=True) from exc
     if clean.get("_type") in ("playlist", "multi_video"):
@@ -54,8 +66,42 @@ def _resolve_sync(url: str, ffmpeg_dir: str | None, socket_timeout: float) -> di
     return clean
 
 
+def wait_poll_seconds(wait_for_video: int, remaining: float) -> float:
+    """How long to sleep before asking again: a tenth of the wait, 1-60 s, never past the deadline."""
+    return max(0.0, min(remaining, max(1.0, min(60.0, wait_for_video / 10))))
+
+
 async def resolve(
-    url: str, *, ffmpeg_dir: str | None, socket_timeout: float = 20, executor: Executor | None = None
+    url: str,
+    *,
+    ffmpeg_dir: str | None,
+    socket_timeout: float = 20,
+    executor: Executor | None = None,
+    options: MediaOptions | None = None,
+    cancel: asyncio.Event | None = None,
 ) -> dict[str, Any]:
-    call = functools.partial(_resolve_sync, url, ffmpeg_dir, socket_timeout)
-    return await asyncio.get_running_loop().run_in_executor(executor, call)
+    loop = asyncio.get_running_loop()
+    call = functools.partial(_resolve_sync, url, ffmpeg_dir, socket_timeout, options)
+    wait = options.wait_for_video if options is not None else None
+    deadline = loop.time() + wait if wait else None
+    while True:
+        try:
+            info = await loop.run_in_executor(executor, call)
+            break
+        except ResolveError as exc:
+            if exc.kind != "upcoming" or wait is None or deadline is None:
+                raise
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ResolveError(
+                    f"The scheduled stream did not start within {wait} s", kind="upcoming"
+                ) from exc
+            # a scheduled stream: ask again later (cancellable, unlike a sleep)
+            stop = cancel or asyncio.Event()
+            try:
+                await asyncio.wait_for(stop.wait(), wait_poll_seconds(wait, remaining))
+            except TimeoutError:
+                continue
+            raise JobCancelled("cancelled while waiting for a scheduled stream") from exc
+    check_resolved(info, options)
+    return info
