@@ -26,7 +26,15 @@ from typing import Any
 
 from ..errors import InvalidRequest, UploadError
 from .base import Backend, FsspecBackend, LocalBackend, Progress
-from .config import AzureBlobConfig, GCSConfig, LocalStorageConfig, OSSConfig, S3Config, StorageConfig
+from .config import (
+    MAX_URL_EXPIRY,
+    AzureBlobConfig,
+    GCSConfig,
+    LocalStorageConfig,
+    OSSConfig,
+    S3Config,
+    StorageConfig,
+)
 from .errors import MissingBackend, classify, describe
 
 __all__ = ["StorageTarget", "StoredObject", "object_key"]
@@ -110,7 +118,7 @@ class StorageTarget:
                 # the fsspec URL of the bucket, without endpoint or credentials: safe in a job record
                 scheme, bucket = _FSSPEC_SCHEMES[source.kind], getattr(source, "bucket", None)
                 self.url = f"{scheme}://{bucket or getattr(source, 'container', '')}"
-        self.url_expiry_seconds = min(url_expiry_seconds or expiry, 7 * 24 * 3600)
+        self.url_expiry_seconds = min(url_expiry_seconds or expiry, MAX_URL_EXPIRY)
         self.name = {"s3": "S3", "azure": "Azure Blob", "gcs": "GCS", "oss": "OSS"}.get(
             self.protocol, "local" if self.local_root else self.protocol
         )
@@ -177,7 +185,7 @@ class StorageTarget:
 
     def sign(self, full_key: str, seconds: int | None = None) -> str:
         """A fresh URL for an object stored earlier (``StoredObject.key``), capped at 7 days."""
-        expiry = min(seconds or self.url_expiry_seconds, 7 * 24 * 3600)
+        expiry = min(seconds or self.url_expiry_seconds, MAX_URL_EXPIRY)
         key = _checked(full_key)
         try:
             return self.backend.sign(key, expiry)
