@@ -24,9 +24,9 @@ from .errors import DownloadError as EngineDownloadError
 from .errors import ResolveError, StageError
 from .options import MediaOptions
 from .retry import outcome_for
-from .states import Status
 
 __all__ = [
+    "DETAILED_KINDS",
     "MEDIA_STEM",
     "SIDE_STEM",
     "SilentLogger",
@@ -45,6 +45,13 @@ __all__ = [
 MEDIA_STEM = "media"
 SIDE_STEM = "side"  # subtitles and thumbnail: side.<lang>.vtt, side.jpg
 # audio_only: the codec yt-dlp should prefer, so the best audio can be copied into the audio format
+# kinds whose message is the source's own text, cleaned (see map_error)
+DETAILED_KINDS = frozenset(
+    {
+        "network", "timeout", "truncated", "server_error", "rate_limited", "not_found", "http_error",
+        "unsupported_url", "extractor_bug", "unknown",
+    }
+)  # fmt: skip
 _PREFERRED_ACODEC = {"m4a": "aac", "mp3": "mp3", "ogg": "vorbis", "opus": "opus"}
 
 
@@ -258,6 +265,9 @@ def clean_message(exc: BaseException) -> str:
     text = re.sub(r";?\s*please report this issue.*$", "", text, flags=re.I)
     text = re.sub(r"\s*Use --cookies\S*.*$", "", text)
     text = re.sub(r"\s*\(caused by .*\)\s*$", "", text)  # the cause's repr adds nothing for people
+    # sentences that give command-line advice ("use --no-live-from-start") do not apply to us
+    sentences = re.split(r"(?<=[.!])\s+", text)
+    text = " ".join(x for x in sentences if not re.search(r"(^|\s)--[a-z]", x)) or text
     return text[:300]
 
 
@@ -265,8 +275,7 @@ def map_error(exc: BaseException, *, resolving: bool) -> StageError:
     """Map any yt-dlp exception to the engine's tree, keeping the kind for the retry policy."""
     kind = classify(exc) if isinstance(exc, YoutubeDLError) else _classify_text(str(exc))
     cls = ResolveError if resolving else EngineDownloadError
-    outcome = outcome_for(kind)
-    # Content issues get our own sentence ("This video is private"); technical failures keep the
-    # source's specifics (the HTTP status, the byte counts), cleaned.
-    message = clean_message(exc) if outcome.status is Status.FAILED else outcome.message
+    # Failures whose specifics help (the HTTP status, the byte counts, the unknown) keep the source's
+    # text, cleaned; the rest get our own sentence ("This video is private").
+    message = clean_message(exc) if kind in DETAILED_KINDS else outcome_for(kind).message
     return cls(message, kind=kind)

@@ -26,6 +26,7 @@ from tornado_engine import errors
 from tornado_engine.retry import outcome_for
 from tornado_engine.states import Status
 from tornado_engine.ytdlp import (
+    DETAILED_KINDS,
     MEDIA_STEM,
     SilentLogger,
     base_params,
@@ -419,8 +420,8 @@ def test_map_error(name: str, resolving: bool) -> None:
     assert isinstance(err, errors.StageError) and isinstance(err, errors.TornadoError)
     assert err.stage == ("resolve" if resolving else "download")
     assert err.kind == case.kind
-    # technical failures keep the cleaned specifics; content issues get the outcome's own sentence
-    expected = clean_message(case.exc) if case.status is Status.FAILED else outcome_for(case.kind).message
+    # failures with useful specifics keep the cleaned text; the rest get the outcome's own sentence
+    expected = clean_message(case.exc) if case.kind in DETAILED_KINDS else outcome_for(case.kind).message
     assert err.message == expected
     assert str(err) == err.message
 

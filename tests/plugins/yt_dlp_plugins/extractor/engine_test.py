@@ -6,8 +6,9 @@ before the first ``YoutubeDL()``. Plugin extractors are tried before the built-i
 
 Cases: ``private``, ``members``, ``login``, ``geo``, ``removed``, ``drm`` (the extractor says so),
 ``drmformats`` (every format is DRM-flagged), ``bot``, ``bug`` (an extractor crash), ``upcoming-<epoch ms>``
-(a scheduled stream until then), ``ok`` (a normal video with rich metadata). ``<file>`` is the fixture
-served as the video (default ``progressive.mp4``).
+(a scheduled stream until then), ``flaky-<n>-<token>`` (HTTP 503 from the site for the first n
+extractions of that URL, then a normal video), ``ok`` (a normal video with rich metadata). ``<file>`` is the
+fixture served as the video (default ``progressive.mp4``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 from yt_dlp.extractor.common import InfoExtractor
 from yt_dlp.utils import ExtractorError
+
+_calls: dict[str, int] = {}  # extractions per case, for "flaky" (plugins load once per process)
 
 
 class EngineTestIE(InfoExtractor):
@@ -53,6 +56,10 @@ class EngineTestIE(InfoExtractor):
                 "Sign in to confirm you\u2019re not a bot. Use --cookies for the authentication.",
                 expected=True,
             )
+        if case.startswith("flaky-"):
+            _calls[case] = _calls.get(case, 0) + 1
+            if _calls[case] <= int(case.split("-")[1]):
+                self._download_webpage(f"{base}/status/503/{case}", case)  # a real HTTP 503
         if case == "bug":
             return {"id": case}["missing"]  # type: ignore[no-any-return]
         info: dict[str, Any] = {
