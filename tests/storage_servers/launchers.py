@@ -33,6 +33,7 @@ __all__ = [
     "AZURITE_KEY",
     "EmulatorError",
     "azurite",
+    "azurite_dir",
     "azurite_main",
     "free_port",
     "gcs_emulator",
@@ -133,10 +134,13 @@ def moto_iam_server(workdir: Path, free_calls: int = 3) -> Iterator[str]:
         _stop(proc, out)
 
 
+def azurite_dir() -> Path:
+    """Where scripts/install-emulators put Azurite (``$TORNADO_AZURITE_DIR`` to use another)."""
+    return Path(os.environ.get("TORNADO_AZURITE_DIR", REPO / ".cache" / "azurite"))
+
+
 def azurite_main() -> Path:
-    return Path(os.environ.get("TORNADO_AZURITE_DIR", REPO / ".cache" / "azurite")) / (
-        "node_modules/azurite/dist/src/blob/main.js"
-    )
+    return azurite_dir() / "node_modules/azurite/dist/src/blob/main.js"
 
 
 @contextlib.contextmanager
@@ -145,9 +149,11 @@ def azurite(workdir: Path) -> Iterator[str]:
     main = azurite_main()
     if not main.is_file():
         raise EmulatorError(f"Azurite is not installed at {main}: run `bash scripts/install-emulators`")
-    node = shutil.which("node")
-    if node is None:
-        raise EmulatorError("node is not on PATH: run `bash scripts/install-emulators`")
+    # the node install-emulators chose (it may be newer than the system's), else the one on PATH
+    recorded = azurite_dir() / "node-path"
+    node = recorded.read_text().strip() if recorded.is_file() else shutil.which("node")
+    if not node or not os.path.isfile(node):
+        raise EmulatorError(f"node not found ({node or 'not on PATH'}): run `bash scripts/install-emulators`")
     log = workdir / "azurite.log"
     argv = [os.path.realpath(node), str(main), "--blobHost", "127.0.0.1", "--blobPort", "0",
             "--inMemoryPersistence", "--extentMemoryLimit", "512", "--skipApiVersionCheck",
