@@ -118,9 +118,19 @@ def option_params(options: MediaOptions | None, *, live: bool = False) -> dict[s
     return params
 
 
-def side_params(job_dir: Path, ffmpeg_dir: str | None, options: MediaOptions, **base: Any) -> dict[str, Any]:
-    """Subtitles and thumbnail in their own call: with ``bv,ba`` yt-dlp would write them per format."""
-    params = base_params(job_dir, ffmpeg_dir, **base)
+# what only the media download itself uses; everything else (paths, timeouts, proxy...) is shared
+_MEDIA_ONLY = frozenset(
+    {"progress_hooks", "format_sort", "external_downloader_args", "live_from_start", "http_chunk_size"}
+)
+
+
+def side_params(download: dict[str, Any], options: MediaOptions) -> dict[str, Any]:
+    """Subtitles and thumbnail in their own call (with ``bv,ba`` yt-dlp would write them per format).
+
+    Built from the media download's own parameters, so the side call goes the same way over the
+    network (timeouts, and whatever proxy or network guard the download uses).
+    """
+    params = {k: v for k, v in download.items() if k not in _MEDIA_ONLY}
     params.update(
         {
             "skip_download": True,

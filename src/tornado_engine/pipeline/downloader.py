@@ -55,6 +55,7 @@ def _download_sync(
     cancel: threading.Event,
     socket_timeout: float,
     options: MediaOptions | None = None,
+    proxy: str | None = None,
 ) -> DownloadResult:
     tracker = DownloadProgress(requested_formats(info), info.get("duration"))
 
@@ -68,6 +69,8 @@ def _download_sync(
     params = download_params(
         job_dir, ffmpeg_dir, hook, socket_timeout=socket_timeout, options=options, live=is_live(info)
     )
+    if proxy:  # the network guard; the side call inherits it with the rest of these parameters
+        params["proxy"] = proxy
     try:
         with yt_dlp.YoutubeDL(params) as ydl:
             result = ydl.process_ie_result(copy.deepcopy(info), download=True)
@@ -85,7 +88,7 @@ def _download_sync(
     size = sum(f.stat().st_size for f in files)
     side = SideFiles()
     if options is not None:
-        side = fetch_side_files(info, job_dir, ffmpeg_dir, options, socket_timeout)
+        side = fetch_side_files(info, job_dir, params, options)
     return DownloadResult(files, ids, size, time.monotonic() - started, side)
 
 
@@ -99,8 +102,9 @@ async def download(
     socket_timeout: float = 20,
     executor: Executor | None = None,
     options: MediaOptions | None = None,
+    proxy: str | None = None,
 ) -> DownloadResult:
     call = functools.partial(
-        _download_sync, info, job_dir, ffmpeg_dir, on_progress, cancel, socket_timeout, options
+        _download_sync, info, job_dir, ffmpeg_dir, on_progress, cancel, socket_timeout, options, proxy
     )
     return await asyncio.get_running_loop().run_in_executor(executor, call)

@@ -20,7 +20,7 @@ from ..errors import JobCancelled, ResolveError
 from ..options import MediaOptions
 from ..ytdlp import base_params, check_resolved, format_selection, is_live, map_error, option_params
 
-__all__ = ["SELECTED_KEY", "resolve"]
+__all__ = ["SELECTED_KEY", "resolve", "resolve_sync"]
 
 # yt-dlp records its pick only for merged ("+") selections; we keep the "bv,ba/b" pick ourselves so the
 # downloader can weigh each stream's share of the progress from the start.
@@ -43,15 +43,22 @@ def _selected_format_ids(ydl: yt_dlp.YoutubeDL, info: dict[str, Any], spec: str)
     return [str(f.get("format_id")) for f in chosen]
 
 
-def _resolve_sync(
-    url: str, ffmpeg_dir: str | None, socket_timeout: float, options: MediaOptions | None = None
+def resolve_sync(
+    url: str,
+    ffmpeg_dir: str | None,
+    socket_timeout: float,
+    options: MediaOptions | None = None,
+    proxy: str | None = None,
 ) -> dict[str, Any]:
+    """Blocking resolve; ``proxy``: the network guard every yt-dlp request goes through, if any."""
     # Resolving writes nothing, but yt-dlp wants a home; give it an empty throwaway one.
     with tempfile.TemporaryDirectory(prefix="tornado-resolve-") as home:
         params = {
             **base_params(Path(home), ffmpeg_dir, socket_timeout=socket_timeout),
             **option_params(options),
         }
+        if proxy:
+            params["proxy"] = proxy
         try:
             with yt_dlp.YoutubeDL(params) as ydl:
                 info = ydl.extract_info(url, download=False)
@@ -79,9 +86,10 @@ async def resolve(
     executor: Executor | None = None,
     options: MediaOptions | None = None,
     cancel: asyncio.Event | None = None,
+    proxy: str | None = None,
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    call = functools.partial(_resolve_sync, url, ffmpeg_dir, socket_timeout, options)
+    call = functools.partial(resolve_sync, url, ffmpeg_dir, socket_timeout, options, proxy)
     wait = options.wait_for_video if options is not None else None
     deadline = loop.time() + wait if wait else None
     while True:

@@ -53,12 +53,15 @@ def _found(job_dir: Path, options: MediaOptions) -> SideFiles:
 
 
 def fetch_side_files(
-    info: dict[str, Any], job_dir: Path, ffmpeg_dir: str | None, options: MediaOptions, socket_timeout: float
+    info: dict[str, Any], job_dir: Path, download_params: dict[str, Any], options: MediaOptions
 ) -> SideFiles:
-    """Write the requested subtitles and thumbnail into ``job_dir``; blocking (run it in a thread)."""
+    """Write the requested subtitles and thumbnail into ``job_dir``; blocking (run it in a thread).
+
+    ``download_params`` are the media download's yt-dlp parameters (same folder, network settings).
+    """
     if not options.subtitle_languages and not options.thumbnail:
         return SideFiles()
-    params = side_params(job_dir, ffmpeg_dir, options, socket_timeout=socket_timeout)
+    params = side_params(download_params, options)
     try:
         with yt_dlp.YoutubeDL(params) as ydl:
             ydl.process_ie_result(copy.deepcopy(info), download=True)
