@@ -152,7 +152,8 @@ def parse_languages(value: Any) -> tuple[str, ...] | None:
         raise ValueError(f"Subtitle languages: at most {_MAX_LANGUAGES} languages")
     out: list[str] = []
     for item in value:
-        if not isinstance(item, str) or not _LANGUAGE.match(item):
+        # "all" would be yt-dlp's "every language": not a code, and not one subtitle_url
+        if not isinstance(item, str) or not _LANGUAGE.match(item) or item.lower() == "all":
             raise ValueError(f"Subtitle languages: {item!r} is not a language code such as 'en' or 'pt-BR'")
         if item not in out:
             out.append(item)
