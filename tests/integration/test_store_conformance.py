@@ -1,0 +1,665 @@
+"""One suite, every store (River's driver conformance idea): SQLite in tmp_path and PostgreSQL in a database
+of its own on the server at 127.0.0.1:5432, created for this session and dropped at its end.
+
+PostgreSQL tests need that server: without it they fail when ``$CI`` is set (CI must not go green
+without them) and are skipped otherwise. ``$TORNADO_TEST_POSTGRES`` names another server's admin DSN.
+The last tests are PostgreSQL's own: schema migrations, reconnects, redaction, and a real job end to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import sys
+import urllib.parse
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tornado_engine import Engine, JobRequest, Status, Step
+from tornado_engine.errors import JobCancelled, StoreError
+from tornado_engine.models import Job, JobCreated, now_ms
+from tornado_engine.store.base import BatchRecord, JobStore, LeaseLost, OutboxMessage, open_store
+from tornado_engine.store.sqlite import SQLiteStore
+from tornado_engine.testing import MediaServer, MediaSet
+
+pytestmark = pytest.mark.integration
+
+ADMIN_DSN = os.environ.get("TORNADO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+URL = "https://media.example/v.mp4"
+TABLES = "tornado_jobs, tornado_batches, tornado_tenants, tornado_outbox"
+
+
+# -- PostgreSQL databases for this session ------------------------------------------------------------
+
+
+def _dsn_for(database: str) -> str:
+    """The admin URL with another database: a ``postgresql://`` URL, as users write them."""
+    return urllib.parse.urlsplit(ADMIN_DSN)._replace(path=f"/{database}").geturl()
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(sql.encode())
+
+
+def _sql(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.execute(sql.encode(), params)
+        return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    try:
+        import psycopg
+    except ImportError:
+        pytest.fail("psycopg is not installed: pip install -e '.[dev]'", pytrace=False)
+    try:
+        psycopg.connect(ADMIN_DSN, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        message = (
+            f"PostgreSQL is not reachable at {ADMIN_DSN.split('@')[-1]} ({exc}).\n"
+            "Start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+            " (install: apt-get install -y postgresql)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return ADMIN_DSN
+
+
+@pytest.fixture(scope="session")
+def new_database(pg_server: str) -> Iterator[Callable[[], str]]:
+    """Creates empty databases ``tornado_test_<random>`` (DSN returned); drops them all at the end."""
+    made: list[str] = []
+
+    def create() -> str:
+        name = f"tornado_test_{uuid.uuid4().hex[:12]}"
+        _admin(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return _dsn_for(name)
+
+    yield create
+    for name in made:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_database(new_database: Callable[[], str]) -> str:
+    return new_database()
+
+
+# -- one fixture, every store -------------------------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    kind: str
+    store: JobStore
+    make: Callable[[], JobStore]  # another store on the same data (another process, in effect)
+    backdate: Callable[[str], None]  # move a job's lease expiry into the past (a crash, River's way)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    if request.param == "sqlite":
+        path = tmp_path / "jobs.db"
+
+        def backdate_sqlite(job_id: str) -> None:
+            with sqlite3.connect(path) as conn:
+                conn.execute("UPDATE jobs SET lease_expires_at = 1 WHERE id = ?", (job_id,))
+
+        made: JobStore = SQLiteStore(path)
+        result = Backend("sqlite", made, lambda: SQLiteStore(path), backdate_sqlite)
+    else:
+        from tornado_engine.store.postgres import PostgresStore
+
+        dsn: str = request.getfixturevalue("pg_database")
+
+        def backdate_pg(job_id: str) -> None:
+            _sql(dsn, "UPDATE tornado_jobs SET lease_expires_at = now() - interval '1 hour' WHERE id = %s",
+                 (job_id,))  # fmt: skip
+
+        made = PostgresStore(dsn)
+        result = Backend("postgres", made, lambda: PostgresStore(dsn), backdate_pg)
+    await result.store.open()
+    if result.kind == "postgres":
+        _sql(_dsn_of(result.store), f"TRUNCATE {TABLES}")
+    try:
+        yield result
+    finally:
+        await result.store.close()
+
+
+def _dsn_of(store: JobStore) -> str:
+    return str(store._dsn)  # type: ignore[attr-defined]
+
+
+def _job(*, owner: str = "", created_at: int | None = None, batch_id: str | None = None,
+         reserved: int = 0, filename: str | None = None) -> Job:  # fmt: skip
+    job = Job(id=str(uuid.uuid4()), url=URL, request=JobRequest(url=URL, filename=filename), owner=owner,
+              batch_id=batch_id, reserved_bytes=reserved)  # fmt: skip
+    if created_at is not None:
+        job.created_at = created_at
+    return job
+
+
+def _ended(job: Job, status: Status = Status.COMPLETED, size: int | None = None) -> Job:
+    job.status, job.step, job.finished_at = status, Step.FINISHED, now_ms()
+    job.file_size = size
+    return job
+
+
+async def _claim_one(store: JobStore, worker: str = "w1") -> tuple[Job, int]:
+    claims = await store.claim(worker, 1, 30)
+    assert len(claims) == 1
+    return claims[0].job, claims[0].token
+
+
+# -- submit and read --------------------------------------------------------------------------------
+
+
+async def test_insert_get_roundtrip_and_owner_scope(backend: Backend) -> None:
+    store = backend.store
+    job = _job(owner="alice", filename="clip")
+    assert await store.insert_jobs([job]) == [job]
+    got = await store.get_job(job.id)
+    assert got is not None and got.to_record() == job.to_record()
+    assert (await store.get_job(job.id, "alice")) is not None
+    assert await store.get_job(job.id, "bob") is None  # another tenant's id is simply not found
+    assert await store.get_job("no-such-job") is None
+
+
+async def test_list_newest_first_with_filters(backend: Backend) -> None:
+    store = backend.store
+    a1, a2, b1 = (
+        _job(owner="a", created_at=1000),
+        _job(owner="a", created_at=3000),
+        _job(owner="b", created_at=2000),
+    )
+    tie1, tie2 = _job(owner="a", created_at=5000), _job(owner="a", created_at=5000)
+    for job in (a1, a2, b1, tie1, tie2):
+        await store.insert_jobs([job])
+    ids = [j.id for j in await store.list_jobs(None, 10, 0)]
+    assert ids == [tie2.id, tie1.id, a2.id, b1.id, a1.id]  # equal times: the later submit first
+    assert [j.id for j in await store.list_jobs("a", 2, 1)] == [tie1.id, a2.id]
+    assert [j.id for j in await store.list_jobs("b", 10, 0)] == [b1.id]
+    claimed, _ = await _claim_one(store)
+    assert claimed.id == a1.id  # the oldest
+    processing = await store.list_jobs(None, 10, 0, Status.PROCESSING)
+    assert [(j.id, j.status) for j in processing] == [(a1.id, Status.PROCESSING)]
+    assert len(await store.list_jobs("a", 10, 0, Status.PENDING)) == 3
+
+
+async def test_idempotency_key_returns_the_first_job(backend: Backend) -> None:
+    store, other = backend.store, backend.make()
+    await other.open()
+    try:
+        first = _job(owner="t")
+        assert (await store.insert_jobs([first], None, "key-1"))[0].id == first.id
+        again = await store.insert_jobs([_job(owner="t")], None, "key-1")
+        assert [j.id for j in again] == [first.id]
+        elsewhere = _job(owner="u")  # keys are per tenant
+        assert (await store.insert_jobs([elsewhere], None, "key-1"))[0].id == elsewhere.id
+        # submits racing with one key, from two "processes": every one gets the same single job
+        racers = [(store if i % 2 else other).insert_jobs([_job(owner="t")], None, "key-2") for i in range(6)]
+        results = await asyncio.gather(*racers)
+        assert len({r[0].id for r in results}) == 1
+        assert len(await store.list_jobs("t", 100, 0)) == 2
+    finally:
+        await other.close()
+
+
+async def test_batch_counts_and_scope(backend: Backend) -> None:
+    store = backend.store
+    batch_id = str(uuid.uuid4())
+    jobs = [_job(owner="o", batch_id=batch_id, created_at=1000 + i) for i in range(4)]
+    record = BatchRecord(
+        batch_id, "o", now_ms(), False, "https://media.example/feed", "show", [j.id for j in jobs]
+    )
+    await store.insert_jobs(jobs, record)
+    got = await store.get_batch(batch_id)
+    assert got is not None
+    assert (got.job_ids, got.show_url, got.folder, got.paused, got.completed, got.failed) == (
+        [j.id for j in jobs], "https://media.example/feed", "show", False, 0, 0)  # fmt: skip
+    assert await store.get_batch(batch_id, "someone-else") is None
+    claims = await store.claim("w1", 10, 30)
+    assert [c.job.id for c in claims] == [j.id for j in jobs]
+    for claim, status in zip(claims, (Status.COMPLETED, Status.FAILED, Status.SKIPPED), strict=False):
+        await store.save(_ended(claim.job, status), claim.token)
+    got = await store.get_batch(batch_id, "o")
+    assert got is not None and (got.completed, got.failed) == (1, 2)  # the fourth is still running
+
+
+async def test_paused_batch_is_not_claimed_until_started(backend: Backend) -> None:
+    store = backend.store
+    batch_id = str(uuid.uuid4())
+    jobs = [_job(batch_id=batch_id) for _ in range(3)]
+    await store.insert_jobs(jobs, BatchRecord(batch_id, "", now_ms(), True, None, None, [j.id for j in jobs]))
+    assert await store.claim("w1", 10, 30) == []
+    await store.set_batch_paused(batch_id, False)
+    got = await store.get_batch(batch_id)
+    assert got is not None and not got.paused
+    assert {c.job.id for c in await store.claim("w1", 10, 30)} == {j.id for j in jobs}
+
+
+# -- claims, leases, fencing ----------------------------------------------------------------------
+
+
+async def test_claim_oldest_first_and_once(backend: Backend) -> None:
+    store = backend.store
+    late, early, middle = _job(created_at=3000), _job(created_at=1000), _job(created_at=2000)
+    for job in (late, early, middle):
+        await store.insert_jobs([job])
+    first = await store.claim("w1", 2, 30)
+    assert [c.job.id for c in first] == [early.id, middle.id]
+    assert all(c.job.status is Status.PROCESSING and c.token >= 1 for c in first)
+    assert [c.job.id for c in await store.claim("w1", 2, 30)] == [late.id]
+    assert await store.claim("w1", 2, 30) == []
+
+
+async def test_two_claimers_never_claim_one_job_twice(backend: Backend) -> None:
+    jobs = [_job(created_at=1000 + i) for i in range(40)]
+    await backend.store.insert_jobs(jobs)
+    other = backend.make()
+    await other.open()
+    seen: list[str] = []
+
+    async def drain(store: JobStore, worker: str) -> None:
+        while claims := await store.claim(worker, 3, 30):
+            seen.extend(c.job.id for c in claims)
+            await asyncio.sleep(0)
+
+    try:
+        await asyncio.gather(drain(backend.store, "w1"), drain(other, "w2"), drain(backend.store, "w3"))
+    finally:
+        await other.close()
+    assert sorted(seen) == sorted(j.id for j in jobs)  # each exactly once
+
+
+async def test_stale_token_is_fenced_everywhere(backend: Backend) -> None:
+    store = backend.store
+    await store.insert_jobs([_job()])
+    job, old = await _claim_one(store, "w1")
+    await store.release(job, old)  # e.g. a graceful shutdown
+    assert (await store.get_job(job.id)).status is Status.PENDING  # type: ignore[union-attr]
+    job2, new = await _claim_one(store, "w2")
+    assert new > old
+    job.status, job.step = Status.PROCESSING, Step.DOWNLOADING  # the first attempt, still going
+    with pytest.raises(LeaseLost):
+        await store.save(job, old)
+    with pytest.raises(LeaseLost):
+        await store.save(_ended(job), old)
+    with pytest.raises(LeaseLost):
+        await store.release(job, old)
+    beat = await store.heartbeat("w1", {job.id: old}, 30)
+    assert beat.lost == {job.id}
+    assert (await store.heartbeat("w1", {job.id: new}, 30)).lost == {job.id}  # right token, wrong owner
+    assert (await store.heartbeat("w2", {job.id: new}, 30)).lost == set()
+    await store.save(_ended(job2, size=10), new)
+    got = await store.get_job(job.id)
+    assert got is not None and got.status is Status.COMPLETED
+    with pytest.raises(LeaseLost):  # terminal: no token writes it again
+        await store.save(_ended(job2, Status.FAILED), new)
+
+
+async def test_requeue_expired_backdated_lease(backend: Backend) -> None:
+    store = backend.store
+    await store.insert_jobs([_job(created_at=1000), _job(created_at=2000)])
+    (crashed, old), (alive, _) = [(c.job, c.token) for c in await store.claim("w1", 2, 30)]
+    assert await store.requeue_expired(lambda owner: False) == []  # leases still valid
+    backend.backdate(crashed.id)
+    assert await store.requeue_expired(lambda owner: False) == [crashed.id]
+    got = await store.get_job(crashed.id)
+    assert got is not None and got.status is Status.PENDING
+    with pytest.raises(LeaseLost):  # the crashed attempt, should it wake up, cannot write
+        await store.save(_ended(crashed), old)
+    again, new = await _claim_one(store, "w2")
+    assert again.id == crashed.id and new > old
+    assert await store.requeue_expired(lambda owner: owner == "w1") == [alive.id]  # its process is gone
+
+
+async def test_heartbeat_keeps_a_short_lease(backend: Backend) -> None:
+    store = backend.store
+    await store.insert_jobs([_job(), _job()])
+    (kept, token), (dropped, _) = [(c.job, c.token) for c in await store.claim("w1", 2, 0.6)]
+    for _ in range(3):
+        await asyncio.sleep(0.3)
+        assert (await store.heartbeat("w1", {kept.id: token}, 0.6)).lost == set()
+    assert await store.requeue_expired(lambda owner: False) == [dropped.id]
+
+
+# -- cancel ---------------------------------------------------------------------------------------
+
+
+async def test_cancel_pending_at_once(backend: Backend) -> None:
+    store = backend.store
+    job = _job(owner="o")
+    await store.insert_jobs([job])
+    cancelled = _ended(Job.from_record(job.to_record()), Status.CANCELLED)
+    cancelled.error = "Cancelled by request"
+    after = await store.request_cancel(job.id, "o", cancelled)
+    assert after is not None and after.status is Status.CANCELLED and after.error == "Cancelled by request"
+    assert await store.claim("w1", 10, 30) == []
+    assert (await store.request_cancel(job.id, "o", cancelled)).status is Status.CANCELLED  # type: ignore[union-attr]
+    assert await store.request_cancel(job.id, "other", cancelled) is None
+    assert await store.request_cancel("no-such-job", None, cancelled) is None
+
+
+async def test_cancel_processing_refuses_completed(backend: Backend) -> None:
+    store = backend.store
+    await store.insert_jobs([_job()])
+    job, token = await _claim_one(store)
+    after = await store.request_cancel(
+        job.id, None, _ended(Job.from_record(job.to_record()), Status.CANCELLED)
+    )
+    assert after is not None and after.status is Status.PROCESSING  # flagged for its worker
+    beat = await store.heartbeat("w1", {job.id: token}, 30)
+    assert beat.cancel_requested == {job.id} and beat.lost == set()
+    job.step = Step.UPLOADING
+    await store.save(job, token)  # progress writes still land
+    with pytest.raises(JobCancelled):
+        await store.save(_ended(job, size=100), token)
+    assert (await store.get_job(job.id)).status is Status.PROCESSING  # type: ignore[union-attr]
+    await store.save(_ended(job, Status.CANCELLED), token)
+    assert (await store.get_job(job.id)).status is Status.CANCELLED  # type: ignore[union-attr]
+
+
+# -- changes outside a lease, usage, tenants ------------------------------------------------------
+
+
+async def test_update_pending_and_finished(backend: Backend) -> None:
+    store = backend.store
+    job = _job()
+    await store.insert_jobs([job])
+    renamed = Job.from_record(job.to_record())
+    renamed.request = renamed.request.model_copy(update={"filename": "renamed"})
+    assert await store.update_pending(renamed)
+    assert await store.update_finished(renamed) is False  # not terminal
+    claimed, token = await _claim_one(store)
+    assert claimed.request.filename == "renamed"
+    assert await store.update_pending(renamed) is False
+    await store.save(_ended(claimed, size=1234), token)
+    claimed.file_deleted_at = now_ms()
+    assert await store.update_finished(claimed)
+    got = await store.get_job(job.id)
+    assert got is not None and got.file_deleted_at == claimed.file_deleted_at
+
+
+async def test_usage_totals(backend: Backend) -> None:
+    store = backend.store
+    done, deleted = _job(owner="a", created_at=1, reserved=999), _job(owner="a", created_at=2)
+    running, waiting = (
+        _job(owner="b", created_at=3, reserved=300),
+        _job(owner="a", created_at=4, reserved=500),
+    )
+    await store.insert_jobs([done, deleted, running, waiting])
+    claims = await store.claim("w1", 3, 30)
+    await store.save(_ended(claims[0].job, size=1000), claims[0].token)
+    await store.save(_ended(claims[1].job, size=50), claims[1].token)
+    totals = await store.usage(None)
+    assert totals.counts == {"Completed": 2, "Processing": 1, "Pending": 1}
+    assert (totals.stored_bytes, totals.reserved_bytes) == (1050, 800)  # ended jobs reserve nothing
+    gone = claims[1].job
+    gone.file_deleted_at = now_ms()
+    await store.update_finished(gone)
+    a = await store.usage("a")
+    assert a.counts == {"Completed": 2, "Pending": 1} and (a.stored_bytes, a.reserved_bytes) == (1000, 500)
+    assert (await store.usage("nobody")).counts == {}
+
+
+async def test_tenants_get_put(backend: Backend) -> None:
+    store = backend.store
+    assert await store.get_tenant("t1") is None
+    await store.put_tenant("t1", {"quota": {"storage_bytes": 10}})
+    await store.put_tenant("t1", {"quota": {"storage_bytes": 20}, "note": "x"})
+    assert await store.get_tenant("t1") == {"quota": {"storage_bytes": 20}, "note": "x"}
+    assert await store.get_tenant("t2") is None
+
+
+# -- webhook outbox -------------------------------------------------------------------------------
+
+
+async def test_outbox_with_terminal_write_and_batch_completed_once(backend: Backend) -> None:
+    store, other = backend.store, backend.make()
+    await other.open()
+    batch_id = str(uuid.uuid4())
+    jobs = [_job(batch_id=batch_id, created_at=1000 + i) for i in range(2)]
+    record = BatchRecord(batch_id, "", now_ms(), False, None, None, [j.id for j in jobs],
+                         webhook_url="https://hooks.example/batch")  # fmt: skip
+    try:
+        await store.insert_jobs(jobs, record)
+        claims = await store.claim("w1", 2, 30)
+
+        def message(job: Job) -> OutboxMessage:
+            return OutboxMessage(f"msg_{job.id}", "", "https://hooks.example/job", "job_completed",
+                                 {"job_id": job.id}, job_id=job.id)  # fmt: skip
+
+        # the batch's two jobs end at the same moment in two "processes"
+        await asyncio.gather(
+            store.save(_ended(claims[0].job, size=1), claims[0].token, [message(claims[0].job)]),
+            other.save(_ended(claims[1].job, Status.FAILED), claims[1].token, [message(claims[1].job)]),
+        )
+        due = await store.claim_outbox(10, 30)
+        assert await other.claim_outbox(10, 30) == []  # leased
+        by_event: dict[str, list[OutboxMessage]] = {}
+        for m in due:
+            by_event.setdefault(m.event, []).append(m)
+        assert len(by_event["job_completed"]) == 2
+        [batch_done] = by_event["batch_completed"]
+        assert batch_done.payload == {"event": "batch_completed", "batch_id": batch_id, "completed": 1,
+                                      "failed": 1, "total": 2}  # fmt: skip
+        first = by_event["job_completed"][0]
+        first.attempts = 1
+        await store.finish_outbox(first, "pending", 0, "HTTP 500")
+        [retry] = await store.claim_outbox(10, 30)
+        assert retry.id == first.id and retry.attempts == 1
+        retry.attempts = 2
+        await store.finish_outbox(retry, "delivered", None, None)
+        got = await store.get_job(str(first.job_id))
+        assert got is not None and (got.webhook_status, got.webhook_attempts) == ("delivered", 2)
+        await store.enqueue([first])  # the same id again: ignored
+        assert await store.claim_outbox(10, 30) == []
+    finally:
+        await other.close()
+
+
+# -- PostgreSQL only: schema, reconnects, secrets ----------------------------------------------------
+
+
+_CATALOG = {
+    "columns": """SELECT table_name, column_name, data_type, is_nullable, column_default, is_identity
+                  FROM information_schema.columns WHERE table_schema = 'public'""",
+    "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'",
+    "constraints": """SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+                      FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+                      WHERE n.nspname = 'public'""",
+    "tables": "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'public'",
+}
+
+
+def _catalog(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
+    return {name: sorted(_sql(dsn, query), key=repr) for name, query in _CATALOG.items()}
+
+
+async def _migrate(dsn: str, upto: int | None = None) -> list[int]:
+    import psycopg
+
+    from tornado_engine.store.postgres import migrate
+
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        return await migrate(conn, upto=upto)
+
+
+async def test_fresh_schema_equals_all_migrations(new_database: Callable[[], str]) -> None:
+    from tornado_engine.store.postgres import load_migrations
+
+    versions = [m.version for m in load_migrations()]
+    assert versions == list(range(1, len(versions) + 1))  # 0001, 0002, ... no gaps
+    fresh, upgraded = new_database(), new_database()
+    assert await _migrate(fresh) == versions  # schema.sql, all recorded
+    assert await _migrate(upgraded, upto=1) == [1]  # a database made by the first release ...
+    assert await _migrate(upgraded) == versions[1:]  # ... then upgraded step by step
+    assert _catalog(fresh) == _catalog(upgraded)
+    assert await _migrate(fresh) == [] and await _migrate(upgraded) == []
+    recorded = _sql(fresh, "SELECT version, name FROM tornado_schema_migrations ORDER BY version")
+    assert recorded == [(m.version, m.name) for m in load_migrations()]
+
+
+async def test_workers_starting_together_migrate_once(new_database: Callable[[], str]) -> None:
+    from tornado_engine.store.postgres import PostgresStore, load_migrations
+
+    dsn = new_database()
+    stores = [PostgresStore(dsn) for _ in range(4)]
+    await asyncio.gather(*(s.open() for s in stores))  # the advisory lock serializes them
+    await asyncio.gather(*(s.close() for s in stores))
+    assert _sql(dsn, "SELECT count(*) FROM tornado_schema_migrations")[0][0] == len(load_migrations())
+
+
+async def test_newer_schema_is_refused(new_database: Callable[[], str]) -> None:
+    from tornado_engine.store.postgres import PostgresStore
+
+    dsn = new_database()
+    await _migrate(dsn)
+    _sql(dsn, "INSERT INTO tornado_schema_migrations (version, name) VALUES (9999, 'from_the_future')")
+    with pytest.raises(StoreError, match="newer than this tornado-engine"):
+        await PostgresStore(dsn).open()
+
+
+def _kill(dsn: str, application_name: str) -> int:
+    rows = _sql(dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                (application_name,))  # fmt: skip
+    return len(rows)
+
+
+async def test_reconnects_after_the_server_drops_connections(new_database: Callable[[], str]) -> None:
+    from tornado_engine.store.postgres import PostgresStore
+
+    dsn = new_database()
+    store = PostgresStore(f"{dsn}?application_name=tornado_drop", min_size=2)
+    await store.open()
+    try:
+        await store.insert_jobs([_job()])
+        for _ in range(2):  # as on a server restart: every pooled connection is gone
+            assert _kill(dsn, "tornado_drop") >= 1
+            assert len(await store.list_jobs(None, 10, 0)) >= 1  # a read
+            await store.insert_jobs([_job()])  # a write: the checked pool hands out live connections
+        assert len(await store.list_jobs(None, 10, 0)) == 3
+    finally:
+        await store.close()
+
+
+_KILL_FN = """
+CREATE SEQUENCE {name}_seq;
+CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF nextval('{name}_seq') = 1 THEN  -- sequences ignore rollback: only the first attempt dies
+        PERFORM pg_terminate_backend(pg_backend_pid());
+        PERFORM pg_sleep(5);
+    END IF;
+    RETURN NEW;
+END $$;
+"""
+
+
+async def test_write_retried_once_when_it_cannot_have_committed(new_database: Callable[[], str]) -> None:
+    from tornado_engine.store.postgres import PostgresStore
+
+    dsn = new_database()
+    store = PostgresStore(dsn)
+    await store.open()
+    try:
+        _sql(dsn, _KILL_FN.format(name="kill_mid"))
+        _sql(
+            dsn,
+            "CREATE TRIGGER kill_mid BEFORE INSERT ON tornado_jobs FOR EACH ROW EXECUTE FUNCTION kill_mid()",
+        )
+        job = _job()
+        assert [j.id for j in await store.insert_jobs([job])] == [job.id]  # died mid-transaction, retried
+        assert _sql(dsn, "SELECT count(*) FROM tornado_jobs")[0][0] == 1
+        assert _sql(dsn, "SELECT last_value FROM kill_mid_seq")[0][0] == 2
+    finally:
+        await store.close()
+
+
+async def test_write_lost_at_commit_is_reported_not_repeated(new_database: Callable[[], str]) -> None:
+    from tornado_engine.store.postgres import PostgresStore
+
+    dsn = new_database()
+    store = PostgresStore(dsn)
+    await store.open()
+    try:
+        _sql(dsn, _KILL_FN.format(name="kill_commit"))
+        _sql(dsn, "CREATE CONSTRAINT TRIGGER kill_commit AFTER INSERT ON tornado_jobs"
+                  " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kill_commit()")  # fmt: skip
+        with pytest.raises(StoreError, match="may or may not have been applied"):
+            await store.insert_jobs([_job()])
+        assert _sql(dsn, "SELECT last_value FROM kill_commit_seq")[0][0] == 1  # no second attempt
+        assert _sql(dsn, "SELECT count(*) FROM tornado_jobs")[0][0] == 0
+        await store.insert_jobs([_job()])  # and the store carries on
+    finally:
+        await store.close()
+
+
+async def test_password_never_in_repr_errors_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("psycopg")
+    from tornado_engine.store.postgres import PostgresStore, redact_dsn
+
+    secret = "s3cr3t-Pa55"
+    store = open_store(f"postgresql://alice:{secret}@127.0.0.1:1/db")
+    assert isinstance(store, PostgresStore) and secret not in repr(store) and "alice:***@" in repr(store)
+    assert isinstance(open_store(f"postgres://alice:{secret}@127.0.0.1:1/db"), PostgresStore)
+    closed = PostgresStore(f"postgresql://alice:{secret}@127.0.0.1:1/db?sslmode=disable", connect_timeout=1)
+    with caplog.at_level("DEBUG"), pytest.raises(StoreError) as raised:
+        await closed.open()
+    assert "cannot open PostgreSQL store" in str(raised.value)
+    assert secret not in str(raised.value) and raised.value.__cause__ is None
+    assert secret not in caplog.text
+    with pytest.raises(StoreError) as bad:
+        PostgresStore(f"host=127.0.0.1 password={secret} port=notaport nonsense")
+    assert secret not in str(bad.value)
+    assert redact_dsn(f"dbname=x password='{secret}' user=u") == "dbname=x password=*** user=u"
+    assert secret not in redact_dsn(f"postgresql://u@h/db?password={secret}&sslmode=require")
+
+
+def test_missing_psycopg_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed: import raises
+    monkeypatch.delitem(sys.modules, "tornado_engine.store.postgres", raising=False)
+    with pytest.raises(StoreError, match=r"pip install 'tornado-engine\[postgres\]'") as raised:
+        open_store("postgresql://postgres:hunter2@127.0.0.1:5432/db")
+    assert "hunter2" not in str(raised.value)
+
+
+async def test_engine_runs_a_real_job_on_postgres(
+    new_database: Callable[[], str],
+    media_server: MediaServer,
+    media_set: MediaSet,
+    probe: Callable[[str | Path], dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    dsn = new_database()
+    async with Engine.open(store=dsn, data_dir=tmp_path, concurrency=2, poll_interval=0.1) as engine:
+        assert "PostgresStore" in repr(engine)
+        created = await engine.create_job(
+            JobRequest(url=media_server.url(media_set.progressive_mp4), filename="on-postgres")
+        )
+        assert isinstance(created, JobCreated)
+        job = await engine.wait(created.job_id, timeout=120)
+        assert job.status is Status.COMPLETED, job.to_api()
+        path = Path(str(job.s3_url).removeprefix("file://"))
+        assert path == tmp_path / "media" / "on-postgres.mp4" and job.file_size == path.stat().st_size
+        assert {s["codec_type"] for s in probe(path)["streams"]} >= {"video", "audio"}
+        assert (await engine.usage()).storage_usage_bytes == job.file_size
+    assert not any((tmp_path / "tmp").rglob("*"))  # temporary files removed
+    rows = _sql(dsn, "SELECT status, lease_token FROM tornado_jobs")
+    assert rows == [("Completed", 1)]
