@@ -96,6 +96,8 @@ def load_migrations() -> list[Migration]:
     for entry in _SQL.iterdir():
         if match := _MIGRATION_NAME.match(entry.name):
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    if not found:  # a packaging slip, not a database problem: say what is missing
+        raise StoreError(f"the PostgreSQL schema files are missing from this installation ({_SQL})")
     return sorted(found, key=lambda m: m.version)
 
 
