@@ -138,8 +138,8 @@ class Cluster:
                 assert time.monotonic() < deadline, worker.output()
                 time.sleep(0.05)
 
-    def stop(self, worker: Worker) -> int:
-        worker.proc.send_signal(signal.SIGTERM)
+    def stop(self, worker: Worker, sig: signal.Signals = signal.SIGTERM) -> int:
+        worker.proc.send_signal(sig)
         return worker.proc.wait(timeout=30)
 
 
@@ -244,7 +244,7 @@ def test_killed_worker_jobs_still_complete_and_its_temp_files_go(
     recovered_in = time.monotonic() - killed_at
 
     assert victim.temp_entries(), "the kill left temporary files behind"
-    assert [cluster.stop(w) for w in workers[1:]] == [0, 0]
+    assert [cluster.stop(workers[1], signal.SIGINT), cluster.stop(workers[2])] == [0, 0]
     assert all(w.temp_entries() == [] for w in workers[1:])
     successor = cluster.start("worker-0")  # the next worker on the dead one's data dir cleans up
     cluster.wait_ready(successor)

@@ -167,13 +167,21 @@ class JobStore(Protocol):
 
 
 def open_store(url: str) -> JobStore:
-    """A store for a URL: ``sqlite:///path/jobs.db`` (or a plain path)."""
+    """A store for a URL: ``sqlite:///path/jobs.db`` (or a plain path), ``postgresql://...``."""
     from .sqlite import SQLiteStore
 
     if url.startswith("sqlite:///"):
         # as in SQLAlchemy: sqlite:///rel/jobs.db is relative, sqlite:////abs/jobs.db absolute
         return SQLiteStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        try:  # psycopg is an optional extra: import it only for a PostgreSQL URL
+            from .postgres import PostgresStore
+        except ImportError as exc:
+            raise StoreError(
+                f"a PostgreSQL store needs {exc.name or 'psycopg'}: pip install 'tornado-engine[postgres]'"
+            ) from None
+        return PostgresStore(url)
     if "://" in url:
         scheme = url.split("://", 1)[0]
-        raise StoreError(f"unsupported store URL scheme {scheme!r} (supported: sqlite)")
+        raise StoreError(f"unsupported store URL scheme {scheme!r} (supported: sqlite, postgresql)")
     return SQLiteStore(url)
