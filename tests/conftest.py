@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,10 @@ import pytest
 # yt-dlp loads plugins once, at the process's first YoutubeDL(), from every sys.path entry holding
 # yt_dlp_plugins/: this registers the test extractor (tests/plugins/yt_dlp_plugins/extractor/engine_test.py).
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
+
+# Every test server listens on loopback, which the engine's network policy (SSRF guard) refuses by
+# default; tests allow it the way an operator would. The CLI subprocesses inherit it.
+os.environ.setdefault("TORNADO_ALLOW_NETWORKS", "127.0.0.0/8,::1/128")
 
 from tornado_engine.testing import MediaServer, MediaSet, generate_media, write_pages
 

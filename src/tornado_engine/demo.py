@@ -56,7 +56,9 @@ async def run_demo(data_dir: Path | None = None, as_json: bool = False) -> int:
         media = await asyncio.to_thread(generate_media, scratch / "media", ffmpeg=paths.ffmpeg)
         with MediaServer(media.root) as server:
             write_pages(media.root, server.base_url)
-            async with Engine.open(data_dir=home, concurrency=4) as engine:
+            # the demo's media server is on 127.0.0.1, which the default network policy refuses
+            local = ["127.0.0.0/8", "::1/128"]
+            async with Engine.open(data_dir=home, concurrency=4, allow_networks=local) as engine:
                 requests = _demo_requests(server, media)
                 ids = []
                 for _, req in requests:

@@ -12,7 +12,7 @@ import contextlib
 import copy
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,16 +21,21 @@ from .errors import InvalidRequest, NotFound
 from .events import EventHub
 from .ffmpeg import FFmpegPaths, locate_ffmpeg
 from .lifecycle import LifecycleMixin
+from .metadata import MediaMetadata, extract_metadata
 from .models import Job, JobCreated, JobRequest, has_control_chars
+from .netguard import NetGuard
+from .outbox import WebhookDispatcher, load_or_create_secret
 from .pipeline.playlist import probe_playlist
 from .progress import Event, job_percent
 from .results import BatchCreated
 from .retry import RetryPolicy
 from .runner import JobRunner, RunnerConfig
+from .safety import NetworkPolicy
 from .scheduler import PoolLimits, Pools, Scheduler
 from .states import TERMINAL, Status
 from .storage import StorageConfig, StorageTarget, open_target
 from .store.base import JobStore, open_store
+from .webhooks import WebhookPolicy
 
 __all__ = ["Engine", "default_data_dir"]
 
@@ -61,6 +66,9 @@ class Engine(LifecycleMixin):
         run_jobs: bool = True,
         expand_playlists: bool = True,
         max_playlist_entries: int = 500,
+        allow_networks: Sequence[str] | None = None,
+        webhook_secrets: Sequence[str] | None = None,
+        webhook_policy: WebhookPolicy | None = None,
     ) -> None:
         if concurrency < 1:
             raise InvalidRequest("concurrency must be at least 1", field="concurrency")
@@ -71,6 +79,13 @@ class Engine(LifecycleMixin):
         self.storage = open_target(storage, default=(self.data_dir / "media").as_uri())
         self.run_jobs = run_jobs
         self.expand_playlists = expand_playlists
+        # None: $TORNADO_ALLOW_NETWORKS; by default only public addresses are reachable (SSRF guard)
+        self.network = NetworkPolicy.build(allow_networks)
+        self._netguard = NetGuard(self.network, connect_timeout=socket_timeout)
+        self.webhook_secrets = list(webhook_secrets or [load_or_create_secret(self.data_dir)])
+        self._webhook_policy = webhook_policy or WebhookPolicy()
+        self._dispatcher: WebhookDispatcher | None = None
+        self.proxy_url = ""  # the filtering proxy every yt-dlp request goes through, once started
         self.max_playlist_entries = max_playlist_entries
         self._owner = ""  # the tenant this view acts for; see tenant()
         self._is_view = False
@@ -108,8 +123,14 @@ class Engine(LifecycleMixin):
 
     async def start(self) -> None:
         await self.store.open()
+        self.proxy_url = self._netguard.start()
         if not self.run_jobs:
             return
+        self._dispatcher = WebhookDispatcher(
+            self.store, self.network, self.webhook_secrets, self._webhook_policy,
+            poll_interval=self._poll_interval,
+        )  # fmt: skip
+        self._dispatcher.start()
         ffmpeg = self._ffmpeg or locate_ffmpeg()
         config = RunnerConfig(
             work_dir=self.data_dir / "tmp",
@@ -117,6 +138,7 @@ class Engine(LifecycleMixin):
             storage=self.storage,
             retry=self._retry,
             socket_timeout=self._socket_timeout,
+            proxy=self.proxy_url or None,
         )
         self._runner = JobRunner(
             self.store, self._pools, config, self._publish, self._executor, quota_for=self._quota_of
@@ -138,6 +160,10 @@ class Engine(LifecycleMixin):
         if self._scheduler is not None:
             await self._scheduler.stop(grace)
             self._scheduler = None
+        if self._dispatcher is not None:
+            await self._dispatcher.stop()
+            self._dispatcher = None
+        self._netguard.stop()
         await self.store.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -172,11 +198,12 @@ class Engine(LifecycleMixin):
             request = JobRequest.from_dict(request)
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
             raise InvalidRequest("idempotency_key must be 1-200 characters", field="idempotency_key")
+        await self._check_urls(request)
         await self._check_storage_quota()
         if self.expand_playlists and idempotency_key is None:
             playlist = await probe_playlist(
                 request.url, max_entries=self.max_playlist_entries, socket_timeout=self._socket_timeout,
-                executor=self._executor,
+                executor=self._executor, proxy=self.proxy_url,
             )  # fmt: skip
             if playlist is not None:
                 return await self._create_playlist_batch(request, playlist)
@@ -184,6 +211,15 @@ class Engine(LifecycleMixin):
         stored = await self.store.insert_jobs([job], None, idempotency_key)
         self._wake()
         return JobCreated(job_id=stored[0].id)
+
+    async def _check_urls(self, request: JobRequest) -> None:
+        """SSRF guard at the boundary: the source and webhook hosts must resolve to allowed addresses."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.network.check_url, request.url, "url")
+        if request.webhook_url:
+            await loop.run_in_executor(
+                self._executor, self.network.check_url, request.webhook_url, "webhook_url"
+            )
 
     def _new_job(self, request: JobRequest, batch_id: str | None = None, title: str | None = None) -> Job:
         return Job(
@@ -243,3 +279,18 @@ class Engine(LifecycleMixin):
         )
         async for event in self.hub.subscribe(job_id, first):
             yield event
+
+    async def extract_metadata(self, url: str) -> MediaMetadata:
+        """TornadoAPI's POST /metadata: what is behind ``url`` (title, duration, size, qualities...),
+        without downloading it. Same URL rules and network policy as a job; transient failures are
+        retried with the engine's RetryPolicy; others raise ``ResolveError`` whose ``kind`` says how a
+        job would have ended (``retry.outcome_for``)."""
+        request = JobRequest(url=url)
+        await self._check_urls(request)
+        return await extract_metadata(
+            request.url,
+            socket_timeout=self._socket_timeout,
+            proxy=self.proxy_url or None,
+            retry=self._retry,
+            executor=self._executor,
+        )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidRequest, InvalidState, NotFound, QuotaExceeded
 from .models import Job, JobCreated, JobRequest, name_from_title, now_ms, sanitize_filename
+from .outbox import job_messages
 from .results import (
     BatchCreated,
     BatchStatus,
@@ -58,6 +59,9 @@ class LifecycleMixin:
     def _wake(self) -> None:
         raise NotImplementedError
 
+    async def _check_urls(self, request: JobRequest) -> None:
+        raise NotImplementedError
+
     async def _job(self, job_id: str) -> Job:
         job = await self.store.get_job(job_id, self._owner)
         if job is None:
@@ -80,8 +84,9 @@ class LifecycleMixin:
                 fields["filename"] = _episode_filename(entry.title, index, taken)
             jobs.append(self._new_job(JobRequest(**fields), batch_id, entry.title))
         record = BatchRecord(
-            batch_id, self._owner, now_ms(), request.paused, playlist.url, folder, [j.id for j in jobs]
-        )
+            batch_id, self._owner, now_ms(), request.paused, playlist.url, folder, [j.id for j in jobs],
+            webhook_url=request.webhook_url,
+        )  # fmt: skip
         await self.store.insert_jobs(jobs, record)
         self._wake()
         return BatchCreated(
@@ -108,14 +113,16 @@ class LifecycleMixin:
         for index, item in enumerate(items):
             fields = {**shared, **(item if isinstance(item, dict) else {"url": item})}
             try:
-                jobs.append(self._new_job(JobRequest(**fields), batch_id))
+                request = JobRequest(**fields)
+                await self._check_urls(request)
+                jobs.append(self._new_job(request, batch_id))
             except InvalidRequest as exc:
                 url = fields.get("url") if isinstance(fields.get("url"), str) else None
                 errors.append(BulkError(index=index, url=url, error=exc.message))
         if jobs:
             paused = bool(jobs[0].request.paused)
             record = BatchRecord(batch_id, self._owner, now_ms(), paused, None, shared.get("folder"),
-                                 [j.id for j in jobs])  # fmt: skip
+                                 [j.id for j in jobs], webhook_url=jobs[0].request.webhook_url)  # fmt: skip
             await self.store.insert_jobs(jobs, record)
             self._wake()
         return BulkCreated(
@@ -190,7 +197,7 @@ class LifecycleMixin:
         finished = dataclasses.replace(
             job, status=Status.CANCELLED, error="Cancelled by request", finished_at=now_ms()
         )
-        after = await self.store.request_cancel(job_id, self._owner, finished)
+        after = await self.store.request_cancel(job_id, self._owner, finished, job_messages(finished))
         if after is None:
             raise NotFound(f"Job not found: {job_id}")
         if after.status is Status.PROCESSING and self._runner is not None:
@@ -205,7 +212,7 @@ class LifecycleMixin:
         if job.status is not Status.FAILED:
             raise InvalidState(f"Only Failed jobs can be retried (this one is {job.status.value})")
         await self._check_storage_quota()
-        new = self._new_job(job.request, job.batch_id)
+        new = self._new_job(job.request)  # not in the old batch: its counts stay as they were
         await self.store.insert_jobs([new])
         self._wake()
         return JobCreated(job_id=new.id)

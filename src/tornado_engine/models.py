@@ -61,6 +61,7 @@ class JobRequest(BaseModel):
     folder: str | None = None
     webhook_url: str | None = None
     paused: bool = False  # a playlist/show URL creates its batch paused (rename, then start_batch)
+    enable_progress_webhook: bool = False  # also POST stage events (downloading 0% ... completed 100%)
     # media options (rules and meaning: tornado_engine.options)
     audio_only: bool = False
     audio_format: options.AudioFormatName | None = None  # with audio_only; m4a when unset

@@ -18,11 +18,19 @@ from pathlib import Path
 
 from .models import Job
 from .safety import NetworkPolicy, redact
-from .states import Status
+from .states import Status, Step
 from .store.base import JobStore, OutboxMessage
-from .webhooks import WebhookPolicy, deliver, encode, generate_secret, job_payload, signature_header
+from .webhooks import (
+    WebhookPolicy,
+    deliver,
+    encode,
+    generate_secret,
+    job_payload,
+    progress_payload,
+    signature_header,
+)
 
-__all__ = ["WebhookDispatcher", "job_messages", "load_or_create_secret"]
+__all__ = ["WebhookDispatcher", "job_messages", "load_or_create_secret", "progress_messages"]
 
 log = logging.getLogger("tornado_engine.webhooks")
 
@@ -42,6 +50,25 @@ def job_messages(job: Job) -> list[OutboxMessage]:
     if not url or event is None:
         return []
     return [OutboxMessage(f"msg_{job.id}_{event}", job.owner, url, event, job_payload(event, job), job.id)]
+
+
+_STAGE_EVENTS = {
+    Step.DOWNLOADING: ("downloading",),
+    Step.MUXING: ("download_complete", "muxing"),
+    Step.UPLOADING: ("mux_complete", "uploading"),
+    Step.FINISHED: ("completed",),
+}
+
+
+def progress_messages(job: Job, step: Step) -> list[OutboxMessage]:
+    """Stage events for ``enable_progress_webhook`` jobs; ids are stable, so a re-run sends none twice."""
+    url = job.request.webhook_url
+    if not url or not job.request.enable_progress_webhook:
+        return []
+    return [
+        OutboxMessage(f"msg_{job.id}_{event}", job.owner, url, event, progress_payload(event, job), job.id)
+        for event in _STAGE_EVENTS.get(step, ())
+    ]
 
 
 def load_or_create_secret(data_dir: Path) -> str:

@@ -23,6 +23,7 @@ from .errors import JobCancelled, MuxError, ResolveError, StageError
 from .ffmpeg import FFmpegPaths, plan_mux, verify_output
 from .models import Job, name_from_title, now_ms
 from .options import MediaOptions, audio_quality, video_quality_label
+from .outbox import job_messages, progress_messages
 from .pipeline import downloader, muxer, resolver, uploader
 from .pipeline.downloader import requested_formats
 from .pipeline.sidecar import side_keys
@@ -49,6 +50,7 @@ class RunnerConfig:
     storage: StorageTarget
     retry: RetryPolicy
     socket_timeout: float = 20.0
+    proxy: str | None = None  # the network guard (SSRF filter) every yt-dlp request goes through
 
 
 class _Run:
@@ -67,7 +69,15 @@ class _Run:
         self.last_emit = 0.0
 
     async def save(self) -> None:
-        await self.runner.store.save(self.job, self.token)
+        """Fenced write; a terminal one carries the job's webhook events in the same transaction."""
+        job, outbox = self.job, []
+        if job.is_terminal:
+            outbox = job_messages(job)
+            if job.status is Status.COMPLETED:
+                outbox += progress_messages(job, Step.FINISHED)
+            if outbox:
+                job.webhook_status = "pending"
+        await self.runner.store.save(job, self.token, outbox)
 
     def emit(self, step: Step, stage_percent: float, **extra: Any) -> None:
         job = self.job
@@ -89,6 +99,8 @@ class _Run:
         self.check_cancel()
         self.job.step = step
         await self.save()
+        if events := progress_messages(self.job, step):
+            await self.runner.store.enqueue(events)
         self.emit(step, 0.0)
 
 
@@ -250,6 +262,7 @@ class JobRunner:
                     executor=self.executor,
                     options=opts,
                     cancel=run.cancel_async,
+                    proxy=cfg.proxy,
                 )
                 self._apply_info(job, info)
                 await self._check_quota(run, info)
@@ -268,6 +281,7 @@ class JobRunner:
                     socket_timeout=cfg.socket_timeout,
                     executor=self.executor,
                     options=opts,
+                    proxy=cfg.proxy,
                 )
                 return info, result
 

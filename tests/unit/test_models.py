@@ -46,14 +46,17 @@ def test_defaults() -> None:
 
 def test_dump_omits_unset_optionals() -> None:
     dumped = make().model_dump(mode="json", exclude_none=True)
-    assert dumped.items() >= {
-        "url": URL,
-        "format": "mp4",
-        "video_codec": "copy",
-        "audio_codec": "copy",
-        "audio_bitrate": "192k",
-        "video_quality": 23,
-    }.items()
+    assert (
+        dumped.items()
+        >= {
+            "url": URL,
+            "format": "mp4",
+            "video_codec": "copy",
+            "audio_codec": "copy",
+            "audio_bitrate": "192k",
+            "video_quality": 23,
+        }.items()
+    )
     assert None not in dumped.values()
     assert not {"filename", "folder", "webhook_url"} & dumped.keys()
 
@@ -600,17 +603,20 @@ def test_record_round_trip() -> None:
     job.request = req
     record = job.to_record()
     assert record["status"] == "Completed" and record["step"] == "Finished"
-    assert record["request"].items() >= {
-        "url": URL,
-        "format": "mkv",
-        "video_codec": "copy",
-        "audio_codec": "copy",
-        "audio_bitrate": "192k",
-        "video_quality": 23,
-        "filename": "My Video",
-        "folder": "shows/s1",
-        "webhook_url": "https://h.example/x",
-    }.items()
+    assert (
+        record["request"].items()
+        >= {
+            "url": URL,
+            "format": "mkv",
+            "video_codec": "copy",
+            "audio_codec": "copy",
+            "audio_bitrate": "192k",
+            "video_quality": 23,
+            "filename": "My Video",
+            "folder": "shows/s1",
+            "webhook_url": "https://h.example/x",
+        }.items()
+    )
     text = json.dumps(record)  # JSON-ready
     back = Job.from_record(json.loads(text))
     assert back == job
@@ -655,7 +661,7 @@ def test_open_store_url(url: str, path: str) -> None:
     assert store.path == path  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("url", ["postgres://u@h/db", "redis://localhost", "s3://bucket/jobs"])
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "redis://localhost", "s3://bucket/jobs"])
 def test_open_store_unsupported_scheme(url: str) -> None:
     with pytest.raises(StoreError, match="unsupported store URL scheme"):
         open_store(url)

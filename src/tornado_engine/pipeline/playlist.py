@@ -34,7 +34,9 @@ class Playlist:
     entries: list[PlaylistEntry]
 
 
-def _probe_sync(url: str, max_entries: int, ffmpeg_dir: str | None, socket_timeout: float) -> Playlist | None:
+def _probe_sync(
+    url: str, max_entries: int, ffmpeg_dir: str | None, socket_timeout: float, proxy: str | None
+) -> Playlist | None:
     with tempfile.TemporaryDirectory(prefix="tornado-probe-") as home:
         params = {
             **base_params(Path(home), ffmpeg_dir, socket_timeout=socket_timeout),
@@ -43,6 +45,8 @@ def _probe_sync(url: str, max_entries: int, ffmpeg_dir: str | None, socket_timeo
             "lazy_playlist": True,
             "playlistend": max_entries,
         }
+        if proxy:
+            params["proxy"] = proxy
         try:
             with yt_dlp.YoutubeDL(params) as ydl:
                 info: dict[str, Any] = ydl.extract_info(url, download=False)
@@ -67,7 +71,8 @@ async def probe_playlist(
     ffmpeg_dir: str | None = None,
     socket_timeout: float = 20,
     executor: Executor | None = None,
+    proxy: str | None = None,
 ) -> Playlist | None:
     """The playlist behind ``url``, or None when it is a single item (or cannot be read now)."""
-    call = functools.partial(_probe_sync, url, max_entries, ffmpeg_dir, socket_timeout)
+    call = functools.partial(_probe_sync, url, max_entries, ffmpeg_dir, socket_timeout, proxy)
     return await asyncio.get_running_loop().run_in_executor(executor, call)
