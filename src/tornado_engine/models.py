@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from . import options
 from .errors import InvalidRequest
 from .ffmpeg import check_combination
+from .safety import strip_credentials
 from .states import TERMINAL, Status, Step
 
 __all__ = ["Job", "JobCreated", "JobRequest", "now_ms"]
@@ -50,6 +51,10 @@ class JobRequest(BaseModel):
     """What a caller asks for: the fields and rules of TornadoAPI's POST /jobs."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, strip_credentials(value) if name in ("url", "webhook_url") and value else value
 
     url: str
     format: Container = "mp4"
@@ -370,9 +375,16 @@ class Job:
             if value is None or value == "":
                 continue
             out[name] = value.value if isinstance(value, Status | Step) else value
+        out["url"] = strip_credentials(self.url)  # tokens in the source URL stay in the store only
         if self.thumbnail_url and self.is_terminal:
             out["thumbnail_url"] = self.thumbnail_url
         return out
+
+    def __repr__(self) -> str:
+        return (
+            f"Job(id={self.id!r}, status={self.status.value!r}, step={self.step.value!r}, "
+            f"url={strip_credentials(self.url)!r}, owner={self.owner!r})"
+        )
 
     def to_record(self) -> dict[str, Any]:
         """Everything, JSON-ready, for the store."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import JobCancelled, MuxError, ResolveError, StageError
+from .errors import DownloadError, JobCancelled, MuxError, ResolveError, StageError
 from .ffmpeg import FFmpegPaths, plan_mux, verify_output
 from .models import Job, name_from_title, now_ms
 from .options import MediaOptions, audio_quality, video_quality_label
@@ -32,6 +32,7 @@ from .progress import expected_bytes as _expected_size
 from .quota import quota_problem
 from .results import Quota
 from .retry import RetryPolicy, outcome_for
+from .safety import is_media_extension
 from .scheduler import Pools
 from .states import Status, Step
 from .storage import StorageTarget, object_key
@@ -286,6 +287,9 @@ class JobRunner:
                 return info, result
 
         info, fetched = await self._with_retries(run, "download_retries", resolve_and_download, clear_dir)
+        if unsafe := [p.name for p in fetched.files if not is_media_extension(p.name)]:
+            raise DownloadError(f"The source delivered a file type that is not media ({unsafe[0]})",
+                                kind="invalid_media")  # fmt: skip
         job.download_duration_ms = int(fetched.seconds * 1000)
         if fetched.seconds > 0:
             job.download_speed_mbps = round(fetched.bytes / fetched.seconds / 1e6, 2)

@@ -20,9 +20,11 @@ from .errors import InvalidRequest
 
 __all__ = [
     "ALLOW_ENV",
+    "MEDIA_EXTENSIONS",
     "BlockedAddress",
     "NetworkPolicy",
     "check_url_syntax",
+    "is_media_extension",
     "redact",
     "strip_credentials",
 ]
@@ -103,6 +105,22 @@ class NetworkPolicy:
             return self.resolve(parts.hostname or "", port)
         except InvalidRequest as exc:
             raise type(exc)(exc.message, field=field) from None
+
+
+# What a download may leave in the job folder; anything else (.sh, .exe, .html ...) is refused.
+MEDIA_EXTENSIONS = frozenset(
+    {
+        *("mp4", "m4a", "m4v", "mov", "webm", "mkv", "mka", "mp3", "ogg", "oga", "opus", "aac", "flac"),
+        *("wav", "ts", "m2ts", "flv", "3gp", "avi", "mpg", "mpeg"),
+        *("vtt", "srt", "ass", "ttml", "srv1", "srv2", "srv3", "json3"),  # subtitles
+        *("jpg", "jpeg", "png", "webp"),  # thumbnails
+    }
+)
+
+
+def is_media_extension(name: str) -> bool:
+    stem, dot, ext = name.rpartition(".")
+    return bool(dot and stem) and ext.lower() in MEDIA_EXTENSIONS
 
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s:]+(?::[^/@\s]*)?@")

@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tornado_engine.errors import InvalidRequest
-from tornado_engine.safety import BlockedAddress, NetworkPolicy, check_url_syntax, redact, strip_credentials
+from tornado_engine.safety import (
+    BlockedAddress,
+    NetworkPolicy,
+    check_url_syntax,
+    is_media_extension,
+    redact,
+    strip_credentials,
+)
 
 STRICT = NetworkPolicy()
 
@@ -96,3 +103,12 @@ def test_redact_removes_any_secret(secret: str) -> None:
     if len(secret) < 4:
         return
     assert secret not in redact(f"a {secret} b {secret}", [secret])
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [("media.0.mp4", True), ("media.f1.M4A", True), ("side.en.vtt", True), ("thumb.jpg", True),
+     ("media.sh", False), ("payload.exe", False), ("page.html", False), ("mp4", False), (".mp4", False)],
+)  # fmt: skip
+def test_media_extensions(name: str, ok: bool) -> None:
+    assert is_media_extension(name) is ok
