@@ -32,9 +32,11 @@ from .retry import RetryPolicy
 from .runner import JobRunner, RunnerConfig
 from .safety import NetworkPolicy
 from .scheduler import PoolLimits, Pools, Scheduler
+from .secrets import SecretBox
 from .states import TERMINAL, Status
 from .storage import StorageConfig, StorageTarget, open_target
 from .store.base import JobStore, open_store
+from .tenant_storage import StorageMixin
 from .webhooks import WebhookPolicy
 
 __all__ = ["Engine", "default_data_dir"]
@@ -47,7 +49,7 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("TORNADO_ENGINE_HOME") or Path.home() / ".tornado_engine")
 
 
-class Engine(LifecycleMixin):
+class Engine(StorageMixin, LifecycleMixin):
     """The public async API. Create with :meth:`open` (an async context manager)."""
 
     def __init__(
@@ -86,6 +88,8 @@ class Engine(LifecycleMixin):
         self._webhook_policy = webhook_policy or WebhookPolicy()
         self._dispatcher: WebhookDispatcher | None = None
         self.proxy_url = ""  # the filtering proxy every yt-dlp request goes through, once started
+        self._targets: dict[str, tuple[str, StorageTarget]] = {}
+        self._secret_box: SecretBox | None = None
         self.max_playlist_entries = max_playlist_entries
         self._owner = ""  # the tenant this view acts for; see tenant()
         self._is_view = False
@@ -141,8 +145,9 @@ class Engine(LifecycleMixin):
             proxy=self.proxy_url or None,
         )
         self._runner = JobRunner(
-            self.store, self._pools, config, self._publish, self._executor, quota_for=self._quota_of
-        )
+            self.store, self._pools, config, self._publish, self._executor, quota_for=self._quota_of,
+            storage_for=self._storage_of,
+        )  # fmt: skip
         self._scheduler = Scheduler(
             self.store,
             self._runner,
@@ -166,6 +171,13 @@ class Engine(LifecycleMixin):
         self._netguard.stop()
         await self.store.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def _box(self) -> SecretBox:
+        """Encrypts tenants' storage credentials at rest; key from $TORNADO_SECRET_KEY or the data dir."""
+        if self._secret_box is None:
+            self._secret_box = SecretBox.from_env(self.data_dir)
+        return self._secret_box
 
     def tenant(self, key: str) -> Engine:
         """A view of this engine scoped to one tenant: its jobs, batches, usage and quota only.

@@ -53,14 +53,17 @@ class LifecycleMixin:
     _owner: str
     _runner: JobRunner | None
 
-    def _new_job(self, request: JobRequest, batch_id: str | None = None, title: str | None = None) -> Job:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by Engine and StorageMixin
 
-    def _wake(self) -> None:
-        raise NotImplementedError
+        def _new_job(
+            self, request: JobRequest, batch_id: str | None = None, title: str | None = None
+        ) -> Job: ...
 
-    async def _check_urls(self, request: JobRequest) -> None:
-        raise NotImplementedError
+        def _wake(self) -> None: ...
+
+        async def _check_urls(self, request: JobRequest) -> None: ...
+
+        async def _storage_of_job(self, job: Job) -> StorageTarget: ...
 
     async def _job(self, job_id: str) -> Job:
         job = await self.store.get_job(job_id, self._owner)
@@ -224,10 +227,9 @@ class LifecycleMixin:
             return job
         if job.status is not Status.COMPLETED or not job.storage_key:
             raise InvalidState(f"Job has no stored file ({job.status.value})")
-        target = (
-            self.storage if job.storage_url in (None, self.storage.url) else StorageTarget(job.storage_url)
-        )
-        await asyncio.get_running_loop().run_in_executor(None, target.delete, job.storage_key)
+        target = await self._storage_of_job(job)
+        for key in (job.storage_key, *job.side_keys):  # the media, then its subtitles and thumbnail
+            await asyncio.get_running_loop().run_in_executor(None, target.delete, key)
         job.file_deleted_at = now_ms()
         job.s3_url = None
         job.subtitle_url = None

@@ -357,6 +357,7 @@ class Job:
     thumbnail_url: str | None = None
     storage_key: str | None = None
     storage_url: str | None = None  # the target the file went to (no credentials), for delete_file
+    side_keys: list[str] = field(default_factory=list)  # subtitles and thumbnail stored beside it
     file_deleted_at: int | None = None
     reserved_bytes: int = 0  # expected size while in flight, counted in usage()
     webhook_status: str | None = None

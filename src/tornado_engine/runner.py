@@ -65,6 +65,7 @@ class _Run:
         self.cancel_async = asyncio.Event()  # awaited by the muxer and by retry back-offs
         self.uploaded: tuple[StorageTarget, str] | None = None
         self.quota: Quota | None = None
+        self.storage = runner.config.storage  # replaced by the tenant's own, if any, when the run starts
         self.dir = runner.config.work_dir / self.job.id
         self.loop = asyncio.get_running_loop()
         self.last_emit = 0.0
@@ -114,8 +115,10 @@ class JobRunner:
         publish: Callable[[Event], None],
         executor: Executor | None = None,
         quota_for: Callable[[str], Awaitable[Quota | None]] | None = None,
+        storage_for: Callable[[str], Awaitable[StorageTarget]] | None = None,
     ) -> None:
         self.quota_for = quota_for
+        self.storage_for = storage_for
         self.store = store
         self.pools = pools
         self.config = config
@@ -147,6 +150,8 @@ class JobRunner:
             job.queue_wait_ms = max(0, job.started_at - job.created_at)
         job.requested_quality = job.requested_quality or "best"
         run.dir.mkdir(parents=True, exist_ok=True)
+        if self.storage_for is not None:  # read now: a retried job goes where its tenant's files go today
+            run.storage = await self.storage_for(job.owner)
         await run.enter(Step.DOWNLOADING)
         try:
             stored = await self._pipeline(run)
@@ -190,11 +195,14 @@ class JobRunner:
     async def _cancelled(self, run: _Run) -> None:
         """Cancel is terminal: temporary files and whatever reached storage are removed."""
         await self._clear_dir(run)
+        job = run.job
         if run.uploaded is not None:
             target, key = run.uploaded
-            with contextlib.suppress(Exception):
-                await asyncio.get_running_loop().run_in_executor(self.executor, target.delete, key)
-        job = run.job
+            for stored_key in (key, *job.side_keys):
+                with contextlib.suppress(Exception):
+                    await asyncio.get_running_loop().run_in_executor(self.executor, target.delete, stored_key)
+        job.side_keys = []
+        job.subtitle_url = job.thumbnail_url = None
         job.status = Status.CANCELLED
         job.error = "Cancelled by request"
         job.s3_url = job.storage_key = None
@@ -310,15 +318,15 @@ class JobRunner:
         async def put() -> Any:
             async with self.pools.acquire("upload", upload_wait):
                 try:
-                    return await uploader.upload(cfg.storage, output, key, executor=self.executor)
+                    return await uploader.upload(run.storage, output, key, executor=self.executor)
                 except StageError:
                     raise
                 except OSError as exc:
                     raise StageError(f"storage write failed: {exc}", kind="storage_transient") from exc
 
         stored = await self._with_retries(run, "upload_retries", put, lambda: None)
-        run.uploaded = (cfg.storage, stored.key)
-        job.storage_url = cfg.storage.url
+        run.uploaded = (run.storage, stored.key)
+        job.storage_url = run.storage.url
         await self._upload_side_files(run, fetched, stored.key)
         run.check_cancel()  # cancelled while uploading: the object just written is removed
         seconds = time.monotonic() - started
@@ -384,7 +392,7 @@ class JobRunner:
 
     async def _upload_side_files(self, run: _Run, fetched: downloader.DownloadResult, media_key: str) -> None:
         """Subtitles and thumbnail go beside the media, under its key stem (``clip.en.vtt``, ``clip.jpg``)."""
-        job, cfg = run.job, self.config
+        job = run.job
 
         def upload_wait(ms: int) -> None:
             job.upload_pool_wait_ms = (job.upload_pool_wait_ms or 0) + ms
@@ -394,11 +402,12 @@ class JobRunner:
             async def put(path: Path = path, key: str = key) -> Any:
                 async with self.pools.acquire("upload", upload_wait):
                     try:
-                        return await uploader.upload(cfg.storage, path, key, executor=self.executor)
+                        return await uploader.upload(run.storage, path, key, executor=self.executor)
                     except OSError as exc:
                         raise StageError(f"storage write failed: {exc}", kind="storage_transient") from exc
 
             stored = await self._with_retries(run, "upload_retries", put, lambda: None)
+            job.side_keys.append(stored.key)
             if kind == "thumbnail":
                 job.thumbnail_url = stored.url
             elif job.subtitle_url is None:  # the first requested language found

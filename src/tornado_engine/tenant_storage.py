@@ -1,0 +1,102 @@
+"""Per-tenant storage: TornadoAPI's POST/DELETE /user/s3, /user/blob, /user/gcs, /user/oss, /user/bucket.
+
+A configuration is verified (a test object written, read back through a signed URL, deleted) before it is
+accepted, its endpoint must pass the network policy like any URL the engine fetches, and it is kept in the
+store encrypted (:class:`SecretBox`). Jobs of the tenant then go there; without one, to the engine's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from .errors import InvalidRequest
+from .models import Job
+from .safety import NetworkPolicy
+from .secrets import SecretBox
+from .storage import StorageConfig, StorageTarget, open_config, parse_storage_config, seal_config
+from .store.base import JobStore
+
+__all__ = ["StorageMixin"]
+
+# TornadoAPI's endpoint names, /user/bucket being the legacy name of /user/s3
+_KIND_ALIASES = {"bucket": "s3", "blob": "azure", "s3": "s3", "azure": "azure", "gcs": "gcs", "oss": "oss",
+                 "local": "local"}  # fmt: skip
+
+
+def _endpoints(config: StorageConfig) -> list[str]:
+    found = [getattr(config, name, None) for name in ("endpoint_url", "endpoint")]
+    return [url for url in found if isinstance(url, str) and url]
+
+
+class StorageMixin:
+    store: JobStore
+    storage: StorageTarget
+    network: NetworkPolicy
+    _owner: str
+    _executor: Executor
+    _targets: dict[str, tuple[str, StorageTarget]]  # owner -> (sealed config, its target)
+
+    if TYPE_CHECKING:  # provided by Engine
+
+        @property
+        def _box(self) -> SecretBox: ...
+
+    async def configure_storage(
+        self, config: StorageConfig | dict[str, Any], *, verify: bool = True
+    ) -> dict[str, str]:
+        """Verify and keep this tenant's storage; returns ``{kind, description, base_folder}``."""
+        if isinstance(config, dict):
+            data = dict(config)
+            data["kind"] = _KIND_ALIASES.get(str(data.get("kind", "")).lower(), data.get("kind"))
+            try:
+                config = parse_storage_config(data)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                field = ".".join(str(p) for p in err.get("loc", ()))
+                raise InvalidRequest(f"storage {field}: {err['msg']}", field="storage") from None
+        loop = asyncio.get_running_loop()
+        for endpoint in _endpoints(config):
+            await loop.run_in_executor(self._executor, self.network.check_url, endpoint, "storage")
+        target = StorageTarget(config)
+        if verify:
+            await loop.run_in_executor(self._executor, lambda: target.verify())
+        data = dict(await self.store.get_tenant(self._owner) or {})
+        data["storage"] = seal_config(self._box, config)
+        await self.store.put_tenant(self._owner, data)
+        self._targets.pop(self._owner, None)
+        return {"kind": config.kind, "description": config.describe(), "base_folder": config.base_folder}
+
+    async def remove_storage(self) -> bool:
+        """Forget this tenant's storage (its files stay where they are); False if it had none."""
+        data = dict(await self.store.get_tenant(self._owner) or {})
+        had = data.pop("storage", None) is not None
+        await self.store.put_tenant(self._owner, data)
+        self._targets.pop(self._owner, None)
+        return had
+
+    async def _storage_of(self, owner: str) -> StorageTarget:
+        """Where ``owner``'s jobs go now: its own storage, else the engine's."""
+        data = await self.store.get_tenant(owner)
+        sealed = (data or {}).get("storage")
+        if not isinstance(sealed, str):
+            return self.storage
+        cached = self._targets.get(owner)
+        if cached is None or cached[0] != sealed:  # built once: backends keep connection pools
+            cached = (sealed, StorageTarget(open_config(self._box, sealed)))
+            self._targets[owner] = cached
+        return cached[1]
+
+    async def _storage_of_job(self, job: Job) -> StorageTarget:
+        """The target a finished job's file is in (for delete_file)."""
+        tenant = await self._storage_of(job.owner)
+        if job.storage_url in (None, tenant.url):
+            return tenant
+        if job.storage_url == self.storage.url:
+            return self.storage
+        if job.storage_url.startswith("file://"):
+            return StorageTarget(job.storage_url)
+        raise InvalidRequest("the storage this file went to is no longer configured", field="storage")
