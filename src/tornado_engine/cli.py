@@ -1,4 +1,4 @@
-"""Command line: ``python -m tornado_engine run URL``, ``demo``.
+"""Command line: ``python -m tornado_engine run URL``, ``metadata URL``, ``demo``.
 
 Exit codes: 0 every job Completed; 1 a job Failed; 2 bad usage, an invalid request, an unknown id or an
 operation the job's state does not allow (``{"error": ...}`` on stderr); 3 a job ended
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_admin import ADMIN_COMMANDS, add_admin_commands, run_admin
+from .cli_media import add_media_options, add_metadata_command, media_fields, run_metadata
 from .engine import Engine, default_data_dir
 from .errors import FFmpegNotFound, InvalidRequest, InvalidState, NotFound, QuotaExceeded, StoreError
 from .models import Job, JobRequest
@@ -40,6 +41,10 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help=f"engine data folder (default {default_data_dir()})")
     parser.add_argument("--store", help="job store URL (default sqlite:///DATA_DIR/jobs.db)")
     parser.add_argument("--storage", help="storage URL (default file://DATA_DIR/media)")
+    parser.add_argument(
+        "--allow-network", action="append", metavar="CIDR", dest="allow_networks",
+        help="also allow sources in this private network (repeatable; default $TORNADO_ALLOW_NETWORKS)",
+    )  # fmt: skip
 
 
 def _add_job_options(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run one job to the end and print its record as JSON")
     _add_job_options(run)
+    add_media_options(run)
     _add_engine_options(run)
     run.add_argument("--json", action="store_true", help="print only the JSON record, no progress bar")
 
@@ -67,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", type=Path, help="keep the demo's store and files here")
     demo.add_argument("--json", action="store_true", help="print the job records as JSON")
     add_admin_commands(sub)
+    add_metadata_command(sub)
     return parser
 
 
@@ -83,12 +90,13 @@ def _request_from(args: argparse.Namespace) -> JobRequest:
         fields["filename"] = args.filename
     if args.folder is not None:
         fields["folder"] = args.folder
+    fields.update(media_fields(args))
     return JobRequest(**fields)
 
 
 def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"concurrency": 8}
-    for name in ("data_dir", "store", "storage"):
+    for name in ("data_dir", "store", "storage", "allow_networks"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
     return options
@@ -149,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_run(args))
         if args.command in ADMIN_COMMANDS:
             return asyncio.run(run_admin(args))
+        if args.command == "metadata":
+            return asyncio.run(run_metadata(args))
         from .demo import run_demo
 
         return asyncio.run(run_demo(data_dir=args.data_dir, as_json=args.json))

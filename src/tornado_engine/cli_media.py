@@ -1,0 +1,101 @@
+"""Command line for media: the media options of ``run``, and ``metadata URL``.
+
+``metadata`` prints TornadoAPI's POST /metadata JSON on stdout. Exit codes as for ``run``: 0 found;
+1 a technical failure (after the engine's retries); 2 bad usage or an invalid URL; 3 a content issue
+(private, geo-blocked...); 4 content that cannot be processed (DRM, a live stream); 5 environment.
+Failures print ``{"error": ..., "error_type": ...}`` on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .engine import Engine, default_data_dir
+from .errors import StageError
+from .models import JobRequest
+from .options import AUDIO_FORMATS, MAX_RESOLUTIONS, QUALITY_PRESETS
+from .retry import outcome_for
+from .states import Status
+
+__all__ = ["add_media_options", "add_metadata_command", "media_fields", "run_metadata"]
+
+_EXIT = {Status.FAILED: 1, Status.WARNING: 3, Status.SKIPPED: 4}
+
+
+def add_media_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("media options")
+    group.add_argument("--audio-only", action="store_true", help="store only the audio")
+    group.add_argument("--audio-format", choices=list(AUDIO_FORMATS), help="with --audio-only (default m4a)")
+    group.add_argument("--max-resolution", choices=list(MAX_RESOLUTIONS), help="cap on the shorter side")
+    group.add_argument("--quality-preset", choices=list(QUALITY_PRESETS), help="overrides --video-quality")
+    group.add_argument("--clip-start", metavar="TIME", help="HH:MM:SS, MM:SS or seconds")
+    group.add_argument("--clip-end", metavar="TIME", help="HH:MM:SS, MM:SS or seconds")
+    group.add_argument("--subtitles", action="store_true", help="store subtitles beside the media")
+    group.add_argument(
+        "--subtitle-language",
+        action="append",
+        metavar="LANG",
+        help="with --subtitles (repeatable; default en)",
+    )
+    group.add_argument("--thumbnail", action="store_true", help="store the thumbnail beside the media")
+    group.add_argument("--live", action="store_true", help="record a live stream")
+    group.add_argument("--live-from-start", action="store_true", help="with --live: from its start")
+    group.add_argument("--max-duration", type=int, metavar="SECONDS", help="with --live: stop after this")
+    group.add_argument(
+        "--wait-for-video", type=int, metavar="SECONDS", help="with --live: wait for a scheduled stream"
+    )
+
+
+def media_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``JobRequest`` fields the media options set (only those given: defaults stay the model's)."""
+    pairs = {
+        "audio_only": args.audio_only,
+        "audio_format": args.audio_format,
+        "max_resolution": args.max_resolution,
+        "quality_preset": args.quality_preset,
+        "clip_start": args.clip_start,
+        "clip_end": args.clip_end,
+        "download_subtitles": args.subtitles,
+        "subtitle_languages": args.subtitle_language,
+        "download_thumbnail": args.thumbnail,
+        "live_recording": args.live,
+        "live_from_start": args.live_from_start,
+        "max_duration": args.max_duration,
+        "wait_for_video": args.wait_for_video,
+    }
+    return {k: v for k, v in pairs.items() if v not in (None, False)}
+
+
+def add_metadata_command(sub: Any) -> None:
+    meta = sub.add_parser(
+        "metadata", help="what is behind a URL (title, duration, qualities...), no download"
+    )
+    meta.add_argument("url")
+    meta.add_argument("--json", action="store_true", help="compact JSON on one line")
+    meta.add_argument("--data-dir", type=Path, help=f"engine data folder (default {default_data_dir()})")
+    meta.add_argument(
+        "--allow-network", action="append", metavar="CIDR", dest="allow_networks",
+        help="also allow sources in this private network (repeatable; default $TORNADO_ALLOW_NETWORKS)",
+    )  # fmt: skip
+
+
+async def run_metadata(args: argparse.Namespace) -> int:
+    request = JobRequest(url=args.url)  # refused before anything is opened
+    options: dict[str, Any] = {"run_jobs": False}
+    if args.data_dir is not None:
+        options["data_dir"] = args.data_dir
+    if args.allow_networks is not None:
+        options["allow_networks"] = args.allow_networks
+    async with Engine.open(**options) as engine:
+        try:
+            found = await engine.extract_metadata(request.url)
+        except StageError as exc:
+            outcome = outcome_for(exc.kind)
+            print(json.dumps({"error": exc.message, "error_type": outcome.error_type}), file=sys.stderr)
+            return _EXIT.get(outcome.status, 1)
+    print(json.dumps(found.to_api(), indent=None if args.json else 2))
+    return 0
