@@ -611,7 +611,8 @@ async def test_operations_wait_out_a_server_restart(new_database: Callable[[], s
     dsn = urllib.parse.urlsplit(new_database())
     proxy = _Outage((dsn.hostname or "127.0.0.1", dsn.port or 5432))
     await proxy.start()
-    store = PostgresStore(dsn._replace(netloc=f"{dsn.username}@127.0.0.1:{proxy.port}").geturl(), min_size=2)
+    user = dsn.netloc.rpartition("@")[0]
+    store = PostgresStore(dsn._replace(netloc=f"{user}@127.0.0.1:{proxy.port}").geturl(), min_size=2)
     try:
         await store.open()
         job = _job()
