@@ -315,10 +315,16 @@ class JobRunner:
         def upload_wait(ms: int) -> None:
             job.upload_pool_wait_ms = (job.upload_pool_wait_ms or 0) + ms
 
+        def upload_progress(done: int, total: int) -> None:
+            pct = 100.0 * done / total if total else 100.0
+            run.emit_threadsafe(Step.UPLOADING, pct, bytes_done=done, bytes_total=total)
+
         async def put() -> Any:
             async with self.pools.acquire("upload", upload_wait):
                 try:
-                    return await uploader.upload(run.storage, output, key, executor=self.executor)
+                    return await uploader.upload(
+                        run.storage, output, key, executor=self.executor, on_progress=upload_progress
+                    )
                 except StageError:
                     raise
                 except OSError as exc:
