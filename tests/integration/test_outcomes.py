@@ -67,7 +67,7 @@ class Case:
     path: str  # on the media server, or "refused" / "silent"
     status: Status
     error_type: str
-    error: str  # a part of the error text
+    error: str | tuple[str, ...]  # a part of the error text (any one of them)
     retries: int
 
 
@@ -90,9 +90,13 @@ CASES: dict[str, Case] = {
     "http-500": Case("status/500/{token}", F, "error", "HTTP Error 500", MAX_RETRIES),
     "http-503": Case("status/503/{token}", F, "error", "HTTP Error 503", MAX_RETRIES),
     "http-429": Case("status/429/{token}", F, "error", "HTTP Error 429", MAX_RETRIES),
-    "connection-reset": Case("drop/progressive.mp4", F, "error", "Connection reset by peer", MAX_RETRIES),
+    # Every yt-dlp request goes through the engine's network guard (a filtering proxy): a reset behind it
+    # reaches yt-dlp as a body cut short, a refused connection as the proxy's 502. Same class either way.
+    "connection-reset": Case(
+        "drop/progressive.mp4", F, "error", ("Connection reset by peer", "more expected"), MAX_RETRIES
+    ),
     "truncated-body": Case("short/progressive.mp4", F, "error", "1000 more expected", MAX_RETRIES),
-    "connection-refused": Case("refused", F, "error", "Connection refused", MAX_RETRIES),
+    "connection-refused": Case("refused", F, "error", ("Connection refused", "HTTP Error 502"), MAX_RETRIES),
     "timeout": Case("silent", F, "error", "timed out", MAX_RETRIES),
     # transient, then fine: Completed, the retries counted
     "flaky-then-ok": Case("ie/flaky-2-{token}", Status.COMPLETED, "", "", 2),
@@ -119,7 +123,8 @@ async def test_outcome(
         assert job.error is None and job.error_type is None and job.s3_url
         return
     assert job.error_type == case.error_type
-    assert job.error and case.error in job.error, job.error
+    wanted = case.error if isinstance(case.error, tuple) else (case.error,)
+    assert job.error and any(part in job.error for part in wanted), job.error
     # short, human, one line, naming no internal tool
     assert len(job.error) <= 300 and "\n" not in job.error and not job.error.startswith(("ERROR", "["))
     assert not any(word in job.error.lower() for word in ("yt-dlp", "youtube-dl", "yt_dlp", "ffmpeg"))
