@@ -56,7 +56,9 @@ async def test_tenant_storage_end_to_end(
             client.head_object(Bucket=BUCKET, Key="alice/clip.mp4")
 
         assert await alice.remove_storage() is True
-        later = await alice.wait((await alice.create_job({"url": url, "filename": "later"})).job_id, timeout=60)
+        later = await alice.wait(
+            (await alice.create_job({"url": url, "filename": "later"})).job_id, timeout=60
+        )
         assert later.s3_url.startswith("file://")
 
 

@@ -1,0 +1,126 @@
+"""Every stage fails with secrets configured; no secret shows up in job records, errors, logs, webhook
+payloads, CLI output or reprs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from storage_fixtures import BUCKET, S3_REGION
+
+from tornado_engine import Engine, RetryPolicy, Status, StoreError
+from tornado_engine.storage import S3Config, StorageTarget
+from tornado_engine.store.base import open_store
+from tornado_engine.testing import MediaServer, MediaSet
+from tornado_engine.webhooks import WebhookPolicy, generate_secret
+
+pytestmark = pytest.mark.integration
+
+SOURCE_TOKEN = "srcTOKEN-5f1e2d3c"
+HOOK_TOKEN = "hookTOKEN-9a8b7c6d"
+S3_SECRET = "s3SECRET-0123456789abcdef"
+DSN_PASSWORD = "dsnPASSWORD-77aa"
+WEBHOOK_SECRET = generate_secret()
+SECRETS = [SOURCE_TOKEN, HOOK_TOKEN, S3_SECRET, DSN_PASSWORD, WEBHOOK_SECRET, WEBHOOK_SECRET[6:]]
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[str, list[bytes]]]:
+    bodies: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+            self.send_response(204)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook?token={HOOK_TOKEN}", bodies
+    server.shutdown()
+
+
+@pytest.fixture
+def junk_server(tmp_path: Path) -> Iterator[MediaServer]:
+    root = tmp_path / "junk"
+    root.mkdir()
+    (root / "junk.mp4").write_bytes(b"this is not media at all\n" * 400)
+    with MediaServer(root) as server:
+        yield server
+
+
+def _assert_clean(text: str, where: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"{secret[:6]}... leaked into {where}"
+
+
+async def test_no_secret_leaks_from_any_failing_stage(
+    tmp_path: Path, media_server: MediaServer, media_set: MediaSet, junk_server: MediaServer,
+    s3_iam: tuple[str, str, str], hook: tuple[str, list[bytes]], caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    caplog.set_level(logging.DEBUG)
+    hook_url, bodies = hook
+    endpoint, key, _ = s3_iam  # checks signatures: our secret is wrong on purpose
+    bad_s3 = S3Config(bucket=BUCKET, region=S3_REGION, endpoint_url=endpoint, access_key_id=key,
+                      secret_access_key=S3_SECRET)  # fmt: skip
+    token = f"?token={SOURCE_TOKEN}"
+    cases = {
+        "resolve": media_server.url(f"status/404/gone.mp4{token}"),
+        "download": media_server.url(f"drop/{media_set.progressive_mp4}{token}"),
+        "mux": junk_server.url(f"junk.mp4{token}"),
+        "upload": media_server.url(f"{media_set.progressive_mp4}{token}"),
+    }
+    data = tmp_path / "engine"
+    async with Engine.open(
+        data_dir=data, poll_interval=0.1, webhook_secrets=[WEBHOOK_SECRET],
+        webhook_policy=WebhookPolicy(timeout=5), retry=RetryPolicy(max_retries=1, base_delay=0.01),
+    ) as engine:  # fmt: skip
+        tenant = engine.tenant("t")
+        await tenant.configure_storage(bad_s3, verify=False)  # accepted unverified: fails at upload
+        jobs = {}
+        for stage, url in cases.items():
+            created = await tenant.create_job({"url": url, "webhook_url": hook_url, "filename": stage})
+            jobs[stage] = await tenant.wait(created.job_id, timeout=90)
+        for _ in range(100):
+            if len(bodies) >= len(cases):
+                break
+            await asyncio.sleep(0.1)
+        reprs = [repr(engine), repr(tenant), repr(bad_s3), repr(StorageTarget(bad_s3))]
+        reprs += [repr(j) for j in jobs.values()] + [repr(j.request) for j in jobs.values()]
+        listed = [j.to_api() for j in await tenant.list_jobs(limit=100)]
+
+    assert {stage: job.status for stage, job in jobs.items()} == dict.fromkeys(cases, Status.FAILED)
+    assert jobs["upload"].error_type == "error" and jobs["upload"].upload_retries == 0
+    assert len(bodies) == len(cases)
+    _assert_clean(json.dumps(listed), "job records")
+    _assert_clean(" ".join(j.error or "" for j in jobs.values()), "errors")
+    _assert_clean(b"".join(bodies).decode(), "webhook payloads")
+    _assert_clean(caplog.text, "logs")
+    _assert_clean(" ".join(reprs), "reprs")
+
+    env = {**os.environ, "TORNADO_ENGINE_HOME": str(data)}
+    for args in (["jobs", "list", "--tenant", "t", "--json"], ["usage", "--tenant", "t", "--json"],
+                 ["jobs", "get", jobs["upload"].id, "--tenant", "t"]):  # fmt: skip
+        proc = subprocess.run([sys.executable, "-m", "tornado_engine", *args], capture_output=True, text=True,
+                              env=env, timeout=60, check=True)  # fmt: skip
+        _assert_clean(proc.stdout + proc.stderr, f"CLI {args[0]} {args[1]}")
+
+    dsn = f"postgresql://tornado:{DSN_PASSWORD}@127.0.0.1:1/nothing"  # nothing listens on port 1
+    store = open_store(dsn)
+    _assert_clean(repr(store), "the store's repr")
+    with pytest.raises(StoreError) as refused:
+        await asyncio.wait_for(store.open(), 60)
+    _assert_clean(str(refused.value), "the store's error")
