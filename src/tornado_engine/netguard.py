@@ -134,14 +134,18 @@ class NetGuard:
             log.warning("netguard: %s", exc.message)
             await _refuse(writer, 403, BLOCKED_REASON, exc.message)
             return None
+        cause = "no address"
         for address in addresses:  # connect to what was checked, not to a fresh lookup
             try:
                 return await asyncio.wait_for(
                     asyncio.open_connection(str(address), port, limit=_BUFFER), self.connect_timeout
                 )
-            except (OSError, TimeoutError):
-                continue
-        await _refuse(writer, 502, "Bad Gateway", f"cannot connect to {host}:{port}")
+            except TimeoutError:
+                cause = "Connection timed out"
+            except OSError as exc:
+                cause = exc.strerror or type(exc).__name__
+        # the cause goes in the reason phrase, so the downloader's error says what really happened
+        await _refuse(writer, 502, f"Bad Gateway ({cause})", f"cannot connect to {host}:{port}: {cause}")
         return None
 
 
