@@ -19,6 +19,7 @@ from typing import Any
 
 from .cli_admin import ADMIN_COMMANDS, add_admin_commands, run_admin
 from .cli_media import add_media_options, add_metadata_command, media_fields, run_metadata
+from .cli_worker import add_worker_command, run_worker
 from .engine import Engine, default_data_dir
 from .errors import FFmpegNotFound, InvalidRequest, InvalidState, NotFound, QuotaExceeded, StoreError
 from .models import Job, JobRequest
@@ -73,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", type=Path, help="keep the demo's store and files here")
     demo.add_argument("--json", action="store_true", help="print the job records as JSON")
     add_admin_commands(sub)
+    add_worker_command(sub)
     add_metadata_command(sub)
     return parser
 
@@ -155,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return asyncio.run(_run(args))
+        if args.command == "worker":
+            return asyncio.run(run_worker(args))
         if args.command in ADMIN_COMMANDS:
             return asyncio.run(run_admin(args))
         if args.command == "metadata":

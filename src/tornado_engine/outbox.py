@@ -30,7 +30,14 @@ from .webhooks import (
     signature_header,
 )
 
-__all__ = ["WebhookDispatcher", "job_messages", "load_or_create_secret", "progress_messages"]
+__all__ = [
+    "SECRETS_ENV",
+    "WebhookDispatcher",
+    "default_secrets",
+    "job_messages",
+    "load_or_create_secret",
+    "progress_messages",
+]
 
 log = logging.getLogger("tornado_engine.webhooks")
 
@@ -69,6 +76,16 @@ def progress_messages(job: Job, step: Step) -> list[OutboxMessage]:
         OutboxMessage(f"msg_{job.id}_{event}", job.owner, url, event, progress_payload(event, job), job.id)
         for event in _STAGE_EVENTS.get(step, ())
     ]
+
+
+SECRETS_ENV = "TORNADO_WEBHOOK_SECRETS"
+
+
+def default_secrets(data_dir: Path) -> list[str]:
+    """``$TORNADO_WEBHOOK_SECRETS`` (comma separated, newest first; what several workers must share),
+    else one kept in the data folder."""
+    from_env = [s.strip() for s in os.environ.get(SECRETS_ENV, "").split(",") if s.strip()]
+    return from_env or [load_or_create_secret(data_dir)]
 
 
 def load_or_create_secret(data_dir: Path) -> str:
