@@ -29,7 +29,7 @@ from .pipeline.playlist import probe_playlist
 from .progress import Event, job_percent
 from .results import BatchCreated
 from .retry import RetryPolicy
-from .runner import JobRunner, RunnerConfig
+from .runner import JobRunner, RunnerConfig, StageRunner
 from .safety import NetworkPolicy
 from .scheduler import PoolLimits, Pools, Scheduler
 from .secrets import SecretBox
@@ -71,6 +71,7 @@ class Engine(StorageMixin, LifecycleMixin):
         allow_networks: Sequence[str] | None = None,
         webhook_secrets: Sequence[str] | None = None,
         webhook_policy: WebhookPolicy | None = None,
+        stages: StageRunner | None = None,
     ) -> None:
         if concurrency < 1:
             raise InvalidRequest("concurrency must be at least 1", field="concurrency")
@@ -102,6 +103,8 @@ class Engine(StorageMixin, LifecycleMixin):
             max_workers=limits.io + limits.upload + 4, thread_name_prefix="tornado-stage"
         )
         self._ffmpeg = ffmpeg
+        # replaces every job's stages (resolve, download, mux, upload); tornado_engine.testing.noop
+        self._stages = stages
         self._retry = retry or RetryPolicy()
         self._socket_timeout = socket_timeout
         self._concurrency = concurrency
@@ -143,10 +146,11 @@ class Engine(StorageMixin, LifecycleMixin):
             retry=self._retry,
             socket_timeout=self._socket_timeout,
             proxy=self.proxy_url or None,
+            network=self.network,
         )
         self._runner = JobRunner(
             self.store, self._pools, config, self._publish, self._executor, quota_for=self._quota_of,
-            storage_for=self._storage_of,
+            storage_for=self._storage_of, stages=self._stages,
         )  # fmt: skip
         self._scheduler = Scheduler(
             self.store,

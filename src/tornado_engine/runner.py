@@ -24,7 +24,7 @@ from .ffmpeg import FFmpegPaths, plan_mux, verify_output
 from .models import Job, name_from_title, now_ms
 from .options import MediaOptions, audio_quality, video_quality_label
 from .outbox import job_messages, progress_messages
-from .pipeline import downloader, muxer, resolver, uploader
+from .pipeline import downloader, fastpath, muxer, resolver, uploader
 from .pipeline.downloader import requested_formats
 from .pipeline.sidecar import side_keys
 from .progress import Event, job_percent
@@ -32,13 +32,13 @@ from .progress import expected_bytes as _expected_size
 from .quota import quota_problem
 from .results import Quota
 from .retry import RetryPolicy, outcome_for
-from .safety import is_media_extension
+from .safety import NetworkPolicy, is_media_extension
 from .scheduler import Pools
 from .states import Status, Step
-from .storage import StorageTarget, object_key
+from .storage import StorageTarget, StoredObject, object_key
 from .store.base import Claim, JobStore, LeaseLost
 
-__all__ = ["JobRunner", "RunnerConfig"]
+__all__ = ["JobRunner", "RunnerConfig", "StageRunner"]
 
 log = logging.getLogger("tornado_engine.runner")
 T = TypeVar("T")
@@ -52,10 +52,11 @@ class RunnerConfig:
     retry: RetryPolicy
     socket_timeout: float = 20.0
     proxy: str | None = None  # the network guard (SSRF filter) every yt-dlp request goes through
+    network: NetworkPolicy | None = None  # the fast download path connects only to what this allows
 
 
 class _Run:
-    """State of one attempt at one job."""
+    """State of one attempt at one job (what a :data:`StageRunner` gets)."""
 
     def __init__(self, claim: Claim, runner: JobRunner) -> None:
         self.job = claim.job
@@ -116,7 +117,9 @@ class JobRunner:
         executor: Executor | None = None,
         quota_for: Callable[[str], Awaitable[Quota | None]] | None = None,
         storage_for: Callable[[str], Awaitable[StorageTarget]] | None = None,
+        stages: StageRunner | None = None,
     ) -> None:
+        self.stages = stages
         self.quota_for = quota_for
         self.storage_for = storage_for
         self.store = store
@@ -154,7 +157,7 @@ class JobRunner:
             run.storage = await self.storage_for(job.owner)
         await run.enter(Step.DOWNLOADING)
         try:
-            stored = await self._pipeline(run)
+            stored = await (self.stages or self._pipeline)(run)
         except JobCancelled:
             await self._cancelled(run)
             return
@@ -276,22 +279,42 @@ class JobRunner:
                 self._apply_info(job, info)
                 await self._check_quota(run, info)
 
+                highest = 0.0  # a fast path that falls back mid-way must not send the percent backwards
+
                 def on_progress(pct: float, done: int, speed: float | None, eta: float | None) -> None:
+                    nonlocal highest
+                    highest = pct = max(highest, pct)
                     run.emit_threadsafe(
                         Step.DOWNLOADING, pct, bytes_done=done, speed_bps=speed, eta_seconds=eta
                     )
 
-                result = await downloader.download(
+                # one plain http(s) file: parallel ranged requests; None means "not for the fast path"
+                result = await fastpath.download(
                     info,
                     run.dir,
-                    ffmpeg_dir=ffmpeg_dir,
                     on_progress=on_progress,
                     cancel=run.cancel,
                     socket_timeout=cfg.socket_timeout,
                     executor=self.executor,
-                    options=opts,
+                    policy=cfg.network,
                     proxy=cfg.proxy,
+                    options=opts,
+                    ffmpeg_dir=ffmpeg_dir,
                 )
+                job.download_strategy = "fastpath"
+                if result is None:
+                    job.download_strategy = "ytdlp"
+                    result = await downloader.download(
+                        info,
+                        run.dir,
+                        ffmpeg_dir=ffmpeg_dir,
+                        on_progress=on_progress,
+                        cancel=run.cancel,
+                        socket_timeout=cfg.socket_timeout,
+                        executor=self.executor,
+                        options=opts,
+                        proxy=cfg.proxy,
+                    )
                 return info, result
 
         info, fetched = await self._with_retries(run, "download_retries", resolve_and_download, clear_dir)
@@ -301,7 +324,6 @@ class JobRunner:
         job.download_duration_ms = int(fetched.seconds * 1000)
         if fetched.seconds > 0:
             job.download_speed_mbps = round(fetched.bytes / fetched.seconds / 1e6, 2)
-        job.download_strategy = "ytdlp"
         run.emit(Step.DOWNLOADING, 100.0, bytes_done=fetched.bytes, bytes_total=fetched.bytes)
 
         await run.enter(Step.MUXING)
@@ -451,6 +473,12 @@ class JobRunner:
         run.cancel.set()
         run.cancel_async.set()
         return True
+
+
+# Runs an attempt's stages in place of resolve -> download -> mux -> upload and returns what it stored;
+# the runner still claims, saves, times and finishes the job. ``tornado_engine.testing.noop`` has one
+# that does no work, for measuring the engine itself (``Engine(stages=...)``).
+StageRunner = Callable[[_Run], Awaitable[StoredObject]]
 
 
 def _short(value: Any, limit: int) -> str | None:
