@@ -24,7 +24,7 @@ from .lifecycle import LifecycleMixin
 from .metadata import MediaMetadata, extract_metadata
 from .models import Job, JobCreated, JobRequest, has_control_chars
 from .netguard import NetGuard
-from .outbox import WebhookDispatcher, load_or_create_secret
+from .outbox import WebhookDispatcher, default_secrets
 from .pipeline.playlist import probe_playlist
 from .progress import Event, job_percent
 from .results import BatchCreated
@@ -34,9 +34,9 @@ from .safety import NetworkPolicy
 from .scheduler import PoolLimits, Pools, Scheduler
 from .secrets import SecretBox
 from .states import TERMINAL, Status
-from .storage import StorageConfig, StorageTarget, open_target
+from .storage import StorageConfig, StorageTarget, open_target, seal_config
 from .store.base import JobStore, open_store
-from .tenant_storage import StorageMixin
+from .tenant_storage import StorageMixin, storage_endpoints
 from .webhooks import WebhookPolicy
 
 __all__ = ["Engine", "default_data_dir"]
@@ -85,7 +85,7 @@ class Engine(StorageMixin, LifecycleMixin):
         # None: $TORNADO_ALLOW_NETWORKS; by default only public addresses are reachable (SSRF guard)
         self.network = NetworkPolicy.build(allow_networks)
         self._netguard = NetGuard(self.network, connect_timeout=socket_timeout)
-        self.webhook_secrets = list(webhook_secrets or [load_or_create_secret(self.data_dir)])
+        self.webhook_secrets = list(webhook_secrets or default_secrets(self.data_dir))
         self._webhook_policy = webhook_policy or WebhookPolicy()
         self._dispatcher: WebhookDispatcher | None = None
         self.proxy_url = ""  # the filtering proxy every yt-dlp request goes through, once started
@@ -150,7 +150,7 @@ class Engine(StorageMixin, LifecycleMixin):
         )
         self._runner = JobRunner(
             self.store, self._pools, config, self._publish, self._executor, quota_for=self._quota_of,
-            storage_for=self._storage_of, stages=self._stages,
+            storage_for=self._storage_for_job, stages=self._stages,
         )  # fmt: skip
         self._scheduler = Scheduler(
             self.store,
@@ -212,8 +212,12 @@ class Engine(StorageMixin, LifecycleMixin):
         A playlist, channel or show URL becomes a batch of one job per entry (``BatchCreated``)."""
         if not isinstance(request, JobRequest):
             request = JobRequest.from_dict(request)
-        if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
-            raise InvalidRequest("idempotency_key must be 1-200 characters", field="idempotency_key")
+        if idempotency_key is not None and (
+            not 0 < len(idempotency_key) <= 200 or has_control_chars(idempotency_key)
+        ):
+            raise InvalidRequest(
+                "idempotency_key must be 1-200 printable characters", field="idempotency_key"
+            )
         await self._check_urls(request)
         await self._check_storage_quota()
         if self.expand_playlists and idempotency_key is None:
@@ -232,6 +236,8 @@ class Engine(StorageMixin, LifecycleMixin):
         """SSRF guard at the boundary: the source and webhook hosts must resolve to allowed addresses."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self.network.check_url, request.url, "url")
+        for endpoint in storage_endpoints(request.storage) if request.storage else ():
+            await loop.run_in_executor(self._executor, self.network.check_url, endpoint, "storage")
         if request.webhook_url:
             await loop.run_in_executor(
                 self._executor, self.network.check_url, request.webhook_url, "webhook_url"
@@ -241,6 +247,7 @@ class Engine(StorageMixin, LifecycleMixin):
         return Job(
             id=str(uuid.uuid4()), url=request.url, request=request, owner=self._owner,
             folder=request.folder, batch_id=batch_id, title=title,
+            storage_sealed=seal_config(self._box, request.storage) if request.storage else None,
         )  # fmt: skip
 
     def _wake(self) -> None:

@@ -81,7 +81,7 @@ class LifecycleMixin:
         taken: set[str] = set()
         jobs = []
         for index, entry in enumerate(playlist.entries):
-            fields = request.model_dump(exclude_none=True)
+            fields = {**request.model_dump(exclude_none=True), "storage": request.storage}
             fields.update(url=entry.url, folder=folder, paused=False)
             if request.filename is None:
                 fields["filename"] = _episode_filename(entry.title, index, taken)
@@ -216,6 +216,7 @@ class LifecycleMixin:
             raise InvalidState(f"Only Failed jobs can be retried (this one is {job.status.value})")
         await self._check_storage_quota()
         new = self._new_job(job.request)  # not in the old batch: its counts stay as they were
+        new.storage_sealed = job.storage_sealed  # the request's own storage, if it had one
         await self.store.insert_jobs([new])
         self._wake()
         return JobCreated(job_id=new.id)

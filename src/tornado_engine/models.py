@@ -12,13 +12,14 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import options
 from .errors import InvalidRequest
 from .ffmpeg import check_combination
 from .safety import strip_credentials
 from .states import TERMINAL, Status, Step
+from .storage.config import StorageConfig
 
 __all__ = ["Job", "JobCreated", "JobRequest", "now_ms"]
 
@@ -81,6 +82,8 @@ class JobRequest(BaseModel):
     live_from_start: bool = False
     max_duration: int | None = None  # seconds of a live recording
     wait_for_video: int | None = None  # seconds to wait for a scheduled stream to start
+    # a storage target for this job only; never dumped: the engine keeps it sealed (encrypted) with the job
+    storage: StorageConfig | None = Field(default=None, exclude=True, repr=False)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -358,6 +361,7 @@ class Job:
     storage_key: str | None = None
     storage_url: str | None = None  # the target the file went to (no credentials), for delete_file
     side_keys: list[str] = field(default_factory=list)  # subtitles and thumbnail stored beside it
+    storage_sealed: str | None = None  # the request's own storage config, encrypted (SecretBox)
     file_deleted_at: int | None = None
     reserved_bytes: int = 0  # expected size while in flight, counted in usage()
     webhook_status: str | None = None

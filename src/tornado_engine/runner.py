@@ -116,7 +116,7 @@ class JobRunner:
         publish: Callable[[Event], None],
         executor: Executor | None = None,
         quota_for: Callable[[str], Awaitable[Quota | None]] | None = None,
-        storage_for: Callable[[str], Awaitable[StorageTarget]] | None = None,
+        storage_for: Callable[[Job], Awaitable[StorageTarget]] | None = None,
         stages: StageRunner | None = None,
     ) -> None:
         self.stages = stages
@@ -137,6 +137,7 @@ class JobRunner:
         except LeaseLost:
             log.warning("job %s: lease lost; another attempt owns it now", run.job.id)
         except asyncio.CancelledError:
+            run.cancel.set()  # a yt-dlp thread still downloading stops at its next progress hook
             # shutdown or a lost lease: give the job back unless someone else already has it
             with contextlib.suppress(Exception):
                 await self.store.release(run.job, run.token)
@@ -154,7 +155,7 @@ class JobRunner:
         job.requested_quality = job.requested_quality or "best"
         run.dir.mkdir(parents=True, exist_ok=True)
         if self.storage_for is not None:  # read now: a retried job goes where its tenant's files go today
-            run.storage = await self.storage_for(job.owner)
+            run.storage = await self.storage_for(job)
         await run.enter(Step.DOWNLOADING)
         try:
             stored = await (self.stages or self._pipeline)(run)

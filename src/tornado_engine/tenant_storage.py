@@ -20,14 +20,14 @@ from .secrets import SecretBox
 from .storage import StorageConfig, StorageTarget, open_config, parse_storage_config, seal_config
 from .store.base import JobStore
 
-__all__ = ["StorageMixin"]
+__all__ = ["StorageMixin", "storage_endpoints"]
 
 # TornadoAPI's endpoint names, /user/bucket being the legacy name of /user/s3
 _KIND_ALIASES = {"bucket": "s3", "blob": "azure", "s3": "s3", "azure": "azure", "gcs": "gcs", "oss": "oss",
                  "local": "local"}  # fmt: skip
 
 
-def _endpoints(config: StorageConfig) -> list[str]:
+def storage_endpoints(config: StorageConfig) -> list[str]:
     found = [getattr(config, name, None) for name in ("endpoint_url", "endpoint")]
     return [url for url in found if isinstance(url, str) and url]
 
@@ -38,7 +38,7 @@ class StorageMixin:
     network: NetworkPolicy
     _owner: str
     _executor: Executor
-    _targets: dict[str, tuple[str, StorageTarget]]  # owner -> (sealed config, its target)
+    _targets: dict[str, tuple[str, StorageTarget]]  # owner or sealed config -> (sealed, its target)
 
     if TYPE_CHECKING:  # provided by Engine
 
@@ -59,7 +59,7 @@ class StorageMixin:
                 field = ".".join(str(p) for p in err.get("loc", ()))
                 raise InvalidRequest(f"storage {field}: {err['msg']}", field="storage") from None
         loop = asyncio.get_running_loop()
-        for endpoint in _endpoints(config):
+        for endpoint in storage_endpoints(config):
             await loop.run_in_executor(self._executor, self.network.check_url, endpoint, "storage")
         target = StorageTarget(config)
         if verify:
@@ -90,8 +90,23 @@ class StorageMixin:
             self._targets[owner] = cached
         return cached[1]
 
+    def _sealed_target(self, sealed: str) -> StorageTarget:
+        cached = self._targets.get(sealed)
+        if cached is None:  # built once: backends keep connection pools
+            cached = (sealed, StorageTarget(open_config(self._box, sealed)))
+            self._targets[sealed] = cached
+        return cached[1]
+
+    async def _storage_for_job(self, job: Job) -> StorageTarget:
+        """Where a job's file goes: the request's own storage, else its tenant's, else the engine's."""
+        if job.storage_sealed:
+            return self._sealed_target(job.storage_sealed)
+        return await self._storage_of(job.owner)
+
     async def _storage_of_job(self, job: Job) -> StorageTarget:
         """The target a finished job's file is in (for delete_file)."""
+        if job.storage_sealed:
+            return self._sealed_target(job.storage_sealed)
         tenant = await self._storage_of(job.owner)
         if job.storage_url in (None, tenant.url):
             return tenant

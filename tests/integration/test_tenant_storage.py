@@ -75,3 +75,25 @@ async def test_bad_credentials_and_blocked_endpoints_refused(
     async with Engine.open(data_dir=tmp_path / "strict", run_jobs=False, allow_networks=[]) as strict:
         with pytest.raises(BlockedAddress):  # a tenant's endpoint is judged like any URL we fetch
             await strict.configure_storage({**_s3(endpoint, secret), "access_key_id": key})
+
+
+async def test_per_request_storage_is_sealed_and_used(
+    tmp_path: Path, s3_endpoint: str, media_server: MediaServer, media_set: MediaSet
+) -> None:
+    secret = "per-request-secret-xyz-789"
+    async with Engine.open(data_dir=tmp_path / "engine", poll_interval=0.1) as engine:
+        request = {"url": media_server.url(media_set.progressive_mp4), "filename": "own",
+                   "storage": _s3(s3_endpoint, secret, base_folder="req")}  # fmt: skip
+        created = await engine.create_job(request)
+        job = await engine.wait(created.job_id, timeout=60)
+        assert job.status is Status.COMPLETED, job.to_api()
+        assert job.storage_key == "req/own.mp4" and "X-Amz-Signature" in job.s3_url
+        with urllib.request.urlopen(job.s3_url) as response:
+            assert response.read() == media_set.path(media_set.progressive_mp4).read_bytes()
+        await engine.delete_file(job.id)  # found again through the sealed config
+    raw = sqlite3.connect(tmp_path / "engine" / "jobs.db").execute("SELECT data FROM jobs").fetchall()
+    assert all(secret not in row[0] for row in raw)  # kept encrypted with the job, never in clear
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name=S3_REGION,
+                          aws_access_key_id="t", aws_secret_access_key="t")  # fmt: skip
+    with pytest.raises(client.exceptions.ClientError):
+        client.head_object(Bucket=BUCKET, Key="req/own.mp4")
