@@ -42,7 +42,7 @@ def live(ffmpeg_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         ffmpeg_bin, "-nostdin", "-loglevel", "error", "-re",
         "-f", "lavfi", "-i", "testsrc2=size=426x240:rate=25",
         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-        "-t", "120",  # ends by itself even if teardown never runs
+        "-t", "600",  # ends by itself even if teardown never runs (120 s was too short on a busy CI)
         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", *gop, "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-f", "hls", "-hls_time", "2", "-hls_list_size", "5",
         "-hls_flags", "delete_segments+temp_file", "-hls_segment_filename", "live/seg_%05d.ts",
