@@ -254,7 +254,7 @@ class LifecycleMixin:
     async def usage(self) -> Usage:
         totals = await self.store.usage(self._owner)
         return Usage.build(totals.counts, totals.stored_bytes, totals.reserved_bytes,
-                           await self._quota_of(self._owner))  # fmt: skip
+                           await self._quota_of(self._owner), totals.by_backend)  # fmt: skip
 
     async def _check_storage_quota(self) -> None:
         quota = await self._quota_of(self._owner)

@@ -124,11 +124,15 @@ class Usage(BaseModel):
     storage_usage_gb: float
     storage_reserved_gb: float
     storage_effective_usage_gb: float
+    storage_by_backend: dict[str, int] = Field(default_factory=dict)  # bytes stored per storage scheme
     storage_limit_gb: float | None = None
     storage_remaining_gb: float | None = None
 
     @classmethod
-    def build(cls, counts: dict[str, int], stored: int, reserved: int, quota: Quota | None) -> Usage:
+    def build(
+        cls, counts: dict[str, int], stored: int, reserved: int, quota: Quota | None,
+        by_backend: dict[str, int] | None = None,
+    ) -> Usage:  # fmt: skip
         limit = quota.storage_bytes if quota else None
         effective = stored + reserved
         return cls(
@@ -139,6 +143,7 @@ class Usage(BaseModel):
             storage_usage_gb=round(stored / _GB, 6),
             storage_reserved_gb=round(reserved / _GB, 6),
             storage_effective_usage_gb=round(effective / _GB, 6),
+            storage_by_backend=by_backend or {},
             storage_limit_gb=round(limit / _GB, 6) if limit else None,
             storage_remaining_gb=round(max(0, limit - effective) / _GB, 6) if limit else None,
         )

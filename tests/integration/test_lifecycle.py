@@ -223,6 +223,7 @@ async def test_usage_quotas_and_tenants(
     usage = (await alice.usage()).model_dump()
     assert usage["usage_count"] == 1 and usage["jobs_by_status"] == {"Completed": 1}
     assert usage["storage_usage_bytes"] == job.file_size and usage["storage_reserved_bytes"] == 0
+    assert usage["storage_by_backend"] == {"file": job.file_size}
     assert (await bob.usage()).usage_count == 0
 
     await bob.set_quota(Quota(max_duration_seconds=1))

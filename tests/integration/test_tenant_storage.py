@@ -44,6 +44,7 @@ async def test_tenant_storage_end_to_end(
                               aws_access_key_id="t", aws_secret_access_key="t")  # fmt: skip
         assert client.head_object(Bucket=BUCKET, Key="alice/clip.mp4")["ContentLength"] == mine.file_size
 
+        assert (await alice.usage()).storage_by_backend == {"s3": mine.file_size}
         theirs = await bob.wait((await bob.create_job({"url": url, "filename": "clip"})).job_id, timeout=60)
         assert theirs.s3_url.startswith("file://")  # bob has none configured: the engine's own storage
 

@@ -7,7 +7,7 @@ with a stale token (the job was re-queued and claimed again meanwhile) raises :c
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import StoreError
@@ -79,6 +79,7 @@ class UsageTotals:
     counts: dict[str, int]
     stored_bytes: int
     reserved_bytes: int
+    by_backend: dict[str, int] = field(default_factory=dict)  # stored bytes per storage scheme
 
 
 class JobStore(Protocol):

@@ -163,6 +163,9 @@ _BATCH_COUNTS = f"""
 _USAGE = f"""
     SELECT status, count(*), coalesce(sum(stored_bytes), 0), coalesce(sum(reserved_bytes), 0)
     FROM tornado_jobs WHERE {_OWNER} GROUP BY status"""
+_USAGE_BY_BACKEND = f"""
+    SELECT split_part(data->>'storage_url', ':', 1), sum(stored_bytes)
+    FROM tornado_jobs WHERE {_OWNER} AND stored_bytes > 0 GROUP BY 1"""
 _IS_TERMINAL = f"status IN ({_TERMINAL_SQL})"
 _OPEN_IN_BATCH = f"SELECT count(*) FROM tornado_jobs WHERE batch_id = %s AND status NOT IN ({_TERMINAL_SQL})"
 _MARK_NOTIFIED = (
@@ -468,7 +471,11 @@ class PostgresStore:
         async def totals(conn: Conn) -> UsageTotals:
             rows = await _all(conn, _USAGE, (owner, owner))
             counts = {r[0]: r[1] for r in rows}
-            return UsageTotals(counts, sum(int(r[2]) for r in rows), sum(int(r[3]) for r in rows))
+            backends = await _all(conn, _USAGE_BY_BACKEND, (owner, owner))
+            return UsageTotals(
+                counts, sum(int(r[2]) for r in rows), sum(int(r[3]) for r in rows),
+                {str(b or "unknown"): int(n) for b, n in backends},
+            )  # fmt: skip
 
         return await self._run(totals, idempotent=True)
 

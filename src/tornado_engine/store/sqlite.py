@@ -295,7 +295,16 @@ class SQLiteStore:
                 (owner, owner),
             ).fetchall()
             counts = {r[0]: r[1] for r in rows}
-            return UsageTotals(counts, sum(r[2] or 0 for r in rows), sum(r[3] or 0 for r in rows))
+            backends = conn.execute(
+                "SELECT substr(url, 1, instr(url, ':') - 1), SUM(stored_bytes) FROM (SELECT stored_bytes,"
+                " json_extract(data, '$.storage_url') AS url FROM jobs WHERE (? IS NULL OR owner = ?)"
+                " AND stored_bytes > 0) GROUP BY 1",
+                (owner, owner),
+            ).fetchall()
+            return UsageTotals(
+                counts, sum(r[2] or 0 for r in rows), sum(r[3] or 0 for r in rows),
+                {str(b or "unknown"): int(n) for b, n in backends},
+            )  # fmt: skip
 
         return await self._run(totals)
 
