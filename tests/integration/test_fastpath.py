@@ -19,7 +19,8 @@ import pytest
 from tornado_engine import Engine, JobRequest, Status
 from tornado_engine.errors import DownloadError, JobCancelled
 from tornado_engine.netguard import NetGuard
-from tornado_engine.pipeline.fastpath import FastPathTuning, download_sync, eligible
+from tornado_engine.pipeline.fastpath import FastDash, FastPathTuning, download_sync, eligible
+from tornado_engine.pipeline.resolver import resolve_sync
 from tornado_engine.safety import NetworkPolicy
 from tornado_engine.testing import MediaServer, MediaSet
 
@@ -112,7 +113,8 @@ def test_only_single_plain_http_files_are_eligible() -> None:
     two["formats"].append({**two["formats"][0], "format_id": "a"})
     two["tornado_selected_format_ids"] = ["mp4", "a"]
     assert eligible(two) is None  # video + audio: yt-dlp (then the muxer)
-    assert eligible(_info(url, protocol="http_dash_segments", fragments=[{"url": url}])) is None
+    dash = _info(url, protocol="http_dash_segments", fragments=[{"url": url}])
+    assert isinstance(eligible(dash), FastDash)  # fragments on one origin: see the DASH test below
     assert eligible(_info(url, protocol="m3u8_native")) is None
     assert eligible(_info(url, cookies="a=b")) is None
     assert eligible(_info(url, ext="sh")) is None  # yt-dlp refuses odd extensions in its own words
@@ -122,6 +124,25 @@ def test_only_single_plain_http_files_are_eligible() -> None:
     assert source is not None
     assert source.filename == "media.___x_y.mp4"  # one safe path component
     assert source.headers == (("Referer", "r"),)  # ours (Range, Host ...) are never taken from the source
+
+
+def test_dash_with_plain_fragment_urls_is_eligible() -> None:
+    base = "http://127.0.0.1:1/dash/"
+    fragments = [{"path": "init-0.m4s"}, {"path": "chunk-0-1.m4s", "duration": 2.0}]
+    video = {"format_id": "0", "ext": "mp4", "protocol": "http_dash_segments", "fragment_base_url": base,
+             "fragments": fragments, "url": base + "m.mpd", "tbr": 800}  # fmt: skip
+    audio = {**video, "format_id": "1", "ext": "m4a", "tbr": 128}
+    info = {"id": "x", "duration": 4, "formats": [video, audio], "tornado_selected_format_ids": ["0", "1"]}
+    dash = eligible(info)
+    assert isinstance(dash, FastDash)
+    assert [st.filename for st in dash.streams] == ["media.0.mp4", "media.1.m4a"]
+    assert dash.streams[0].fragments == (base + "init-0.m4s", base + "chunk-0-1.m4s")
+    assert dash.streams[0].weight > dash.streams[1].weight  # the video's share of the percent is larger
+    ranged = {**audio, "fragments": [{"url": base + "a.mp4", "range": "0-99"}]}
+    assert eligible({**info, "formats": [video, ranged]}) is None  # byte ranges in one file: yt-dlp
+    elsewhere = {**audio, "fragment_base_url": "http://127.0.0.2:1/dash/"}
+    assert eligible({**info, "formats": [video, elsewhere]}) is None  # one origin only
+    assert eligible({**info, "formats": [video, {**audio, "has_drm": True}]}) is None
 
 
 # -- downloads --------------------------------------------------------------------------------------------
@@ -142,6 +163,23 @@ def test_bytes_identical_over_several_connections(
     assert result.bytes == source.stat().st_size
     assert media_server.hits["/" + media_set.progressive_mp4] - before >= 3  # several ranged requests
     assert list((tmp_path / "job").iterdir()) == result.files  # nothing else left behind
+
+
+def test_dash_fragments_are_joined_in_order(
+    media_server: MediaServer, media_set: MediaSet, tmp_path: Path
+) -> None:
+    info = resolve_sync(media_server.url(media_set.dash_mpd), None, 5.0)
+    progress = Progress()
+    result = _fetch(info, tmp_path, on_progress=progress, tuning=FastPathTuning(connections=3))
+    assert result is not None
+    by_id = {str(f["format_id"]): f for f in info["formats"]}
+    for path, format_id in zip(result.files, result.format_ids, strict=True):
+        fragments = by_id[format_id]["fragments"]
+        expected = b"".join(media_set.path("dash/" + f["path"]).read_bytes() for f in fragments)
+        assert path.read_bytes() == expected, path.name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in result.files)
+    percents = [p for p, _ in progress.calls]
+    assert percents == sorted(percents) and percents[-1] == 100.0
 
 
 def test_progress_is_monotonic_and_ends_at_the_size(
@@ -274,8 +312,21 @@ async def test_engine_falls_back_to_ytdlp(engine: Engine, no_range_server: str, 
     assert job.download_strategy == "ytdlp"
 
 
-async def test_engine_dash_uses_ytdlp(engine: Engine, media_server: MediaServer, media_set: MediaSet) -> None:
+async def test_engine_dash_takes_the_fast_path(
+    engine: Engine, media_server: MediaServer, media_set: MediaSet, probe: Any
+) -> None:
     created = await engine.create_job(JobRequest(url=media_server.url(media_set.dash_mpd)))
+    job = await engine.wait(created.job_id, timeout=60)
+    assert job.status is Status.COMPLETED, job.to_api()
+    assert job.download_strategy == "fastpath"
+    info = probe((job.s3_url or "").removeprefix("file://"))
+    kinds = {s["codec_type"]: s["codec_name"] for s in info["streams"]}
+    assert kinds == {"video": "h264", "audio": "aac"}
+    assert abs(float(info["format"]["duration"]) - media_set.duration) <= 0.2
+
+
+async def test_engine_hls_uses_ytdlp(engine: Engine, media_server: MediaServer, media_set: MediaSet) -> None:
+    created = await engine.create_job(JobRequest(url=media_server.url(media_set.hls_master)))
     job = await engine.wait(created.job_id, timeout=60)
     assert job.status is Status.COMPLETED, job.to_api()
     assert job.download_strategy == "ytdlp"

@@ -1,29 +1,38 @@
-"""Fast path for plain HTTP(S) progressive media: parallel ranged requests written straight into the file.
+"""Fast path for plain HTTP(S) media: parallel requests on kept-alive connections, straight into the files.
 
-yt-dlp's HTTP downloader reads one stream in small blocks through the network guard's proxy (an extra copy
-of every byte in this process). For the common case of one plain file this module does the same job with a
-few keep-alive connections, each fetching ``Range`` chunks into a large buffer and ``pwrite``-ing them at
-their offsets (both syscalls release the GIL, so connections really run in parallel).
+yt-dlp's downloaders fetch through the network guard's proxy (an extra copy of every byte in this
+process, a new connection per request) in small blocks. For the two common shapes this module does the
+same job with a few keep-alive connections whose reads (``recv_into`` a large buffer) and writes
+(``pwrite``) release the GIL, so they really run in parallel:
 
-It is taken only when it is safe to: the resolver picked exactly one format, its URL is plain http(s) (no
-manifest, fragments, cookies or live stream), and the server answers the first ranged request with ``206``
-and a ``Content-Range`` total. Anything else (no Range support, a redirect, an encoded body, a refused or
-failed first request, odd headers) returns ``None`` before a byte is kept, and the caller runs yt-dlp.
-Failures after that (a reset, a timeout, a body cut short, an HTTP error on a later chunk) raise
-:class:`~tornado_engine.errors.DownloadError` with the kinds yt-dlp's would get, so retries work alike.
+- a progressive file (one format, one plain URL): ``Range`` chunks written at their offsets;
+- DASH (the picked representations, fragments listed by plain URLs on one origin): fragments fetched
+  ahead on all connections and appended to each representation's file in order, as yt-dlp's own DASH
+  downloader concatenates them (the muxer then copies them into the container, as before).
+
+It is taken only when it is safe to: not live, no cookies, byte-range fragments or DRM, safe request
+headers and a media extension; a progressive server must answer the first ranged request with ``206``
+and a ``Content-Range`` total. Anything unusual (no Range support, a redirect, an encoded or chunked
+body, a failed first request) returns ``None``, nothing is kept, and the caller runs yt-dlp, which then
+meets (and words) errors as it always did. Failures past the first request (a reset, a timeout, a body
+cut short, an HTTP error) raise :class:`~tornado_engine.errors.DownloadError` with the kinds yt-dlp's
+would get (fragments are retried like its ``fragment_retries``), so the runner's retries work alike.
 
 Network policy: the host is resolved and judged once by :class:`~tornado_engine.safety.NetworkPolicy`
 and every connection goes to an address it allowed (never a fresh lookup: no DNS rebinding); without a
-policy, connections go through the network guard's ``CONNECT`` tunnel, which judges them itself. A refused
-address raises ``DownloadError`` ("Blocked by network policy ...") and nothing is sent to it.
+policy, connections are ``CONNECT`` tunnels through the network guard, which judges them itself. A
+refused address raises ``DownloadError`` ("Blocked by network policy ...") and nothing is sent to it.
+Redirects are never followed here (they fall back).
 
 Cancel (a ``threading.Event``) is checked at least every :data:`TICK` seconds by every connection, also
 while a socket is silent; progress goes to the same callback as yt-dlp's path, in order, never backwards.
+Connections beyond each download's first come from an engine-wide budget (:data:`EXTRA_CONNECTIONS`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import functools
@@ -43,14 +52,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DownloadError, InvalidRequest, JobCancelled
+from ..errors import DownloadError, InvalidRequest, JobCancelled, StageError
 from ..options import MediaOptions
+from ..progress import expected_bytes
 from ..safety import BlockedAddress, NetworkPolicy, is_media_extension
 from ..ytdlp import MEDIA_STEM, download_params, is_live, map_error
 from .downloader import DownloadResult, requested_formats
 from .sidecar import SideFiles, fetch_side_files
 
-__all__ = ["TICK", "FastPathTuning", "FastSource", "download", "download_sync", "eligible"]
+__all__ = [
+    "EXTRA_CONNECTIONS", "TICK", "FastDash", "FastPathTuning", "FastSource", "FastStream", "download",
+    "download_sync", "eligible",
+]  # fmt: skip
 
 ProgressCallback = Callable[[float, int, float | None, float | None], None]
 
@@ -58,6 +71,9 @@ TICK = 0.25  # seconds: how often a waiting connection looks at the cancel flag
 _MIB = 1 << 20
 _MAX_HEAD = 64 * 1024
 _FLUSH_SECONDS = 0.2  # at most this long between progress reports while bytes arrive
+_FRAGMENT_RETRIES = 2  # as yt-dlp's fragment_retries in ytdlp.base_params
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)  # mode 0o666: umask decides
+_MAX_FRAGMENT = 256 * _MIB  # held in memory until written: bigger ones are not for this path
 # headers of the format we never forward: ours, hop-by-hop, or ones that change the body's shape
 _SKIP_HEADERS = frozenset(
     {
@@ -87,7 +103,7 @@ EXTRA_CONNECTIONS = threading.BoundedSemaphore(48)
 
 @dataclass(frozen=True)
 class FastSource:
-    """What the fast path fetches: one plain http(s) URL, its request headers and the local name."""
+    """A progressive file: one plain http(s) URL, fetched in ranged chunks."""
 
     url: str
     headers: tuple[tuple[str, str], ...]
@@ -96,33 +112,34 @@ class FastSource:
     expected_size: int | None
 
 
+@dataclass(frozen=True)
+class FastStream:
+    """One DASH representation: its fragments' absolute URLs, init segment first, in order."""
+
+    format_id: str
+    filename: str
+    fragments: tuple[str, ...]
+    weight: float  # its expected share of the bytes, for one job-level percent
+
+
+@dataclass(frozen=True)
+class FastDash:
+    """The picked DASH representations (video and audio apart), fetched fragment by fragment."""
+
+    streams: tuple[FastStream, ...]
+    headers: tuple[tuple[str, str], ...]
+
+    @property
+    def url(self) -> str:
+        return self.streams[0].fragments[0]
+
+
 class _Fallback(Exception):
-    """Not for the fast path after all: let yt-dlp do it (nothing kept so far)."""
+    """Not for the fast path after all: let yt-dlp do it (what was fetched is thrown away)."""
 
 
-def eligible(info: dict[str, Any], options: MediaOptions | None = None) -> FastSource | None:
-    """The single plain http(s) file to fetch, or None when yt-dlp must do the download (pure)."""
-    if is_live(info) or (options is not None and options.live_recording):
-        return None
-    formats = requested_formats(info)
-    if len(formats) != 1:
-        return None
-    fmt = formats[0]
-    url = fmt.get("url")
-    if not isinstance(url, str) or fmt.get("protocol") not in ("http", "https"):
-        return None
-    if any(fmt.get(k) for k in ("fragments", "fragment_base_url", "cookies", "manifest_url")):
-        return None
-    if fmt.get("downloader_options", {}).get("http_chunk_size") or fmt.get("is_live"):
-        return None
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme.lower() != fmt["protocol"] or not parts.hostname or parts.username or parts.password:
-        return None
-    ext = str(fmt.get("ext") or info.get("ext") or "")
-    format_id = _SAFE_ID.sub("_", str(fmt.get("format_id") or info.get("format_id") or "0"))[:64]
-    filename = f"{MEDIA_STEM}.{format_id}.{ext}"
-    if not is_media_extension(filename):
-        return None  # yt-dlp refuses odd extensions with its own message
+def _request_headers(fmt: dict[str, Any], info: dict[str, Any]) -> tuple[tuple[str, str], ...] | None:
+    """The format's own request headers, minus ours and hop-by-hop ones; None if any looks unsafe."""
     headers: list[tuple[str, str]] = []
     for name, value in (fmt.get("http_headers") or info.get("http_headers") or {}).items():
         name, value = str(name), str(value)
@@ -135,8 +152,98 @@ def eligible(info: dict[str, Any], options: MediaOptions | None = None) -> FastS
         except UnicodeEncodeError:
             return None
         headers.append((name, value))
+    return tuple(headers)
+
+
+def _local_name(fmt: dict[str, Any], info: dict[str, Any]) -> tuple[str, str] | None:
+    """(format id, file name) as yt-dlp would write it (``media.<id>.<ext>``, one safe component)."""
+    ext = str(fmt.get("ext") or info.get("ext") or "")
+    format_id = _SAFE_ID.sub("_", str(fmt.get("format_id") or info.get("format_id") or "0"))[:64]
+    filename = f"{MEDIA_STEM}.{format_id}.{ext}"
+    return (format_id, filename) if is_media_extension(filename) else None  # odd ones: yt-dlp refuses
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return None
+    try:
+        return scheme, parts.hostname, parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        return None
+
+
+def _dash_stream(fmt: dict[str, Any], info: dict[str, Any]) -> FastStream | None:
+    if fmt.get("protocol") != "http_dash_segments" or fmt.get("has_drm"):
+        return None
+    if any(fmt.get(k) for k in ("extra_param_to_segment_url", "cookies", "is_live", "is_from_start")):
+        return None
+    fragments = fmt.get("fragments")
+    base = fmt.get("fragment_base_url") or ""
+    if not isinstance(fragments, list) or not fragments:
+        return None
+    urls = []
+    for fragment in fragments:
+        if not isinstance(fragment, dict) or fragment.get("range") or fragment.get("byte_range"):
+            return None  # byte ranges inside one file: yt-dlp's business
+        url = fragment.get("url") or (
+            urllib.parse.urljoin(base, fragment["path"]) if fragment.get("path") else None
+        )
+        if not isinstance(url, str):
+            return None
+        urls.append(url)
+    named = _local_name(fmt, info)
+    if named is None:
+        return None
+    weight = expected_bytes(fmt, info.get("duration")) or 0.0
+    return FastStream(named[0], named[1], tuple(urls), weight)
+
+
+def eligible(info: dict[str, Any], options: MediaOptions | None = None) -> FastSource | FastDash | None:
+    """What the fast path would fetch, or None when yt-dlp must do the download (pure).
+
+    One plain http(s) file, or DASH representations whose fragments are plain URLs on one origin.
+    """
+    if is_live(info) or (options is not None and options.live_recording):
+        return None
+    formats = requested_formats(info)
+    if not formats or any(f.get("cookies") or f.get("is_live") for f in formats):
+        return None
+    if formats[0].get("protocol") == "http_dash_segments":
+        streams = [_dash_stream(f, info) for f in formats]
+        headers = _request_headers(formats[0], info)
+        if any(st is None for st in streams) or headers is None:
+            return None
+        ready = [st for st in streams if st is not None]
+        if (
+            len({_origin(u) for st in ready for u in st.fragments}) != 1
+            or _origin(ready[0].fragments[0]) is None
+        ):
+            return None  # one origin: one pinned set of addresses, one connection pool
+        if len({st.filename for st in ready}) != len(ready):
+            return None
+        known = [st.weight for st in ready if st.weight]
+        fill = sum(known) / len(known) if known else 1.0
+        ready = [FastStream(st.format_id, st.filename, st.fragments, st.weight or fill) for st in ready]
+        return FastDash(tuple(ready), headers)
+    if len(formats) != 1:
+        return None
+    fmt = formats[0]
+    url = fmt.get("url")
+    if not isinstance(url, str) or fmt.get("protocol") not in ("http", "https"):
+        return None
+    if any(fmt.get(k) for k in ("fragments", "fragment_base_url", "manifest_url")):
+        return None
+    if fmt.get("downloader_options", {}).get("http_chunk_size"):
+        return None
+    origin = _origin(url)
+    named = _local_name(fmt, info)
+    headers = _request_headers(fmt, info)
+    if origin is None or origin[0] != fmt["protocol"] or named is None or headers is None:
+        return None
     size = fmt.get("filesize")
-    return FastSource(url, tuple(headers), format_id, filename, int(size) if size else None)
+    return FastSource(url, headers, named[0], named[1], int(size) if size else None)
 
 
 # -- one connection ------------------------------------------------------------------------------------
@@ -177,7 +284,7 @@ class _Session:
 
     def __init__(
         self,
-        source: FastSource,
+        source: FastSource | FastDash,
         policy: NetworkPolicy | None,
         proxy: str | None,
         cancel: threading.Event,
@@ -187,7 +294,6 @@ class _Session:
         self.https = parts.scheme.lower() == "https"
         self.host = parts.hostname or ""
         self.port = parts.port or (443 if self.https else 80)
-        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.authority = f"{host}:{self.port}"
         default_port = self.port == (443 if self.https else 80)
@@ -314,11 +420,15 @@ class _Session:
             headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
         return _Response(int(code), reason, headers, bytes(data[end + 4 :]))
 
-    def ask(self, sock: socket.socket, start: int, end: int) -> _Response:
-        """Send a ranged GET on ``sock`` and read the response's head."""
-        lines = [f"GET {self.target} HTTP/1.1", f"Host: {self.host_header}"]
+    def ask(self, sock: socket.socket, url: str, span: tuple[int, int] | None = None) -> _Response:
+        """Send a GET of ``url`` (on this origin; bytes ``span`` of it) and read the response's head."""
+        parts = urllib.parse.urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        lines = [f"GET {target} HTTP/1.1", f"Host: {self.host_header}"]
         lines += [f"{name}: {value}" for name, value in self.headers]
-        lines += [f"Range: bytes={start}-{end}", "Accept-Encoding: identity", "Connection: keep-alive"]
+        if span is not None:
+            lines.append(f"Range: bytes={span[0]}-{span[1]}")
+        lines += ["Accept-Encoding: identity", "Connection: keep-alive"]
         try:
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         except OSError as exc:
@@ -377,9 +487,10 @@ def _check_partial(
 class _Transfer:
     """One file: the chunk queue, progress, and the connections working on it."""
 
-    def __init__(self, session: _Session, fd: int, total: int, tuning: FastPathTuning,
+    def __init__(self, session: _Session, url: str, fd: int, total: int, tuning: FastPathTuning,
                  on_progress: ProgressCallback) -> None:  # fmt: skip
         self.session = session
+        self.url = url
         self.fd = fd
         self.total = total
         self.tuning = tuning
@@ -455,7 +566,7 @@ class _Transfer:
             if sock is None:
                 sock = self.session.connect()
             try:
-                response = self.session.ask(sock, start, end)
+                response = self.session.ask(sock, self.url, (start, end))
                 _check_partial(response, start, end, self.total, probe=False)
                 return sock, start, end, response
             except _NetError:
@@ -508,21 +619,27 @@ def _fetch(
     on_progress: ProgressCallback,
 ) -> int:
     """Download ``source`` into ``path``; returns its size. Raises _Fallback before any byte is kept."""
-    sock = session.connect()
+    try:
+        sock = session.connect()
+    except _NetError as exc:  # yt-dlp meets (and words) it as it always did
+        raise _Fallback(str(exc)) from None
     fd = -1
     try:
-        response = session.ask(sock, 0, tuning.chunk_size - 1)
+        try:
+            response = session.ask(sock, source.url, (0, tuning.chunk_size - 1))
+        except _NetError as exc:
+            raise _Fallback(str(exc)) from None
         end, total = _check_partial(response, 0, tuning.chunk_size - 1, None, probe=True)
         if source.expected_size and source.expected_size != total:
             raise _Fallback("the server's size differs from the resolved one")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+        fd = os.open(path, _CREATE, 0o666)
         os.ftruncate(fd, total)
     except BaseException:
         sock.close()
         if fd >= 0:
             os.close(fd)
         raise
-    transfer = _Transfer(session, fd, total, tuning, on_progress)
+    transfer = _Transfer(session, source.url, fd, total, tuning, on_progress)
     transfer.next_offset = end + 1
     # chunks after the first: enough of them that every connection stays busy to the end
     transfer.chunk = max(tuning.min_chunk_size, min(tuning.chunk_size, total // (tuning.connections * 4)))
@@ -553,6 +670,216 @@ def _fetch(
     return total
 
 
+# -- DASH: fragments over a few connections, appended in order --------------------------------------------
+
+
+class _Fragments:
+    """The fragments of every picked representation, fetched over a few connections and appended to
+    each representation's file in order (a completed fragment waits in memory for the ones before it;
+    no connection runs more than ``window`` fragments ahead of its file)."""
+
+    def __init__(self, session: _Session, dash: FastDash, fds: list[int], tuning: FastPathTuning,
+                 on_progress: ProgressCallback) -> None:  # fmt: skip
+        self.session = session
+        self.streams = dash.streams
+        self.fds = fds
+        self.on_progress = on_progress
+        self.window = 2 * tuning.connections
+        # by position in time, so video and audio advance together
+        self.work = collections.deque(
+            sorted(((s, i) for s, st in enumerate(dash.streams) for i in range(len(st.fragments))),
+                   key=lambda item: (item[1] / len(dash.streams[item[0]].fragments), item[0]))
+        )  # fmt: skip
+        self.count = len(self.work)
+        self.finished = 0
+        self.next = [0] * len(dash.streams)
+        self.waiting: list[dict[int, bytearray]] = [{} for _ in dash.streams]
+        self.total_weight = sum(st.weight for st in dash.streams)
+        self.done_weight = 0.0
+        self.bytes = 0
+        self.started = time.monotonic()
+        self.last_report = 0.0
+        self.cond = threading.Condition()
+        self.error: BaseException | None = None
+
+    def take(self) -> tuple[int, int] | None:
+        with self.cond:
+            while True:
+                self.session.check()
+                if not self.work:
+                    return None
+                s, i = self.work[0]
+                if i < self.next[s] + self.window:
+                    return self.work.popleft()
+                self.cond.wait(TICK)
+
+    def finish(self, s: int, i: int, data: bytearray) -> None:
+        with self.cond:
+            self.waiting[s][i] = data
+            while self.next[s] in self.waiting[s]:
+                view = memoryview(self.waiting[s].pop(self.next[s]))
+                while view:
+                    view = view[os.write(self.fds[s], view) :]
+                self.next[s] += 1
+            self.cond.notify_all()
+            self.bytes += len(data)
+            self.done_weight += self.streams[s].weight / len(self.streams[s].fragments)
+            self.finished += 1
+            now = time.monotonic()
+            if self.finished == self.count or now - self.last_report >= 0.05:
+                self.last_report = now
+                speed = self.bytes / (now - self.started) if now > self.started else None
+                percent = min(100.0, 100.0 * self.done_weight / self.total_weight)
+                if self.finished == self.count:
+                    percent = 100.0  # exactly, whatever the float sums say
+                eta = (100 - percent) / percent * (now - self.started) if percent else None
+                self.on_progress(percent, self.bytes, speed, eta)
+
+    def fetch(
+        self, sock: socket.socket | None, s: int, i: int, *, probe: bool
+    ) -> tuple[bytearray, socket.socket | None]:
+        """One fragment's bytes, retried like yt-dlp's ``fragment_retries`` on transient failures."""
+        url = self.streams[s].fragments[i]
+        failures = 0
+        while True:
+            fresh = sock is None
+            try:
+                conn = sock or self.session.connect()
+            except _NetError as exc:
+                if probe:
+                    raise _Fallback(str(exc)) from None
+                raise
+            sock = None
+            try:
+                response = self.session.ask(conn, url)
+                data = self._body(conn, response, probe=probe)
+                if response.headers.get("connection", "").lower() == "close":
+                    conn.close()
+                    return data, None
+                return data, conn
+            except (_NetError, _Retry) as exc:
+                conn.close()
+                if probe:
+                    raise _Fallback(str(exc)) from None
+                if not fresh and failures == 0 and isinstance(exc, _NetError):
+                    continue  # a kept-alive connection the server had closed: not a failure yet
+                failures += 1
+                if failures > _FRAGMENT_RETRIES:
+                    if isinstance(exc, _Retry):
+                        raise exc.error from None
+                    raise
+            except BaseException:
+                conn.close()
+                raise
+
+    def _body(self, sock: socket.socket, response: _Response, *, probe: bool) -> bytearray:
+        status, h = response.status, response.headers
+        if status != 200:
+            if probe or 300 <= status < 400 or status == 206:
+                raise _Fallback(f"HTTP {status} for a fragment")
+            error = map_error(
+                Exception(f"HTTP Error {status}: {response.reason or 'Error'}"), resolving=False
+            )
+            if status >= 500 or status == 429:
+                raise _Retry(error)
+            raise error
+        length = h.get("content-length", "")
+        if (
+            not length.isdigit()
+            or "transfer-encoding" in h
+            or h.get("content-encoding", "identity") != "identity"
+        ):
+            raise _Fallback("a fragment without a plain Content-Length body")
+        size = int(length)
+        if size > _MAX_FRAGMENT or len(response.body_start) > size:
+            raise _Fallback("fragment too large, or more body than Content-Length")
+        data = bytearray(size)
+        view = memoryview(data)
+        got = len(response.body_start)
+        view[:got] = response.body_start
+        while got < size:
+            n = self.session.recv_into(sock, view[got:])
+            if n == 0:
+                raise _NetError(f"Downloaded {got} bytes, expected {size} bytes")
+            got += n
+        return data
+
+    def work_loop(self, sock: socket.socket | None) -> None:
+        try:
+            while (item := self.take()) is not None:
+                data, sock = self.fetch(sock, *item, probe=False)
+                self.finish(*item, data)
+        except _Stopped:
+            pass
+        except BaseException as exc:
+            with self.cond:
+                if self.error is None:
+                    self.error = exc
+                self.cond.notify_all()
+            self.session.stop.set()
+        finally:
+            if sock is not None:
+                sock.close()
+
+
+class _Retry(Exception):
+    """A fragment answered with a transient HTTP error: try it again (then raise ``error``)."""
+
+    def __init__(self, error: StageError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _extra_dash_worker(fragments: _Fragments) -> None:
+    try:
+        fragments.work_loop(None)
+    finally:
+        EXTRA_CONNECTIONS.release()
+
+
+def _fetch_dash(dash: FastDash, paths: list[Path], session: _Session, tuning: FastPathTuning,
+                on_progress: ProgressCallback) -> int:  # fmt: skip
+    """Download every representation into ``paths``; returns the bytes. The first fragment is the probe:
+    anything unusual about it falls back before more is asked for."""
+    fds: list[int] = []
+    threads: list[threading.Thread] = []
+    fragments: _Fragments | None = None
+    try:
+        for path in paths:
+            fds.append(os.open(path, _CREATE, 0o666))
+        fragments = _Fragments(session, dash, fds, tuning, on_progress)
+        first = fragments.take()
+        assert first is not None
+        data, sock = fragments.fetch(None, *first, probe=True)
+        fragments.finish(*first, data)
+        for _ in range(min(tuning.connections - 1, len(fragments.work))):
+            if not EXTRA_CONNECTIONS.acquire(blocking=False):
+                break
+            thread = threading.Thread(
+                target=_extra_dash_worker, args=(fragments,), daemon=True, name="fastpath"
+            )
+            try:
+                thread.start()
+            except BaseException:
+                EXTRA_CONNECTIONS.release()
+                raise
+            threads.append(thread)
+        fragments.work_loop(sock)
+    finally:
+        if threads and (sys.exc_info()[0] is not None or (fragments and fragments.error)):
+            session.stop.set()
+        for thread in threads:
+            thread.join()
+        for fd in fds:
+            os.close(fd)
+    assert fragments is not None
+    if fragments.error is not None:
+        raise fragments.error
+    if any(n != len(st.fragments) for n, st in zip(fragments.next, dash.streams, strict=True)):
+        raise _NetError("the download stopped before every fragment was written")
+    return fragments.bytes
+
+
 def download_sync(
     info: dict[str, Any],
     job_dir: Path,
@@ -575,23 +902,30 @@ def download_sync(
     if source is None:
         return None
     tuning = tuning or FastPathTuning()
-    path = job_dir / source.filename
+    if isinstance(source, FastDash):
+        paths = [job_dir / st.filename for st in source.streams]
+        ids = [st.format_id for st in source.streams]
+    else:
+        paths, ids = [job_dir / source.filename], [source.format_id]
     started = time.monotonic()
     try:
         session = _Session(source, policy, proxy, cancel, socket_timeout)
-        size = _fetch(source, path, session, tuning, on_progress)
+        if isinstance(source, FastDash):
+            size = _fetch_dash(source, paths, session, tuning, on_progress)
+        else:
+            size = _fetch(source, paths[0], session, tuning, on_progress)
     except _Fallback:
-        path.unlink(missing_ok=True)
+        _remove(paths)
         if cancel.is_set():
             raise JobCancelled("cancelled during download") from None
         return None
     except _NetError as exc:
-        path.unlink(missing_ok=True)
+        _remove(paths)
         if cancel.is_set():
             raise JobCancelled("cancelled during download") from None
         raise map_error(Exception(f"Got error: {exc}"), resolving=False) from None
     except BaseException:
-        path.unlink(missing_ok=True)
+        _remove(paths)
         raise
     seconds = time.monotonic() - started
     side = SideFiles()
@@ -602,7 +936,12 @@ def download_sync(
         if proxy:
             params["proxy"] = proxy
         side = fetch_side_files(info, job_dir, params, options)
-    return DownloadResult([path], [source.format_id], size, seconds, side)
+    return DownloadResult(paths, ids, size, seconds, side)
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 async def download(

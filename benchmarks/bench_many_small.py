@@ -1,0 +1,108 @@
+"""many-small: 200 progressive MP4s of ~1.5 MB each, at concurrency 8.
+
+Baseline, same URLs, same run, alternating: ``xargs -P 8`` running the yt-dlp command line once per URL
+(how a shell script does it). Engine: one open engine with ``concurrency=8``; the URLs are submitted with
+``create_bulk`` (100 per call, TornadoAPI's bulk endpoint) and the time runs from the first submit until
+the last job is Completed. Target: engine total wall time <= 0.1x.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+
+from _common import (
+    CACHE,
+    VENV_BIN,
+    Report,
+    Tracker,
+    arguments,
+    check_completed,
+    clear_dir,
+    fresh_dir,
+    media_server,
+    small_media,
+)
+
+from tornado_engine import Engine, PoolLimits
+
+
+def xargs_ytdlp(urls: list[str], folder: str, parallel: int) -> float:
+    cli = [
+        str(VENV_BIN / "yt-dlp"),
+        "--ignore-config",
+        "-q",
+        "--no-progress",
+        "-P",
+        folder,
+        "-o",
+        "%(id)s.%(ext)s",
+    ]
+    started = time.perf_counter()
+    proc = subprocess.run(
+        ["xargs", "-P", str(parallel), "-n", "1", *cli],
+        input="\n".join(urls) + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"xargs yt-dlp exited {proc.returncode}: {proc.stderr[-800:]}")
+    return elapsed
+
+
+async def engine_batch(engine: Engine, tracker: Tracker, urls: list[str], folder: str) -> float:
+    started = time.perf_counter()
+    ids: list[str] = []
+    for i in range(0, len(urls), 100):
+        bulk = await engine.create_bulk(list(urls[i : i + 100]), folder=folder)
+        if bulk.errors:
+            raise RuntimeError(f"refused at submit: {bulk.errors[:3]}")
+        ids += bulk.job_ids
+    await tracker.wait(ids, timeout=1800)
+    elapsed = time.perf_counter() - started
+    jobs = await check_completed(engine, ids)
+    strategies = {j.download_strategy for j in jobs}
+    assert strategies == {"fastpath"}, strategies
+    return elapsed
+
+
+async def main() -> None:
+    parser = arguments(__doc__ or "", runs=3)
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="number of URLs (default 200; 40 with --quick)"
+    )
+    args = parser.parse_args()
+    count = args.jobs or (40 if args.quick else 200)
+    paths = small_media(count)
+    work = fresh_dir(CACHE / "work" / "many_small")
+    report = Report("many-small")
+    baseline: list[float] = []
+    engine_times: list[float] = []
+    with media_server(CACHE) as base:
+        urls = [f"{base}/{p}" for p in paths]
+        async with Engine.open(
+            data_dir=work / "engine", concurrency=8, pools=PoolLimits(io=8, upload=8), poll_interval=0.05
+        ) as engine:
+            tracker = Tracker(engine)
+            await engine_batch(engine, tracker, urls[:8], "warmup")  # untimed: a running service is warm
+            clear_dir(work / "engine" / "media")
+            for i in range(args.runs):
+                folder = fresh_dir(work / "ytdlp")
+                baseline.append(xargs_ytdlp(urls, str(folder), 8))
+                assert len(list(folder.glob("*.mp4"))) == count
+                clear_dir(folder)
+                engine_times.append(await engine_batch(engine, tracker, urls, f"run{i}"))
+                clear_dir(work / "engine" / "media")
+                print(
+                    f"run {i + 1}: xargs yt-dlp {baseline[-1]:.1f} s, engine {engine_times[-1]:.1f} s",
+                    flush=True,
+                )
+    report.ratio(f"engine / xargs -P 8 yt-dlp ({count} jobs)", engine_times, baseline, 0.1, "xargs")
+    report.emit(args.json)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
