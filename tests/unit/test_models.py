@@ -399,7 +399,7 @@ def test_webhook_refused(value: str, message: str) -> None:
     assert exc.message == message
 
 
-@pytest.mark.parametrize("name", ["storage", "cookies", "outtmpl", "Format"])
+@pytest.mark.parametrize("name", ["proxy", "cookies", "outtmpl", "Format"])
 def test_extra_fields_refused(name: str) -> None:
     exc = refused(url=URL, **{name: "x"})
     assert exc.message == f"Unknown field {name!r}"
