@@ -85,9 +85,7 @@ class NetGuard:
         except Exception:  # one bad client must never take the proxy down
             log.exception("netguard: request failed")
         finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            writer.close()  # no await here: a handler closed at loop shutdown must not suspend again
 
     async def _dispatch(
         self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
