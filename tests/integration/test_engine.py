@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobkit import local_path, run_job
 
 from tornado_engine import Engine, InvalidRequest, JobRequest, Status, Step
 from tornado_engine.testing import MediaServer, MediaSet
@@ -17,24 +18,8 @@ pytestmark = pytest.mark.integration
 Probe = Callable[[str | Path], dict[str, Any]]
 
 
-def _local(url: str) -> Path:
-    assert url.startswith("file://"), url
-    return Path(url.removeprefix("file://"))
-
-
 def _streams(info: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["codec_type"]: s for s in info["streams"] if s["codec_type"] in ("video", "audio")}
-
-
-async def _run(engine: Engine, **fields: Any) -> Any:
-    created = await engine.create_job(JobRequest(**fields))
-    return await engine.wait(created.job_id, timeout=120)
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> Any:
-    async with Engine.open(data_dir=tmp_path / "engine", concurrency=4, poll_interval=0.1) as eng:
-        yield eng
 
 
 def _check(
@@ -42,7 +27,7 @@ def _check(
 ) -> dict[str, Any]:
     assert job.status is Status.COMPLETED, job.to_api()
     assert job.step is Step.FINISHED
-    path = _local(job.s3_url)
+    path = local_path(job.s3_url)
     assert path.suffix == f".{container}"
     info = probe(path)
     streams = _streams(info)
@@ -57,7 +42,9 @@ def _check(
 async def test_progressive_copy_to_mp4(
     engine: Engine, media_server: MediaServer, media_set: MediaSet, probe: Probe, tmp_path: Path
 ) -> None:
-    job = await _run(engine, url=media_server.url(media_set.progressive_mp4), filename="clip", folder="a/b")
+    job = await run_job(
+        engine, url=media_server.url(media_set.progressive_mp4), filename="clip", folder="a/b"
+    )
     _check(job, probe, "mp4", "h264", "aac", media_set.duration)
     assert job.s3_url.endswith("/media/a/b/clip.mp4")
     api = job.to_api()
@@ -89,7 +76,7 @@ async def test_progressive_copy_to_mp4(
 async def test_dash_separate_streams_to_mkv_h264(
     engine: Engine, media_server: MediaServer, media_set: MediaSet, probe: Probe
 ) -> None:
-    job = await _run(
+    job = await run_job(
         engine, url=media_server.url(media_set.dash_mpd), format="mkv", video_codec="h264", filename="dash"
     )
     info = _check(job, probe, "mkv", "h264", "aac", media_set.duration)
@@ -100,7 +87,7 @@ async def test_dash_separate_streams_to_mkv_h264(
 async def test_hls_with_audio_rendition(
     engine: Engine, media_server: MediaServer, media_set: MediaSet, probe: Probe
 ) -> None:
-    job = await _run(engine, url=media_server.url(media_set.hls_master), filename="hls")
+    job = await run_job(engine, url=media_server.url(media_set.hls_master), filename="hls")
     _check(job, probe, "mp4", "h264", "aac", media_set.duration)
 
 
@@ -118,7 +105,7 @@ async def test_webm_source_to_each_container_and_codec(
     engine: Engine, media_server: MediaServer, media_set: MediaSet, probe: Probe,
     container: str, vcodec: str, acodec: str, want_v: str, want_a: str,
 ) -> None:  # fmt: skip
-    job = await _run(
+    job = await run_job(
         engine,
         url=media_server.url(media_set.webm),
         format=container,
@@ -132,7 +119,9 @@ async def test_webm_source_to_each_container_and_codec(
 async def test_audio_copy_falls_back_to_aac_for_mov(
     engine: Engine, media_server: MediaServer, media_set: MediaSet, probe: Probe
 ) -> None:
-    job = await _run(engine, url=media_server.url(media_set.opus_h264_mkv), format="mov", filename="fallback")
+    job = await run_job(
+        engine, url=media_server.url(media_set.opus_h264_mkv), format="mov", filename="fallback"
+    )
     _check(job, probe, "mov", "h264", "aac", media_set.duration)
     assert job.native_audio_codec == "opus"
 
@@ -142,8 +131,8 @@ async def test_crf_changes_output_size(
 ) -> None:
     url = media_server.url(media_set.progressive_mp4)
     hi, lo = await asyncio.gather(
-        _run(engine, url=url, video_codec="h264", video_quality=18, filename="crf18"),
-        _run(engine, url=url, video_codec="h264", video_quality=40, filename="crf40"),
+        run_job(engine, url=url, video_codec="h264", video_quality=18, filename="crf18"),
+        run_job(engine, url=url, video_codec="h264", video_quality=40, filename="crf40"),
     )
     _check(hi, probe, "mp4", "h264", "aac", media_set.duration)
     _check(lo, probe, "mp4", "h264", "aac", media_set.duration)
@@ -163,7 +152,7 @@ async def test_events_report_one_rising_percent(
 
 
 async def test_http_404_fails_with_clear_error(engine: Engine, media_server: MediaServer) -> None:
-    job = await _run(engine, url=media_server.url("status/404/missing.mp4"))
+    job = await run_job(engine, url=media_server.url("status/404/missing.mp4"))
     assert job.status is Status.FAILED
     assert job.error_type == "error"
     assert "404" in job.error and "yt-dlp" not in job.error.lower()

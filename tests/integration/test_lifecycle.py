@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
+from jobkit import local_path
 
 from tornado_engine import (
     Engine,
@@ -25,17 +25,6 @@ from tornado_engine.results import BatchCreated, Quota
 from tornado_engine.testing import MediaServer, MediaSet
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> Any:
-    async with Engine.open(data_dir=tmp_path / "engine", concurrency=4, poll_interval=0.1) as eng:
-        yield eng
-
-
-def _local(url: str) -> Path:
-    assert url.startswith("file://"), url
-    return Path(urllib.parse.unquote(url.removeprefix("file://")))
 
 
 def _media_files(tmp_path: Path) -> list[Path]:
@@ -132,7 +121,7 @@ async def test_retry_only_failed_and_old_job_unchanged(
 async def test_delete_file(engine: Engine, media_server: MediaServer, media_set: MediaSet) -> None:
     created = await engine.create_job({"url": media_server.url(media_set.progressive_mp4), "filename": "del"})
     job = await engine.wait(created.job_id, timeout=60)
-    path = _local(job.s3_url)
+    path = local_path(job.s3_url)
     assert path.is_file()
     usage_before = await engine.usage()
     assert usage_before.storage_usage_bytes == job.file_size
@@ -179,7 +168,7 @@ async def test_rss_feed_becomes_a_batch_that_completes(
     assert dumped["show_url"] == media_server.url(media_set.feed_xml)
     assert batch.folder  # the sanitized show name
     for job in jobs:
-        path = _local(job.s3_url)
+        path = local_path(job.s3_url)
         assert path.parent.name == batch.folder
         streams = probe(path)["streams"]
         assert [s["codec_type"] for s in streams] == ["audio"]

@@ -14,30 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobkit import local_path as local
+from jobkit import run_job
 
-from tornado_engine import Engine, JobRequest, Status
+from tornado_engine import Engine, Status
 from tornado_engine.models import Job
 from tornado_engine.testing import MediaServer, MediaSet
 
 pytestmark = pytest.mark.integration
 
 Probe = Callable[[str | Path], dict[str, Any]]
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> Any:
-    async with Engine.open(data_dir=tmp_path / "engine", concurrency=4, poll_interval=0.1) as eng:
-        yield eng
-
-
-async def run_job(engine: Engine, **fields: Any) -> Job:
-    created = await engine.create_job(JobRequest(**fields))
-    return await engine.wait(created.job_id, timeout=120)
-
-
-def local(url: str | None) -> Path:
-    assert url and url.startswith("file://"), url
-    return Path(url.removeprefix("file://"))
 
 
 def completed(job: Job) -> Path:
