@@ -146,9 +146,14 @@ class Scheduler:
         task = asyncio.create_task(self.run_job(claim), name=f"tornado-job-{job_id}")
         self.running[job_id] = task
 
-        def done(_: asyncio.Task[None]) -> None:
+        def done(finished: asyncio.Task[None]) -> None:
             self.running.pop(job_id, None)
             self.tokens.pop(job_id, None)
+            if not finished.cancelled() and (exc := finished.exception()) is not None:
+                # e.g. the store unreachable for longer than it waits: the job stays Processing under a
+                # lease nobody renews now, and runs again once it expires (said here, not by asyncio's
+                # "Task exception was never retrieved" whenever the task is collected)
+                log.warning("job %s: attempt abandoned (%s); it runs again after its lease", job_id, exc)
             self.wake()  # a slot is free
 
         task.add_done_callback(done)

@@ -378,6 +378,45 @@ def test_workers_ride_out_a_postgres_restart(private_postgres: PrivatePostgres, 
     print(f"PostgreSQL restart: {len(ids)} jobs, {rerun} ran again, {time.monotonic() - started:.1f}s")
 
 
+# What a restart does to a transaction caught in its COMMIT, made certain: the session dies while
+# committing (the first time a job's record enters Muxing, and the first time one becomes Completed), so the
+# worker cannot know whether the write landed. Sequences ignore rollbacks: each cut happens once.
+_CUT_AT_COMMIT = """
+CREATE SEQUENCE test_cut_muxing;
+CREATE SEQUENCE test_cut_completed;
+CREATE FUNCTION test_cut() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF nextval(TG_ARGV[0]) = 1 THEN
+        PERFORM pg_terminate_backend(pg_backend_pid());
+        PERFORM pg_sleep(5);
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE CONSTRAINT TRIGGER test_cut_muxing AFTER UPDATE ON tornado_jobs DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW WHEN (NEW.data->>'step' = 'Muxing' AND OLD.data->>'step' <> 'Muxing')
+    EXECUTE FUNCTION test_cut('test_cut_muxing');
+CREATE CONSTRAINT TRIGGER test_cut_completed AFTER UPDATE ON tornado_jobs DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW WHEN (NEW.status = 'Completed') EXECUTE FUNCTION test_cut('test_cut_completed');
+"""
+
+
+def test_a_write_cut_in_its_commit_does_not_fail_the_job(cluster: Cluster, tmp_path: Path) -> None:
+    started = time.monotonic()
+    worker = launch(cluster, "worker", noop=0.0, concurrency=1)
+    cluster.wait_ready(worker)  # the worker made the schema
+    _sql(cluster.dsn, _PG_AUDIT + _CUT_AT_COMMIT)
+    ids = asyncio.run(submit_noop(cluster.dsn, tmp_path / "submitter", 3, audit=False))
+    _wait_all_completed(cluster.dsn, 3, 60, [worker])
+    cuts = _sql(cluster.dsn, "SELECT last_value FROM test_cut_muxing UNION ALL"
+                             " SELECT last_value FROM test_cut_completed")  # fmt: skip
+    assert cuts == [(len(ids) + 1,), (len(ids) + 1,)], "both commits were cut once"
+    history = pg_transitions(cluster.dsn)
+    completed_once(history, ids)
+    assert all([s[:2] for s in steps] == _RAN_ONCE for steps in history.values()), history
+    stop_all(cluster, worker)
+    print(f"writes cut in their commit: {time.monotonic() - started:.1f}s")
+
+
 # -- 3. four workers, 200 jobs ------------------------------------------------------------------------------
 
 
@@ -609,7 +648,9 @@ def test_worker_killed_during_upload(
             sizes = dict(_sql(cluster.dsn, "SELECT data->>'storage_key', (data->>'file_size')::bigint"
                                            " FROM tornado_jobs"))  # fmt: skip
             source = media_set.path(media_set.progressive_mp4).stat().st_size
-            assert objects == sizes and set(sizes.values()) == {source}  # whole, never the cut upload
+            # whole, never the cut upload (keys in the record are below the storage URL's videos/)
+            assert objects == {f"videos/{key}": size for key, size in sizes.items()}
+            assert set(sizes.values()) == {source}
             assert not s3.list_multipart_uploads(Bucket="media").get("Uploads")
             stop_all(cluster, survivor)
             assert survivor.temp_entries() == []

@@ -201,6 +201,9 @@ _SAVE = """
       AND (%s <> 'Completed' OR NOT cancel_requested)"""
 _FENCED_CANCEL_FLAG = """
     SELECT cancel_requested FROM tornado_jobs WHERE id = %s AND lease_token = %s AND status = 'Processing'"""
+# a terminal write already in place under this token: only this attempt makes one (a retried save whose
+# first COMMIT did land before the connection was lost)
+_ALREADY_SAVED = "SELECT 1 FROM tornado_jobs WHERE id = %s AND lease_token = %s AND status = %s"
 # rows locked in id order (as set_batch_paused does), so two multi-row lockers cannot deadlock
 _HEARTBEAT = f"""
     WITH held AS (
@@ -600,6 +603,8 @@ class PostgresStore:
             # Completed never lands on a job whose cancel was accepted: that cancel would be a lie.
             params = (status, stored, reserved, data, status, job.id, token, status)
             if await _exec(conn, _SAVE, params) != 1:
+                if terminal and await _one(conn, _ALREADY_SAVED, (job.id, token, status)):
+                    return  # this very write, committed by the attempt whose connection was lost
                 flag = await _one(conn, _FENCED_CANCEL_FLAG, (job.id, token))
                 if flag and flag[0]:
                     raise JobCancelled(f"job {job.id} cancelled")
@@ -608,7 +613,10 @@ class PostgresStore:
                 await _insert_outbox(conn, outbox)
                 await _after_job_ended(conn, job.batch_id)
 
-        await self._run(save)
+        # Fenced by the token, a save can be retried when its COMMIT was cut (a server restart): a
+        # Processing write is applied again as it was, a terminal one is found in place. Never reported as
+        # "may or may not have been applied", which the runner would take for the job's own failure.
+        await self._run(save, idempotent=True)
 
     async def heartbeat(self, worker_id: str, tokens: dict[str, int], lease_seconds: float) -> Heartbeat:
         if not tokens:
