@@ -5,7 +5,8 @@ break them in production.
    thawed (SIGCONT) the frozen worker's late writes are refused by the fencing token.
 2. PostgreSQL restarted while three workers run jobs: no job is lost, none ends twice or otherwise. The
    server is a private one (initdb in a temporary folder, its own port), so that restarting it disturbs
-   nobody else using the shared test server.
+   nobody else using the shared test server. And, made certain, what a restart does to a transaction
+   caught in its COMMIT: the job's write is settled, the job neither fails nor runs twice.
 3. 4 worker processes x 200 jobs (no-op stages) on PostgreSQL: each job claimed once and Completed once.
 4. One SQLite file shared by three workers and a submitting process: no "database is locked" reaches a
    job or a log, each job runs once.
@@ -142,11 +143,28 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, *alive: Worker
     return found
 
 
-def stop_all(cluster: Cluster, *workers: Worker) -> None:
+def stop_all(*workers: Worker) -> None:
     for worker in workers:
         worker.proc.send_signal(signal.SIGTERM)
     for worker in workers:
         assert worker.proc.wait(timeout=30) == 0, worker.output()
+
+
+def freeze(dsn: str, worker: Worker) -> None:
+    """SIGSTOP ``worker`` between two of its transactions. Frozen inside one (a heartbeat holds the job's
+    row FOR UPDATE for a few ms each second) it would keep the row locked, and the takeover, which skips
+    locked rows, would wait until it thaws: a gap of its own (see the report), not what this test is about.
+    Only the frozen worker uses the test database at this point."""
+    for _ in range(50):
+        os.kill(worker.pid, signal.SIGSTOP)
+        time.sleep(0.1)  # a statement already sent ends; its transaction would then wait for our COMMIT
+        busy = _sql(dsn, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                         " AND pid <> pg_backend_pid() AND state <> 'idle'")[0][0]  # fmt: skip
+        if not busy:
+            return
+        os.kill(worker.pid, signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError("the worker was never between two transactions")
 
 
 def held_by(dsn: str, worker: Worker, step: str) -> list[str]:
@@ -238,7 +256,7 @@ def test_frozen_worker_is_fenced_once_its_lease_is_taken_over(
     cluster.wait_ready(frozen)
     wait_for("the download under the first worker", lambda: held_by(cluster.dsn, frozen, "Downloading")
              and any(p.is_file() for p in (frozen.data_dir / "tmp").rglob("*")), 60, frozen)  # fmt: skip
-    os.kill(frozen.pid, signal.SIGSTOP)  # frozen mid-download, its lease running out (a VM pause, a GC)
+    freeze(cluster.dsn, frozen)  # frozen mid-download, its lease running out (a VM pause, a GC)
     try:
         taker = launch(cluster, "taker", concurrency=1)
         claimed = f"%:{taker.pid}:%"
@@ -275,7 +293,7 @@ def test_frozen_worker_is_fenced_once_its_lease_is_taken_over(
     stored = [p for p in cluster.storage.rglob("*") if p.is_file()]
     assert stored == [cluster.storage / "clip.mp4"] and url == stored[0].as_uri()
     assert stored[0].stat().st_size == size == media_set.path(media_set.progressive_mp4).stat().st_size
-    stop_all(cluster, frozen, taker)
+    stop_all(frozen, taker)
     assert not frozen.temp_entries() and not taker.temp_entries()
     print(f"frozen worker fenced: {time.monotonic() - started:.1f}s")
 
@@ -299,10 +317,14 @@ class PrivatePostgres:
         self.root = Path(tempfile.mkdtemp(prefix="tornado-pg-"))
         self.port = free_port()
         self.as_postgres = os.geteuid() == 0
-        if self.as_postgres:
-            os.chown(self.root, pwd.getpwnam("postgres").pw_uid, -1)
-        self._run("initdb", "-D", str(self.root / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                  "--no-sync")  # fmt: skip
+        try:
+            if self.as_postgres:
+                os.chown(self.root, pwd.getpwnam("postgres").pw_uid, -1)
+            self._run("initdb", "-D", str(self.root / "data"), "-U", "postgres", "--auth=trust", "-E",
+                      "UTF8", "--no-sync")  # fmt: skip
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
 
     @property
     def dsn(self) -> str:
@@ -356,8 +378,8 @@ def test_workers_ride_out_a_postgres_restart(private_postgres: PrivatePostgres, 
     dsn = private_postgres.dsn
     with own_cluster(dsn, tmp_path) as fleet:
         workers = [launch(fleet, f"worker-{n}", noop=0.2, concurrency=8) for n in range(3)]
-        ids = asyncio.run(submit_noop(dsn, tmp_path / "submitter", 150))
         fleet.wait_ready(*workers)
+        ids = asyncio.run(submit_noop(dsn, tmp_path / "submitter", 150))
 
         def done() -> int:
             return int(_sql(dsn, "SELECT count(*) FROM tornado_jobs WHERE status = 'Completed'")[0][0])
@@ -373,7 +395,7 @@ def test_workers_ride_out_a_postgres_restart(private_postgres: PrivatePostgres, 
         assert len({pid_of(w) for w in finished.values()}) == 3
         errors = _sql(dsn, "SELECT count(*) FROM tornado_jobs WHERE data->>'error' IS NOT NULL")[0][0]
         assert errors == 0
-        stop_all(fleet, *workers)
+        stop_all(*workers)
         rerun = _sql(dsn, "SELECT count(*) FROM tornado_jobs WHERE (data->>'attempts')::int > 1")[0][0]
     print(f"PostgreSQL restart: {len(ids)} jobs, {rerun} ran again, {time.monotonic() - started:.1f}s")
 
@@ -413,7 +435,7 @@ def test_a_write_cut_in_its_commit_does_not_fail_the_job(cluster: Cluster, tmp_p
     history = pg_transitions(cluster.dsn)
     completed_once(history, ids)
     assert all([s[:2] for s in steps] == _RAN_ONCE for steps in history.values()), history
-    stop_all(cluster, worker)
+    stop_all(worker)
     print(f"writes cut in their commit: {time.monotonic() - started:.1f}s")
 
 
@@ -434,7 +456,7 @@ def test_four_workers_run_each_of_200_jobs_exactly_once(cluster: Cluster, tmp_pa
     assert {pid_of(w) for w in finished.values()} == {w.pid for w in workers}
     batches = _sql(cluster.dsn, "SELECT count(*) FROM tornado_batches")[0][0]
     assert batches == 2  # create_bulk: two batches of 100, whose rows every terminal write locks
-    stop_all(cluster, *workers)
+    stop_all(*workers)
     worker_logs_clean(*workers)
     print(f"4 workers x 200 jobs: {time.monotonic() - started:.1f}s")
 
@@ -472,7 +494,7 @@ def test_sqlite_shared_by_three_workers_and_a_submitter(tmp_path: Path) -> None:
                 return dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall())
 
         wait_for("every job Completed", lambda: statuses() == {"Completed": count}, 60, *workers)
-        stop_all(fleet, *workers)
+        stop_all(*workers)
     with contextlib.closing(sqlite3.connect(path)) as conn:
         rows = conn.execute("SELECT job_id, old_status, new_status, worker, token FROM test_transitions"
                             " ORDER BY seq").fetchall()  # fmt: skip
@@ -517,11 +539,15 @@ def _restart_cleans_up(cluster: Cluster, victim: Worker, name: str, env: dict[st
     cluster.wait_ready(successor)
     assert successor.temp_entries() == []
     assert "removed" in successor.output() and "stopped worker" in successor.output()
-    stop_all(cluster, successor)
+    stop_all(successor)
 
 
 def test_worker_killed_during_mux(
-    cluster: Cluster, media_server: MediaServer, media_set: MediaSet, tmp_path: Path
+    cluster: Cluster,
+    media_server: MediaServer,
+    media_set: MediaSet,
+    probe: Callable[[str | Path], dict[str, Any]],
+    tmp_path: Path,
 ) -> None:
     started = time.monotonic()
     victim = launch(cluster, "victim", concurrency=1)
@@ -543,12 +569,13 @@ def test_worker_killed_during_mux(
         _check_recovered(cluster, victim, ids, lost)
         stored = sorted(p.relative_to(cluster.storage) for p in cluster.storage.rglob("*") if p.is_file())
         assert stored == [Path(f"clip-{i}.mkv") for i in range(3)]  # one object each, nothing partial
-        rows = _sql(cluster.dsn, "SELECT data->>'s3_url', (data->>'file_size')::bigint,"
-                                 " data->>'native_video_codec' FROM tornado_jobs")  # fmt: skip
-        for url_, size, codec in rows:
+        rows = _sql(cluster.dsn, "SELECT data->>'s3_url', (data->>'file_size')::bigint FROM tornado_jobs")
+        for url_, size in rows:
             path = Path(urllib.parse.unquote(urllib.parse.urlsplit(url_).path))
-            assert path.stat().st_size == size and codec == "vp9"
-        stop_all(cluster, survivor)
+            assert path.stat().st_size == size
+            codecs = {s["codec_type"]: s["codec_name"] for s in probe(path)["streams"]}
+            assert codecs == {"video": "hevc", "audio": "opus"}  # whole transcodes, none cut short
+        stop_all(survivor)
         assert survivor.temp_entries() == []
         assert victim.proc.wait(timeout=10) == -signal.SIGKILL
         _restart_cleans_up(cluster, victim, "victim")
@@ -652,7 +679,7 @@ def test_worker_killed_during_upload(
             assert objects == {f"videos/{key}": size for key, size in sizes.items()}
             assert set(sizes.values()) == {source}
             assert not s3.list_multipart_uploads(Bucket="media").get("Uploads")
-            stop_all(cluster, survivor)
+            stop_all(survivor)
             assert survivor.temp_entries() == []
             assert victim.proc.wait(timeout=10) == -signal.SIGKILL
             _restart_cleans_up(cluster, victim, "victim", env=direct, storage=storage)
