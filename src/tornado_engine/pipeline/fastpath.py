@@ -93,7 +93,7 @@ class FastPathTuning:
     connections: int = 4  # per download, the first one included
     chunk_size: int = 8 * _MIB  # one ranged request
     min_chunk_size: int = 1 * _MIB
-    buffer_size: int = 1 * _MIB  # read buffer per connection; written with one pwrite when full
+    buffer_size: int = 256 * 1024  # read buffer per connection; written with one pwrite when full
 
 
 # Connections beyond each download's first come from one budget, so 500 jobs at once stay at 500 + this
