@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import DownloadError, JobCancelled, MuxError, ResolveError, StageError
+from .errors import DownloadError, JobCancelled, MuxError, ResolveError, StageError, StoreError
 from .ffmpeg import FFmpegPaths, plan_mux, verify_output
 from .models import Job, name_from_title, now_ms
 from .options import MediaOptions, audio_quality, video_quality_label
@@ -165,6 +165,10 @@ class JobRunner:
         except StageError as exc:
             await self._fail(run, exc.kind, exc.message)
             return
+        except StoreError:
+            # the store, not the job, failed (an outage, a lost lease): this attempt is abandoned and the
+            # job runs again after its lease; recording it Failed would blame the media for our database
+            raise
         except Exception as exc:  # a bug of ours must still end the job, not leave it Processing
             log.exception("job %s: unexpected error", job.id)
             await self._fail(run, "unknown", f"Internal error: {type(exc).__name__}")

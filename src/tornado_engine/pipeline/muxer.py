@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import re
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from ..ffmpeg import FFmpegPaths, MediaInfo, MuxPlan, build_args, parse_probe, v
 __all__ = ["mux", "probe"]
 
 _PROBE_TIMEOUT = 60.0
+_PR_SET_PDEATHSIG = 1
 _STDERR_LINES = 20
 # ffmpeg messages that mean the input itself is bad, not the conversion.
 _BAD_INPUT = (
@@ -34,6 +38,14 @@ _BAD_INPUT = (
     "End of file",
     "Invalid NAL unit",
 )
+
+
+def _die_with_parent() -> None:
+    """In the forked child: ask Linux to SIGKILL ffmpeg when the engine process dies (even by kill -9),
+    since ffmpeg ignores its closed pipes and would transcode on. Elsewhere a no-op."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:
@@ -50,6 +62,7 @@ async def _spawn(*args: str) -> asyncio.subprocess.Process:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_die_with_parent,
         )
     except OSError as exc:  # binary removed or not executable since locate_ffmpeg()
         raise FFmpegNotFound(f"cannot run {args[0]}: {exc.strerror or exc}") from exc
