@@ -14,6 +14,7 @@ import os
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 os.environ["NO_GCE_CHECK"] = "true"
 
+import contextlib
 import json
 import urllib.parse
 import urllib.request
@@ -96,11 +97,17 @@ def _boto(endpoint: str, key: str = "testing", secret: str = "testing", service:
                         region_name=S3_REGION)  # fmt: skip
 
 
+def _ensure_bucket(client: Any) -> None:
+    # moto's in-process server keeps one state per process: another test may have made the bucket
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": S3_REGION})
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     context = moto_server()
     endpoint = _started(context)
-    _boto(endpoint).create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": S3_REGION})
+    _ensure_bucket(_boto(endpoint))
     yield endpoint
     context.__exit__(None, None, None)
 

@@ -34,7 +34,7 @@ class LiveStream:
         return self.proc.poll() is None
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # a fresh stream per test: one that ended would look like a finished VOD
 def live(ffmpeg_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStream]:
     root = tmp_path_factory.mktemp("live")
     (root / "live").mkdir()
@@ -83,6 +83,7 @@ async def test_live_recording_stops_at_max_duration(engine: Engine, live: LiveSt
 
 
 async def test_live_stream_without_live_recording_is_skipped(engine: Engine, live: LiveStream) -> None:
+    assert live.running, "the live source ended before the test"
     job = await run_job(engine, url=live.url)
     assert (job.status, job.error_type) == (Status.SKIPPED, "warning")
     assert job.error == "This is a live stream; set live_recording to record it"
