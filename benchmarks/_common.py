@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -29,6 +30,15 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 CACHE = Path(os.environ.get("TORNADO_BENCH_CACHE") or REPO / ".cache" / "bench")
 os.environ.setdefault("TORNADO_ALLOW_NETWORKS", "127.0.0.0/8")  # every server here is on loopback
+
+# SIGTERM unwinds like Ctrl-C, so the servers started here (child processes) are stopped on the way out.
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+# The scheduler's heartbeat reports jobs that finished between its snapshot and its write as "lease lost"
+# (harmless here, and noted in the README); hundreds of those lines would bury the results.
+logging.getLogger("tornado_engine.scheduler").addFilter(
+    lambda record: "lease lost; stopping this attempt" not in record.getMessage()
+)
 
 
 # -- results ------------------------------------------------------------------------------------------------

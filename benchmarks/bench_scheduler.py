@@ -254,6 +254,9 @@ async def main() -> None:
     parser.add_argument("--submit", choices=["bulk", "single"], default="bulk",
                         help="create_bulk (batches of 100, default) or create_job per job")  # fmt: skip
     parser.add_argument(
+        "--pg-jobs", type=int, help="jobs per PostgreSQL run (default 3,000; 1,000 with --quick)"
+    )
+    parser.add_argument(
         "--pg-synchronous-commit", choices=["on", "off"], help="what-if: set it on the database"
     )
     args = parser.parse_args()

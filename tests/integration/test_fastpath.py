@@ -7,6 +7,7 @@ connections, so the parallel machinery is exercised without big files.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -180,6 +181,21 @@ def test_dash_fragments_are_joined_in_order(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in result.files)
     percents = [p for p, _ in progress.calls]
     assert percents == sorted(percents) and percents[-1] == 100.0
+
+
+def test_descriptors_past_fd_setsize(media_server: MediaServer, media_set: MediaSet, tmp_path: Path) -> None:
+    """With hundreds of jobs at once, sockets get descriptors above 1024, which select() refuses."""
+    held = []
+    with open(os.devnull, "rb") as devnull:
+        try:
+            while not held or held[-1] < 1100:
+                held.append(os.dup(devnull.fileno()))
+            result = _fetch(_info(media_server.url(media_set.progressive_mp4)), tmp_path)
+        finally:
+            for fd in held:
+                os.close(fd)
+    assert result is not None
+    assert result.files[0].read_bytes() == media_set.path(media_set.progressive_mp4).read_bytes()
 
 
 def test_progress_is_monotonic_and_ends_at_the_size(
