@@ -82,6 +82,8 @@ class NetGuard:
             await self._dispatch(head, reader, writer)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            pass  # stop(): asyncio's stream callback would log a cancelled handler as an error
         except Exception:  # one bad client must never take the proxy down
             log.exception("netguard: request failed")
         finally:
@@ -120,6 +122,13 @@ class NetGuard:
         if length:
             up_writer.write(await reader.readexactly(length))
         await up_writer.drain()
+        try:
+            response_head = await up_reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            up_writer.close()
+            await _refuse(writer, 502, "Bad Gateway (bad response head)", f"bad response from {authority}")
+            return
+        writer.write(_closing(response_head))
         await _copy(up_reader, writer)
         up_writer.close()
 
@@ -147,6 +156,17 @@ class NetGuard:
         # the cause goes in the reason phrase, so the downloader's error says what really happened
         await _refuse(writer, 502, f"Bad Gateway ({cause})", f"cannot connect to {host}:{port}: {cause}")
         return None
+
+
+def _closing(response_head: bytes) -> bytes:
+    """The upstream response head with ``Connection: close``: this proxy serves one request per client
+    connection, and a client that kept the connection for its next request would see it dropped unanswered
+    (yt-dlp's live-stream check on a manifest is such a request, and it fails silently)."""
+    status_line, *header_lines = response_head[:-4].split(b"\r\n")
+    kept = [
+        h for h in header_lines if h.split(b":", 1)[0].strip().lower().decode("latin-1") not in _HOP_HEADERS
+    ]
+    return b"\r\n".join([status_line, *kept, b"Connection: close"]) + b"\r\n\r\n"
 
 
 async def _refuse(writer: asyncio.StreamWriter, code: int, reason: str, body: str) -> None:

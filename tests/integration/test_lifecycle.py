@@ -219,9 +219,8 @@ async def test_usage_quotas_and_tenants(
     hls = media_server.url(media_set.hls_master)  # HLS says its duration before any download
     refused = await bob.wait((await bob.create_job({"url": hls})).job_id, timeout=60)
     assert refused.status is Status.FAILED and "at most 1 s" in (refused.error or "")
-    # refused before any download when the resolver saw the duration (HLS states it: usually, but
-    # yt-dlp does not always fill it in), else right after the download; never muxed or uploaded
-    assert refused.mux_duration_ms is None and refused.upload_duration_ms is None, refused.to_api()
+    # refused by the resolver, before any download
+    assert refused.download_duration_ms is None and refused.upload_duration_ms is None, refused.to_api()
     # a plain file says its duration only once downloaded: refused then, before mux and upload
     late = await bob.wait((await bob.create_job({"url": url})).job_id, timeout=60)
     assert late.status is Status.FAILED and "at most 1 s" in (late.error or "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 from collections.abc import Iterator
@@ -93,5 +94,26 @@ def test_connect_tunnel_to_blocked_host_refused(media_server: MediaServer) -> No
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.sendall(f"CONNECT 127.0.0.1:{media_server.port} HTTP/1.1\r\n\r\n".encode())
             assert sock.recv(200).startswith(b"HTTP/1.1 403 Blocked by network policy")
+    finally:
+        guard.stop()
+
+
+def test_plain_http_responses_tell_the_client_to_close(
+    media_server: MediaServer, media_set: MediaSet
+) -> None:
+    """One request per proxied connection: a client must not keep it for the next request (yt-dlp's
+    live check on a manifest reused it, got no answer, and took a live stream for a finished one)."""
+    guard = NetGuard(NetworkPolicy.build(["127.0.0.1/32"]))
+    host, port = guard.start().removeprefix("http://").split(":")
+    try:
+        for _ in range(3):
+            conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            conn.request("GET", media_server.url(media_set.progressive_mp4), headers={"Range": "bytes=0-99"})
+            response = conn.getresponse()
+            assert response.status == 206
+            assert response.getheader("Connection") == "close"
+            assert response.will_close
+            assert len(response.read()) == 100
+            conn.close()
     finally:
         guard.stop()
