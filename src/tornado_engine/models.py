@@ -366,6 +366,8 @@ class Job:
     reserved_bytes: int = 0  # expected size while in flight, counted in usage()
     webhook_status: str | None = None
     webhook_attempts: int | None = None
+    # what the stages have finished, so a rescued attempt resumes there (see tornado_engine.checkpoint)
+    checkpoint: dict[str, Any] | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -393,11 +395,22 @@ class Job:
 
     def to_record(self) -> dict[str, Any]:
         """Everything, JSON-ready, for the store."""
-        data = dataclasses.asdict(self)
-        data["request"] = self.request.model_dump(mode="json", exclude_none=True)
+        # a shallow copy: the store writes a job several times per run, and asdict's deep copy of the
+        # request model was most of the scheduler's CPU
+        data = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        data["side_keys"] = list(self.side_keys)
+        data["request"] = self._request_record()
         data["status"] = self.status.value
         data["step"] = self.step.value
         return data
+
+    def _request_record(self) -> dict[str, Any]:
+        # the request does not change while the job runs: dump it once per request object
+        cached = self.__dict__.get("_request_dump")
+        if cached is None or cached[0] is not self.request:
+            cached = (self.request, self.request.model_dump(mode="json", exclude_none=True))
+            self.__dict__["_request_dump"] = cached
+        return dict(cached[1])
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Job:
@@ -407,3 +420,6 @@ class Job:
         values["status"] = Status(data["status"])
         values["step"] = Step(data["step"])
         return cls(**values)
+
+
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
