@@ -1,4 +1,4 @@
-"""The fast download path (pipeline/fastpath.py) against the fixture server on 127.0.0.1.
+"""The fast download path (pipeline/fastpath/) against the fixture server on 127.0.0.1.
 
 Small chunks and buffers make the fixtures' small files travel as many ranged requests over several
 connections, so the parallel machinery is exercised without big files.

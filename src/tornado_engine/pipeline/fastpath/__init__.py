@@ -1,0 +1,153 @@
+"""Fast path for plain HTTP(S) media: parallel requests on kept-alive connections, straight into the files.
+
+yt-dlp's downloaders fetch through the network guard's proxy (an extra copy of every byte in this
+process, a new connection per request) in small blocks. For the two common shapes this package does the
+same job with a few keep-alive connections whose reads (``recv_into`` a large buffer) and writes
+(``pwrite``) release the GIL, so they really run in parallel:
+
+- a progressive file (one format, one plain URL): ``Range`` chunks written at their offsets;
+- DASH (the picked representations, fragments listed by plain URLs on one origin): fragments fetched
+  ahead on all connections and appended to each representation's file in order, as yt-dlp's own DASH
+  downloader concatenates them (the muxer then copies them into the container, as before).
+
+It is taken only when it is safe to: not live, no cookies, byte-range fragments or DRM, safe request
+headers and a media extension; a progressive server must answer the first ranged request with ``206``
+and a ``Content-Range`` total. Anything unusual (no Range support, a redirect, an encoded or chunked
+body, a failed first request) returns ``None``, nothing is kept, and the caller runs yt-dlp, which then
+meets (and words) errors as it always did. Failures past the first request (a reset, a timeout, a body
+cut short, an HTTP error) raise :class:`~tornado_engine.errors.DownloadError` with the kinds yt-dlp's
+would get (fragments are retried like its ``fragment_retries``), so the runner's retries work alike.
+
+Network policy: the host is resolved and judged once by :class:`~tornado_engine.safety.NetworkPolicy`
+and every connection goes to an address it allowed (never a fresh lookup: no DNS rebinding); without a
+policy, connections are ``CONNECT`` tunnels through the network guard, which judges them itself. A
+refused address raises ``DownloadError`` ("Blocked by network policy ...") and nothing is sent to it.
+Redirects are never followed here (they fall back).
+
+Cancel (a ``threading.Event``) is checked at least every :data:`TICK` seconds by every connection, also
+while a socket is silent; progress goes to the same callback as yt-dlp's path, in order, never backwards.
+Connections beyond each download's first come from an engine-wide budget (:data:`EXTRA_CONNECTIONS`).
+
+    eligibility   which downloads it takes and what it would fetch (pure)
+    connection    connections pinned to policy-checked addresses (or through the guard); HTTP/1.1 requests
+    progressive   one plain file: ranged chunks on parallel connections, written at their offsets
+    dash          DASH fragments on parallel connections, appended to each representation's file in order
+    tuning        per-download tuning, the engine-wide connection budget, the cancel tick
+    errors        fall back, transport failure, stop: how the parts tell download_sync how a download ended
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+from ...errors import JobCancelled
+from ...options import MediaOptions
+from ...safety import NetworkPolicy
+from ...ytdlp import download_params, map_error
+from ..downloader import DownloadResult
+from ..sidecar import SideFiles, fetch_side_files
+from .connection import Session
+from .dash import fetch_dash
+from .eligibility import FastDash, FastSource, FastStream, eligible
+from .errors import Fallback, NetError
+from .progressive import fetch_file
+from .tuning import EXTRA_CONNECTIONS, TICK, FastPathTuning, ProgressCallback
+
+__all__ = [
+    "EXTRA_CONNECTIONS", "TICK", "FastDash", "FastPathTuning", "FastSource", "FastStream", "download",
+    "download_sync", "eligible",
+]  # fmt: skip
+
+
+def download_sync(
+    info: dict[str, Any],
+    job_dir: Path,
+    *,
+    on_progress: ProgressCallback,
+    cancel: threading.Event,
+    socket_timeout: float = 20.0,
+    policy: NetworkPolicy | None = None,
+    proxy: str | None = None,
+    options: MediaOptions | None = None,
+    ffmpeg_dir: str | None = None,
+    tuning: FastPathTuning | None = None,
+) -> DownloadResult | None:
+    """Blocking. The download, or None when yt-dlp should do it (then nothing is left in ``job_dir``).
+
+    ``policy``: judge and pin the host's addresses here; without it, connect through ``proxy`` (the
+    network guard). With neither, returns None.
+    """
+    source = eligible(info, options)
+    if source is None:
+        return None
+    tuning = tuning or FastPathTuning()
+    if isinstance(source, FastDash):
+        paths = [job_dir / st.filename for st in source.streams]
+        ids = [st.format_id for st in source.streams]
+    else:
+        paths, ids = [job_dir / source.filename], [source.format_id]
+    started = time.monotonic()
+    try:
+        session = Session(source, policy, proxy, cancel, socket_timeout)
+        if isinstance(source, FastDash):
+            size = fetch_dash(source, paths, session, tuning, on_progress)
+        else:
+            size = fetch_file(source, paths[0], session, tuning, on_progress)
+    except Fallback:
+        _remove(paths)
+        if cancel.is_set():
+            raise JobCancelled("cancelled during download") from None
+        return None
+    except NetError as exc:
+        _remove(paths)
+        if cancel.is_set():
+            raise JobCancelled("cancelled during download") from None
+        raise map_error(Exception(f"Got error: {exc}"), resolving=False) from None
+    except BaseException:
+        _remove(paths)
+        raise
+    seconds = time.monotonic() - started
+    side = SideFiles()
+    if options is not None and (options.subtitle_languages or options.thumbnail):
+        params = download_params(
+            job_dir, ffmpeg_dir, lambda d: None, socket_timeout=socket_timeout, options=options
+        )
+        if proxy:
+            params["proxy"] = proxy
+        side = fetch_side_files(info, job_dir, params, options)
+    return DownloadResult(paths, ids, size, seconds, side)
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+async def download(
+    info: dict[str, Any],
+    job_dir: Path,
+    *,
+    on_progress: ProgressCallback,
+    cancel: threading.Event,
+    socket_timeout: float = 20.0,
+    executor: Executor | None = None,
+    policy: NetworkPolicy | None = None,
+    proxy: str | None = None,
+    options: MediaOptions | None = None,
+    ffmpeg_dir: str | None = None,
+    tuning: FastPathTuning | None = None,
+) -> DownloadResult | None:
+    """:func:`download_sync` in ``executor``; None when the caller should use yt-dlp."""
+    if eligible(info, options) is None:
+        return None
+    call = functools.partial(
+        download_sync, info, job_dir, on_progress=on_progress, cancel=cancel, socket_timeout=socket_timeout,
+        policy=policy, proxy=proxy, options=options, ffmpeg_dir=ffmpeg_dir, tuning=tuning,
+    )  # fmt: skip
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
