@@ -20,7 +20,6 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -79,18 +78,6 @@ def _exclusive(data_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def remove_leftovers(data_dir: Path) -> int:
-    """Remove what a dead worker left in DATA_DIR/tmp (call only while holding the data dir's lock)."""
-    tmp = data_dir / "tmp"
-    entries = list(tmp.iterdir()) if tmp.is_dir() else []
-    for entry in entries:
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-    return len(entries)
-
-
 def _engine_options(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     options: dict[str, Any] = {
         "data_dir": data_dir,
@@ -114,8 +101,6 @@ async def run_worker(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir) if args.data_dir is not None else default_data_dir()
     try:
         with _exclusive(data_dir):
-            if removed := remove_leftovers(data_dir):
-                _say(f"removed {removed} temporary folder(s) left by a stopped worker")
             return await _serve(Engine(**_engine_options(args, data_dir)), args.grace)
     except DataDirBusy as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)
@@ -136,6 +121,11 @@ async def _serve(engine: Engine, grace: float) -> int:
         loop.add_signal_handler(sig, on_signal)
     try:
         await engine.start()
+        removed, kept = engine._swept
+        if removed:
+            _say(f"removed {removed} temporary folder(s) left by a stopped worker")
+        if kept:
+            _say(f"kept {kept} job folder(s) a re-queued job can resume from")
         _say(f"running {engine!r} pid={os.getpid()}; SIGTERM or SIGINT stops it")
         await stop.wait()
         _say(f"stopping: running jobs get up to {grace:g} s")

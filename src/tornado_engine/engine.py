@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -40,6 +41,8 @@ from .tenant_storage import StorageMixin, storage_endpoints
 from .webhooks import WebhookPolicy
 
 __all__ = ["Engine", "default_data_dir"]
+
+log = logging.getLogger("tornado_engine.engine")
 
 _MAX_LIST = 100
 
@@ -112,6 +115,8 @@ class Engine(StorageMixin, LifecycleMixin):
         self._poll_interval = poll_interval
         self._runner: JobRunner | None = None
         self._scheduler: Scheduler | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._swept = (0, 0)  # (removed, kept) job folders at start, for the worker's start-up line
         self._finished: dict[str, asyncio.Event] = {}
 
     def __repr__(self) -> str:
@@ -160,12 +165,28 @@ class Engine(StorageMixin, LifecycleMixin):
             lease_seconds=self._lease_seconds,
             on_cancel_requested=self._runner.cancel,
         )
-        await self._scheduler.start()
+        await self._scheduler.start()  # re-queues jobs of dead local workers first
+        self._swept = await self._runner.sweep()
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="tornado-sweep")
+
+    async def _sweep_loop(self) -> None:
+        """Folders kept for a resume go once their job ends elsewhere (another worker took it over)."""
+        assert self._runner is not None
+        while True:
+            await asyncio.sleep(max(30.0, self._lease_seconds))
+            try:
+                await self._runner.sweep()
+            except Exception:  # the store may be down for a while; the next round tries again
+                log.warning("sweeping temporary folders failed", exc_info=True)
 
     async def close(self, grace: float = 0.0) -> None:
         """Stop claiming; running jobs get ``grace`` seconds, then go back to Pending for a later run."""
         if self._is_view:
             return  # a tenant view shares the engine; only the engine itself closes
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         if self._scheduler is not None:
             await self._scheduler.stop(grace)
             self._scheduler = None

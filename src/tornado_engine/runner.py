@@ -15,10 +15,11 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .checkpoint import DOWNLOADED, MUXED, Checkpoint, FileMark, this_host
 from .errors import DownloadError, JobCancelled, MuxError, ResolveError, StageError, StoreError
 from .ffmpeg import FFmpegPaths, plan_mux, verify_output
 from .models import Job, name_from_title, now_ms
@@ -26,7 +27,7 @@ from .options import MediaOptions, audio_quality, video_quality_label
 from .outbox import job_messages, progress_messages
 from .pipeline import downloader, fastpath, muxer, resolver, uploader
 from .pipeline.downloader import requested_formats
-from .pipeline.sidecar import side_keys
+from .pipeline.sidecar import SideFiles, side_keys
 from .progress import Event, job_percent
 from .progress import expected_bytes as _expected_size
 from .quota import quota_problem
@@ -34,7 +35,7 @@ from .results import Quota
 from .retry import RetryPolicy, outcome_for
 from .safety import NetworkPolicy, is_media_extension
 from .scheduler import Pools
-from .states import Status, Step
+from .states import TERMINAL, Status, Step
 from .storage import StorageTarget, StoredObject, object_key
 from .store.base import Claim, JobStore, LeaseLost
 
@@ -70,6 +71,9 @@ class _Run:
         self.dir = runner.config.work_dir / self.job.id
         self.loop = asyncio.get_running_loop()
         self.last_emit = 0.0
+        self.resume: Checkpoint | None = None  # where this attempt picks up a previous one's work
+        self.task = asyncio.current_task()
+        self.finished = asyncio.Event()
 
     async def save(self) -> None:
         """Fenced write; a terminal one carries the job's webhook events in the same transaction."""
@@ -130,21 +134,36 @@ class JobRunner:
         self.active: dict[str, _Run] = {}
 
     async def __call__(self, claim: Claim) -> None:
+        previous = self.active.get(claim.job.id)
+        if previous is not None and previous.task is not None:
+            # claimed again here while an attempt whose lease ran out still winds down: it must be gone
+            # before this one uses the same job folder
+            previous.task.cancel()
+            await previous.finished.wait()
         run = _Run(claim, self)
         self.active[run.job.id] = run
+        abandoned = False  # the job goes on in a later attempt, which may resume from the folder
         try:
             await self._run(run)
         except LeaseLost:
+            abandoned = True
             log.warning("job %s: lease lost; another attempt owns it now", run.job.id)
+        except StoreError:
+            abandoned = True
+            raise
         except asyncio.CancelledError:
+            abandoned = True
             run.cancel.set()  # a yt-dlp thread still downloading stops at its next progress hook
             # shutdown or a lost lease: give the job back unless someone else already has it
             with contextlib.suppress(Exception):
                 await self.store.release(run.job, run.token)
             raise
         finally:
-            self.active.pop(run.job.id, None)
-            await self._clear_dir(run)
+            if self.active.get(run.job.id) is run:
+                del self.active[run.job.id]
+            if not (abandoned and run.job.checkpoint):
+                await self._clear_dir(run)
+            run.finished.set()
 
     async def _run(self, run: _Run) -> None:
         job = run.job
@@ -156,7 +175,12 @@ class JobRunner:
         run.dir.mkdir(parents=True, exist_ok=True)
         if self.storage_for is not None:  # read now: a retried job goes where its tenant's files go today
             run.storage = await self.storage_for(job)
-        await run.enter(Step.DOWNLOADING)
+        if self.stages is None:
+            run.resume = await self._resumable(run)
+        if run.resume is None:
+            await run.enter(Step.DOWNLOADING)
+        else:
+            log.info("job %s: resuming after the %s stage of an earlier attempt", job.id, run.resume.stage)
         try:
             stored = await (self.stages or self._pipeline)(run)
         except JobCancelled:
@@ -174,6 +198,7 @@ class JobRunner:
             await self._fail(run, "unknown", f"Internal error: {type(exc).__name__}")
             return
         await self._clear_dir(run)
+        job.checkpoint = None
         job.status = Status.COMPLETED
         job.step = Step.FINISHED
         job.s3_url = stored.url
@@ -211,6 +236,7 @@ class JobRunner:
                     await asyncio.get_running_loop().run_in_executor(self.executor, target.delete, stored_key)
         job.side_keys = []
         job.subtitle_url = job.thumbnail_url = None
+        job.checkpoint = None
         job.status = Status.CANCELLED
         job.error = "Cancelled by request"
         job.s3_url = job.storage_key = None
@@ -223,6 +249,7 @@ class JobRunner:
         await self._clear_dir(run)
         outcome = outcome_for(kind)
         job = run.job
+        job.checkpoint = None
         job.status = outcome.status
         job.error_type = outcome.error_type
         job.error = message or outcome.message
@@ -322,18 +349,31 @@ class JobRunner:
                     )
                 return info, result
 
-        info, fetched = await self._with_retries(run, "download_retries", resolve_and_download, clear_dir)
-        if unsafe := [p.name for p in fetched.files if not is_media_extension(p.name)]:
-            raise DownloadError(f"The source delivered a file type that is not media ({unsafe[0]})",
-                                kind="invalid_media")  # fmt: skip
-        job.download_duration_ms = int(fetched.seconds * 1000)
-        if fetched.seconds > 0:
-            job.download_speed_mbps = round(fetched.bytes / fetched.seconds / 1e6, 2)
-        run.emit(Step.DOWNLOADING, 100.0, bytes_done=fetched.bytes, bytes_total=fetched.bytes)
+        resume = run.resume
+        if resume is None:
+            info, fetched = await self._with_retries(run, "download_retries", resolve_and_download, clear_dir)
+            if unsafe := [p.name for p in fetched.files if not is_media_extension(p.name)]:
+                raise DownloadError(f"The source delivered a file type that is not media ({unsafe[0]})",
+                                    kind="invalid_media")  # fmt: skip
+            job.download_duration_ms = int(fetched.seconds * 1000)
+            if fetched.seconds > 0:
+                job.download_speed_mbps = round(fetched.bytes / fetched.seconds / 1e6, 2)
+            run.emit(Step.DOWNLOADING, 100.0, bytes_done=fetched.bytes, bytes_total=fetched.bytes)
+            job.checkpoint = _downloaded(run.dir, info, fetched).to_data()  # saved by the next step's write
+        else:
+            info, fetched = {"duration": resume.duration}, _fetched_from(run.dir, resume)
+            run.quota = await self.quota_for(job.owner) if self.quota_for else None
 
-        await run.enter(Step.MUXING)
-        output = await self._mux(run, fetched, info)
-
+        if resume is None or resume.stage == DOWNLOADED:
+            await run.enter(Step.MUXING)
+            output = await self._mux(run, fetched, info)
+            output_mark = FileMark(output.name, output.stat().st_size)
+            muxed = replace(_downloaded(run.dir, info, fetched), stage=MUXED, output=output_mark)
+            job.checkpoint = muxed.to_data()
+        else:
+            assert resume.output is not None  # Checkpoint.usable() checked it
+            output = run.dir / resume.output.name
+        # an upload re-run after a crash writes the same key again: the name comes from the saved record
         await run.enter(Step.UPLOADING)
         filename = job.request.filename or _title_filename(job.title, job.id)
         key = object_key(job.request.folder, filename, opts.extension)
@@ -470,6 +510,53 @@ class JobRunner:
         job.release_date = _short(info.get("release_date") or info.get("upload_date"), 32)
         job.folder = job.request.folder
 
+    async def _resumable(self, run: _Run) -> Checkpoint | None:
+        """The previous attempt's checkpoint, if its files are here and whole; else start afresh."""
+        checkpoint = Checkpoint.from_data(run.job.checkpoint)
+
+        def size_of(name: str) -> int | None:
+            try:
+                return (run.dir / name).stat().st_size
+            except OSError:
+                return None
+
+        if checkpoint is not None and await asyncio.get_running_loop().run_in_executor(
+            self.executor, checkpoint.usable, this_host(), str(run.dir), size_of
+        ):
+            return checkpoint
+        if checkpoint is not None:
+            log.info(
+                "job %s: the earlier attempt's files are not here; starting from the beginning", run.job.id
+            )
+        run.job.checkpoint = None
+        return None
+
+    async def sweep(self) -> tuple[int, int]:
+        """Remove job folders in the work dir that no attempt can use any more (the job ended, is gone,
+        or has no checkpoint pointing here); keep running jobs' and resumable ones. -> (removed, kept)"""
+        loop = asyncio.get_running_loop()
+        work_dir = self.config.work_dir
+        entries = await loop.run_in_executor(
+            self.executor, lambda: sorted(work_dir.iterdir()) if work_dir.is_dir() else []
+        )
+        removed = kept = 0
+        for entry in entries:
+            if entry.name in self.active or (
+                (job := await self.store.get_job(entry.name)) is not None and _worth_keeping(job, entry)
+            ):
+                kept += 1
+                continue
+            if entry.name in self.active:  # an attempt started while we asked the store
+                kept += 1
+                continue
+            # synchronously: no attempt can start for this job while the folder goes
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed += 1
+        return removed, kept
+
     def cancel(self, job_id: str) -> bool:
         """Ask a running job to stop (called on the event loop); False if it does not run here."""
         run = self.active.get(job_id)
@@ -484,6 +571,48 @@ class JobRunner:
 # the runner still claims, saves, times and finishes the job. ``tornado_engine.testing.noop`` has one
 # that does no work, for measuring the engine itself (``Engine(stages=...)``).
 StageRunner = Callable[[_Run], Awaitable[StoredObject]]
+
+
+def _downloaded(folder: Path, info: dict[str, Any], fetched: downloader.DownloadResult) -> Checkpoint:
+    def mark(path: Path) -> FileMark:
+        return FileMark(path.name, path.stat().st_size)
+
+    duration = info.get("duration")
+    return Checkpoint(
+        stage=DOWNLOADED,
+        host=this_host(),
+        folder=str(folder),
+        media=tuple(mark(p) for p in fetched.files),
+        format_ids=tuple(fetched.format_ids),
+        download_bytes=fetched.bytes,
+        duration=float(duration) if isinstance(duration, int | float) else None,
+        subtitles=tuple((lang, mark(p)) for lang, p in fetched.side.subtitles),
+        thumbnail=mark(fetched.side.thumbnail) if fetched.side.thumbnail else None,
+    )
+
+
+def _fetched_from(folder: Path, checkpoint: Checkpoint) -> downloader.DownloadResult:
+    side = SideFiles(
+        subtitles=tuple((lang, folder / m.name) for lang, m in checkpoint.subtitles),
+        thumbnail=folder / checkpoint.thumbnail.name if checkpoint.thumbnail else None,
+    )
+    return downloader.DownloadResult(
+        files=[folder / m.name for m in checkpoint.media],
+        format_ids=list(checkpoint.format_ids),
+        bytes=checkpoint.download_bytes,
+        seconds=0.0,
+        side=side,
+    )
+
+
+def _worth_keeping(job: Job, folder: Path) -> bool:
+    """A job folder stays while its job may still run, here or (Processing) anywhere."""
+    if job.status in TERMINAL:
+        return False
+    if job.status is Status.PROCESSING:
+        return True  # perhaps by another engine on this data dir; its lease decides, not us
+    checkpoint = Checkpoint.from_data(job.checkpoint)
+    return checkpoint is not None and checkpoint.folder == str(folder) and checkpoint.host == this_host()
 
 
 def _short(value: Any, limit: int) -> str | None:
