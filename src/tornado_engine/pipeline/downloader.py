@@ -23,6 +23,7 @@ from ..errors import DownloadError, JobCancelled
 from ..options import MediaOptions
 from ..progress import DownloadProgress
 from ..ytdlp import download_params, is_live, map_error
+from ..ytdlp_registry import new_ydl
 from .resolver import SELECTED_KEY
 from .sidecar import SideFiles, fetch_side_files
 
@@ -72,7 +73,7 @@ def _download_sync(
     if proxy:  # the network guard; the side call inherits it with the rest of these parameters
         params["proxy"] = proxy
     try:
-        with yt_dlp.YoutubeDL(params) as ydl:
+        with new_ydl(params) as ydl:
             result = ydl.process_ie_result(copy.deepcopy(info), download=True)
     except JobCancelled:
         raise

@@ -17,6 +17,7 @@ from typing import Any
 import yt_dlp
 
 from ..ytdlp import base_params
+from ..ytdlp_registry import extract_info, new_ydl
 
 __all__ = ["Playlist", "PlaylistEntry", "probe_playlist"]
 
@@ -48,8 +49,8 @@ def _probe_sync(
         if proxy:
             params["proxy"] = proxy
         try:
-            with yt_dlp.YoutubeDL(params) as ydl:
-                info: dict[str, Any] = ydl.extract_info(url, download=False)
+            with new_ydl(params) as ydl:
+                info: dict[str, Any] = extract_info(ydl, url, download=False)
         except yt_dlp.utils.YoutubeDLError:
             return None  # not for us to judge here: the job's own resolve classifies the failure
     if info.get("_type") not in ("playlist", "multi_video"):

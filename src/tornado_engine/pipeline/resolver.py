@@ -19,6 +19,7 @@ import yt_dlp
 from ..errors import JobCancelled, ResolveError
 from ..options import MediaOptions
 from ..ytdlp import base_params, check_resolved, format_selection, is_live, map_error, option_params
+from ..ytdlp_registry import extract_info, new_ydl
 
 __all__ = ["SELECTED_KEY", "resolve", "resolve_sync"]
 
@@ -60,8 +61,8 @@ def resolve_sync(
         if proxy:
             params["proxy"] = proxy
         try:
-            with yt_dlp.YoutubeDL(params) as ydl:
-                info = ydl.extract_info(url, download=False)
+            with new_ydl(params) as ydl:
+                info = extract_info(ydl, url, download=False)
                 # sanitized: JSON-storable, and without resolve-time private keys (recipe pitfall 4)
                 clean: dict[str, Any] = ydl.sanitize_info(info, remove_private_keys=True)
                 spec = format_selection(options, live=is_live(clean))["format"]

@@ -17,6 +17,7 @@ import yt_dlp
 
 from ..options import MediaOptions
 from ..ytdlp import SIDE_STEM, map_error, side_params
+from ..ytdlp_registry import new_ydl
 
 __all__ = ["SideFiles", "fetch_side_files", "side_keys"]
 
@@ -63,7 +64,7 @@ def fetch_side_files(
         return SideFiles()
     params = side_params(download_params, options)
     try:
-        with yt_dlp.YoutubeDL(params) as ydl:
+        with new_ydl(params) as ydl:
             ydl.process_ie_result(copy.deepcopy(info), download=True)
     except yt_dlp.utils.YoutubeDLError as exc:
         raise map_error(exc, resolving=False) from exc

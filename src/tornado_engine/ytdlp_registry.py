@@ -1,0 +1,224 @@
+"""A cheap ``yt_dlp.YoutubeDL``: what every instance re-derives is derived once per process.
+
+Why (performance issue #8): the engine makes a new ``YoutubeDL`` for every playlist probe, resolve,
+download and side-file call, and each one cost ~0.1 s of CPU before doing anything, plus ~40 ms on its
+first request, plus ~5 ms to find the extractor for a URL. Three things are shared here, all of them
+functions of yt-dlp's code and the parameters only, never of a job or of what a site answered:
+
+* The extractor list. ``add_default_info_extractors`` filters the ~1,750 extractor classes through
+  ``orderedSet_from_options`` (quadratic in the number of names) on every instance. The list of
+  *classes* depends only on the classes yt-dlp knows (built-ins, plus plugin extractors, loaded by the
+  process's first instance as yt-dlp does) and on ``allowed_extractors``; it is computed once by yt-dlp's
+  own ``add_default_info_extractors`` on a throwaway instance, and rebuilt if those classes change.
+  Extractor *instances* (``UnsupportedURLIE`` when allowed, and those yt-dlp makes on demand) hold their
+  ``YoutubeDL`` and are never shared: each new instance gets new ones.
+* URL matching. ``extract_info`` asks every extractor's ``suitable(url)`` in order; for a direct media
+  URL that is ~1,750 calls before ``generic``. :func:`extract_info` finds the same first extractor with the
+  classes' own compiled ``_VALID_URL`` patterns in one tight loop (extractors with a ``suitable`` of their
+  own are asked as before) and passes it as ``ie_key``, which yt-dlp checks with ``suitable`` again.
+* The TLS context an HTTP handler builds on its first request (parsing certifi's CA bundle, ~40 ms):
+  one per set of TLS settings (verification, legacy renegotiation, certifi or system store) when no
+  client certificate is configured. yt-dlp and urllib3 only read a context once it is made, the way one
+  handler's connections already share one; the bundle is read once per process.
+
+Cookies, headers, proxies, the cache, extractor instances and every other per-job state stay per
+instance. Everything else is ``yt_dlp.YoutubeDL(params)``: same parameters, same plugins, same errors (a
+bad ``allowed_extractors`` regex is a ``ValueError``, as from yt-dlp).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yt_dlp
+from yt_dlp.extractor import gen_extractor_classes
+from yt_dlp.extractor.common import InfoExtractor
+from yt_dlp.networking._helper import make_ssl_context
+
+__all__ = ["Matcher", "extract_info", "extractor_registry", "first_suitable", "new_ydl", "shared_ssl_context"]
+
+try:  # the stock methods of yt-dlp's lazy extractor classes (absent when lazy extractors are off)
+    from yt_dlp.extractor.lazy_extractors import LazyLoadExtractor as _Lazy
+except ImportError:  # pragma: no cover
+    _Lazy = InfoExtractor
+
+# an extractor whose suitable() and _match_valid_url() are these is suitable iff one of its patterns
+# matches the URL (re.match, compiled without flags): yt-dlp's own definition, for both kinds of class
+_STOCK_SUITABLE = frozenset({InfoExtractor.suitable.__func__, _Lazy.suitable.__func__})
+_STOCK_MATCH = frozenset({InfoExtractor._match_valid_url.__func__, _Lazy._match_valid_url.__func__})
+
+# (ie_key, the class's compiled patterns, or None: ask its suitable()), in the extractors' order
+Matcher = tuple[tuple[str, tuple[Any, ...] | None, Callable[[str], Any]], ...]
+
+
+@dataclass(frozen=True)
+class _Registry:
+    """yt-dlp's extractor list for one ``allowed_extractors``, from one set of known classes."""
+
+    known: tuple[type, ...]  # gen_extractor_classes() when it was built: a change means rebuild
+    ies: dict[str, Any]  # ie_key -> class (or a template instance, replaced per YoutubeDL), in order
+    instances: tuple[type, ...]  # the types of the entries that are instances (their ie_key is the key)
+    matcher: Matcher
+
+
+_lock = threading.Lock()
+_registries: dict[tuple[str, ...], _Registry] = {}
+
+
+def _allowed(params: dict[str, Any]) -> tuple[str, ...]:
+    value = params.get("allowed_extractors", ["default"])
+    return tuple(value) if isinstance(value, list | tuple) else (value,)
+
+
+def _patterns(cls: Any) -> tuple[Any, ...] | None:
+    """The compiled patterns yt-dlp's stock ``suitable`` would try, or None when it is not stock."""
+    suitable = getattr(cls.suitable, "__func__", None)
+    match = getattr(cls._match_valid_url, "__func__", None)
+    if suitable not in _STOCK_SUITABLE or match not in _STOCK_MATCH:
+        return None
+    if cls._VALID_URL is False:
+        return ()  # never suitable
+    try:
+        cls._match_valid_url("")  # compiles and caches cls._VALID_URL_RE, as the first suitable() does
+    except Exception:
+        return None  # whatever it is, suitable() itself will say it, as before
+    patterns = cls.__dict__.get("_VALID_URL_RE")
+    return patterns if isinstance(patterns, tuple) else None
+
+
+def _build(allowed: tuple[str, ...], known: tuple[type, ...]) -> _Registry:
+    # yt-dlp's own selection, on a throwaway instance, so the order and filtering are exactly its own
+    template = yt_dlp.YoutubeDL({"quiet": True, "allowed_extractors": list(allowed)}, auto_init=False)
+    try:
+        template.add_default_info_extractors()
+        ies = dict(template._ies)
+    finally:
+        template.close()
+    instances = tuple(type(ie) for ie in ies.values() if not isinstance(ie, type))
+    matcher = []
+    for key, ie in ies.items():
+        cls: Any = ie if isinstance(ie, type) else type(ie)
+        matcher.append((key, _patterns(cls), cls.suitable))
+    return _Registry(known, ies, instances, tuple(matcher))
+
+
+def _registry(params: dict[str, Any]) -> _Registry:
+    allowed = _allowed(params)
+    known = tuple(gen_extractor_classes())
+    registry = _registries.get(allowed)
+    if registry is None or registry.known != known:
+        with _lock:
+            registry = _registries.get(allowed)
+            if registry is None or registry.known != known:
+                registry = _registries[allowed] = _build(allowed, known)
+    return registry
+
+
+def extractor_registry(params: dict[str, Any]) -> dict[str, Any]:
+    """ie_key -> extractor, in order, as ``YoutubeDL(params)`` would load them (a copy).
+
+    Instances (e.g. ``UnsupportedURLIE``) are templates, never to be used: :func:`new_ydl` makes new ones.
+    Built once per ``allowed_extractors``; rebuilt when the classes yt-dlp knows change (plugins loaded
+    later). Thread-safe. Raises ``ValueError`` for a bad ``allowed_extractors`` regex, as yt-dlp does.
+    """
+    return dict(_registry(params).ies)
+
+
+class _YoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
+    """A YoutubeDL whose HTTP handlers take their TLS context from :func:`shared_ssl_context`."""
+
+    tornado_matcher: Matcher | None = None
+
+    def build_request_director(self, handlers: Sequence[Any], preferences: Any = None) -> Any:
+        director = super().build_request_director(handlers, preferences)
+        for handler in director.handlers.values():
+            make = getattr(handler, "_make_sslcontext", None)
+            if make is not None and all(
+                hasattr(handler, a) for a in ("verify", "legacy_ssl_support", "prefer_system_certs")
+            ):
+                handler._make_sslcontext = _sharing(handler, make)
+        return director
+
+
+def new_ydl(params: dict[str, Any]) -> Any:
+    """``yt_dlp.YoutubeDL(params)``, without re-deriving its extractor list or its TLS context.
+
+    A verbose instance loads its extractors the ordinary way (``auto_init`` prints its debug header).
+    """
+    if params.get("verbose"):
+        return _YoutubeDL(params)
+    ydl = _YoutubeDL(params, auto_init=False)  # loads yt-dlp's plugins if no instance has yet
+    registry = _registry(params)
+    if isinstance(ydl._ies, dict) and not ydl._ies:
+        ydl._ies.update(registry.ies)  # classes are shared; instances are replaced right below
+        for cls in registry.instances:  # same key: stays in its place, now bound to this ydl
+            ydl.add_info_extractor(cls())
+        ydl.tornado_matcher = registry.matcher
+    else:  # pragma: no cover - a yt-dlp whose internals moved: the public way, one by one
+        for ie in registry.ies.values():
+            ydl.add_info_extractor(ie if isinstance(ie, type) else type(ie)())
+    return ydl
+
+
+def first_suitable(matcher: Matcher, url: str) -> str | None:
+    """The key of the first extractor whose ``suitable(url)`` is true, as ``extract_info`` finds it."""
+    for key, patterns, suitable in matcher:
+        if patterns is None:
+            if suitable(url):
+                return key
+            continue
+        for pattern in patterns:
+            if pattern.match(url):
+                return key
+    return None
+
+
+def extract_info(ydl: Any, url: str, **kwargs: Any) -> Any:
+    """``ydl.extract_info(url, **kwargs)``, its extractor found with :func:`first_suitable`.
+
+    yt-dlp checks the extractor with ``suitable`` again and goes on as it would have; with no match (or a
+    YoutubeDL not made by :func:`new_ydl`) it searches itself and reports "No suitable extractor" itself.
+    """
+    matcher = getattr(ydl, "tornado_matcher", None)
+    if matcher is not None and "ie_key" not in kwargs:
+        key = first_suitable(matcher, url)
+        if key is not None:
+            kwargs["ie_key"] = key
+    return ydl.extract_info(url, **kwargs)
+
+
+_ssl_lock = threading.Lock()
+_ssl_contexts: dict[tuple[bool, bool, bool, str | None], Any] = {}
+
+
+def shared_ssl_context(*, verify: bool, legacy_support: bool, use_certifi: bool) -> Any:
+    """One ``make_ssl_context(...)`` (no client certificate) per set of settings, for the process."""
+    # make_ssl_context reads SSLKEYLOGFILE itself: part of the key
+    key = (bool(verify), bool(legacy_support), bool(use_certifi), os.environ.get("SSLKEYLOGFILE") or None)
+    context = _ssl_contexts.get(key)
+    if context is None:
+        with _ssl_lock:
+            context = _ssl_contexts.get(key)
+            if context is None:
+                context = _ssl_contexts[key] = make_ssl_context(
+                    verify=key[0], legacy_support=key[1], use_certifi=key[2]
+                )
+    return context
+
+
+def _sharing(handler: Any, make: Callable[..., Any]) -> Callable[..., Any]:
+    """``handler._make_sslcontext`` answered from the shared contexts (mirrors RequestHandler's)."""
+
+    def make_sslcontext(legacy_ssl_support: bool | None = None) -> Any:
+        if getattr(handler, "_client_cert", None):  # a client certificate: its own context, as before
+            return make(legacy_ssl_support=legacy_ssl_support)
+        legacy = handler.legacy_ssl_support if legacy_ssl_support is None else legacy_ssl_support
+        return shared_ssl_context(
+            verify=handler.verify, legacy_support=legacy, use_certifi=not handler.prefer_system_certs
+        )
+
+    return make_sslcontext
