@@ -35,6 +35,11 @@ class Playlist:
     entries: list[PlaylistEntry]
 
 
+def _single_video(info: Any) -> bool:
+    """An extractor's unprocessed result that is one video, or nothing (pure)."""
+    return not isinstance(info, dict) or info.get("_type", "video") == "video"
+
+
 def _probe_sync(
     url: str, max_entries: int, ffmpeg_dir: str | None, socket_timeout: float, proxy: str | None
 ) -> Playlist | None:
@@ -50,10 +55,16 @@ def _probe_sync(
             params["proxy"] = proxy
         try:
             with new_ydl(params) as ydl:
-                info: dict[str, Any] = extract_info(ydl, url, download=False)
+                # Unprocessed first: a single video (a direct file, most URLs) is known as one from the
+                # extractor's own result, and processing it (formats, sorting, selection) would never
+                # make it a playlist. Anything else (playlists, and "url" results that point elsewhere)
+                # is processed as extract_info(process=True) would, which follows them.
+                info: Any = extract_info(ydl, url, download=False, process=False)
+                if not _single_video(info):
+                    info = ydl.process_ie_result(info, download=False)
         except yt_dlp.utils.YoutubeDLError:
             return None  # not for us to judge here: the job's own resolve classifies the failure
-    if info.get("_type") not in ("playlist", "multi_video"):
+    if not isinstance(info, dict) or info.get("_type") not in ("playlist", "multi_video"):
         return None
     entries = []
     for entry in info.get("entries") or []:
