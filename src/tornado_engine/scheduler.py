@@ -164,12 +164,15 @@ class Scheduler:
             await asyncio.sleep(min(self.lease_seconds / 3, 1.0))
             if not self.tokens:
                 continue
-            try:
-                beat = await self.store.heartbeat(self.worker_id, dict(self.tokens), self.lease_seconds)
+            held = dict(self.tokens)
+            try:  # one store call (one statement) for every lease this worker holds
+                beat = await self.store.heartbeat(self.worker_id, held, self.lease_seconds)
             except Exception:
                 log.exception("heartbeat failed")
                 continue
             for job_id in beat.lost:
+                if self.tokens.get(job_id) != held[job_id]:
+                    continue  # the attempt ended while the heartbeat ran: its final write ended the lease
                 log.warning("job %s: lease lost; stopping this attempt", job_id)
                 if task := self.running.get(job_id):
                     task.cancel()

@@ -111,6 +111,7 @@ class Backend:
     store: JobStore
     make: Callable[[], JobStore]  # another store on the same data (another process, in effect)
     backdate: Callable[[str], None]  # move a job's lease expiry into the past (a crash, River's way)
+    sql: Callable[[dict[str, str]], None]  # run {"sqlite": script, "postgres": script} on the data
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -122,8 +123,12 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             with sqlite3.connect(path) as conn:
                 conn.execute("UPDATE jobs SET lease_expires_at = 1 WHERE id = ?", (job_id,))
 
+        def sql_sqlite(scripts: dict[str, str]) -> None:
+            with sqlite3.connect(path) as conn:
+                conn.executescript(scripts["sqlite"])
+
         made: JobStore = SQLiteStore(path)
-        result = Backend("sqlite", made, lambda: SQLiteStore(path), backdate_sqlite)
+        result = Backend("sqlite", made, lambda: SQLiteStore(path), backdate_sqlite, sql_sqlite)
     else:
         from tornado_engine.store.postgres import PostgresStore
 
@@ -134,7 +139,8 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
                  (job_id,))  # fmt: skip
 
         made = PostgresStore(dsn)
-        result = Backend("postgres", made, lambda: PostgresStore(dsn), backdate_pg)
+        result = Backend("postgres", made, lambda: PostgresStore(dsn), backdate_pg,
+                         lambda scripts: _sql(dsn, scripts["postgres"]))  # fmt: skip
     await result.store.open()
     if result.kind == "postgres":
         _sql(_dsn_of(result.store), f"TRUNCATE {TABLES}")
@@ -475,6 +481,117 @@ async def test_outbox_with_terminal_write_and_batch_completed_once(backend: Back
         assert await store.claim_outbox(10, 30) == []
     finally:
         await other.close()
+
+
+# -- group commit: many writes at once, each with its own outcome -----------------------------------
+
+
+def _message(job: Job) -> OutboxMessage:
+    return OutboxMessage(f"msg_{job.id}", "", "https://hooks.example/job", "job_completed",
+                         {"job_id": job.id}, job_id=job.id)  # fmt: skip
+
+
+async def _outbox_job_ids(store: JobStore) -> set[str]:
+    return {str(m.job_id) for m in await store.claim_outbox(1000, 30)}
+
+
+async def test_concurrent_saves_fail_alone_and_the_rest_is_durable(backend: Backend) -> None:
+    """Saves made at the same moment (one group, one transaction): the one with a stale token raises
+    LeaseLost and the Completed of a job whose cancel was asked raises JobCancelled, and only those; every
+    other write is there when read through another store on the same data, terminal ones with their
+    webhook events."""
+    store = backend.store
+    jobs = [_job(created_at=1000 + i) for i in range(40)]
+    await store.insert_jobs(jobs)
+    claims = await store.claim("w1", 40, 30)
+    stale, cancelled = claims[0], claims[1]
+    await store.release(stale.job, stale.token)
+    [again] = await store.claim("w2", 1, 30)  # the same job, a newer attempt
+    assert again.job.id == stale.job.id and again.token > stale.token
+    await store.request_cancel(
+        cancelled.job.id, None, _ended(Job.from_record(cancelled.job.to_record()), Status.CANCELLED)
+    )
+    writes, ended, stepped = [], [], []
+    for n, claim in enumerate(claims):
+        job = claim.job
+        if claim is stale:
+            job.status, job.step = Status.PROCESSING, Step.MUXING
+            writes.append(store.save(job, claim.token))
+        elif claim is cancelled:
+            writes.append(store.save(_ended(job, size=5), claim.token, [_message(job)]))
+        elif n % 2:
+            ended.append(job.id)
+            writes.append(store.save(_ended(job, size=n), claim.token, [_message(job)]))
+        else:
+            stepped.append(job.id)
+            job.step, job.reserved_bytes = Step.MUXING, n
+            writes.append(store.save(job, claim.token))
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    assert isinstance(results[0], LeaseLost) and isinstance(results[1], JobCancelled)
+    assert results[2:] == [None] * (len(claims) - 2)
+    other = backend.make()
+    await other.open()
+    try:
+        for job_id in ended:
+            got = await other.get_job(job_id)
+            assert got is not None and got.status is Status.COMPLETED and got.file_size
+        for job_id in stepped:
+            got = await other.get_job(job_id)
+            assert got is not None and (got.status, got.step) == (Status.PROCESSING, Step.MUXING)
+            assert got.reserved_bytes > 0
+        got = await other.get_job(stale.job.id)  # the newer attempt's record, untouched
+        assert got is not None and (got.status, got.step) == (Status.PROCESSING, Step.QUEUED)
+        got = await other.get_job(cancelled.job.id)
+        assert got is not None and got.status is Status.PROCESSING
+        assert await _outbox_job_ids(other) == set(ended)  # none for the refused Completed
+        # the stale attempt is fenced from its lease too, the others keep theirs, in one heartbeat
+        held = {c.job.id: c.token for c in claims if c.job.id in stepped or c is stale or c is cancelled}
+        beat = await other.heartbeat("w1", held, 30)
+        assert beat.lost == {stale.job.id} and beat.cancel_requested == {cancelled.job.id}
+    finally:
+        await other.close()
+
+
+async def test_a_terminal_write_failing_in_a_group_takes_only_its_own_events_down(backend: Backend) -> None:
+    """A terminal save whose webhook event cannot be written (a trigger refuses it) fails as a whole: its
+    record stays Processing, no event of it is queued; the saves grouped with it all land."""
+    store = backend.store
+    jobs = [_job(created_at=1000 + i) for i in range(12)]
+    await store.insert_jobs(jobs)
+    claims = await store.claim("w1", 12, 30)
+    victim = claims[5].job.id
+    backend.sql({
+        "sqlite": f"CREATE TRIGGER refuse BEFORE INSERT ON outbox WHEN NEW.job_id = '{victim}'"
+                  " BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        "postgres": "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                    " $$ BEGIN RAISE EXCEPTION 'refused'; END $$;"
+                    " CREATE TRIGGER refuse BEFORE INSERT ON tornado_outbox FOR EACH ROW"
+                    f" WHEN (NEW.job_id = '{victim}') EXECUTE FUNCTION refuse();",
+    })  # fmt: skip
+    try:
+        results = await asyncio.gather(
+            *(store.save(_ended(c.job, size=1), c.token, [_message(c.job)]) for c in claims),
+            return_exceptions=True,
+        )
+    finally:
+        drop = "DROP TRIGGER refuse ON tornado_outbox; DROP FUNCTION refuse();"
+        backend.sql({"sqlite": "DROP TRIGGER refuse;", "postgres": drop})
+    assert isinstance(results[5], StoreError) and not isinstance(results[5], LeaseLost)
+    assert results[:5] + results[6:] == [None] * 11
+    got = await store.get_job(victim)
+    assert got is not None and got.status is Status.PROCESSING  # the record went with its event
+    assert await _outbox_job_ids(store) == {c.job.id for c in claims} - {victim}
+    await store.save(_ended(claims[5].job, size=1), claims[5].token, [_message(claims[5].job)])  # again
+    assert await _outbox_job_ids(store) == {victim}
+
+
+async def test_claims_made_at_once_never_hand_out_a_job_twice(backend: Backend) -> None:
+    store = backend.store
+    await store.insert_jobs([_job(created_at=1000 + i) for i in range(20)])
+    claimed = await asyncio.gather(*(store.claim(f"w{i}", 3, 30) for i in range(10)))
+    ids = [c.job.id for claims in claimed for c in claims]
+    assert len(ids) == len(set(ids)) == 20
+    assert all(c.token == 1 for claims in claimed for c in claims)
 
 
 # -- PostgreSQL only: schema, reconnects, secrets ----------------------------------------------------
