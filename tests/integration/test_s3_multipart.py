@@ -214,3 +214,14 @@ def test_stopped_server_is_a_transient_failure(
     # the abort could not reach the stopped server: the upload it began is still pending there (a
     # bucket lifecycle rule, AbortIncompleteMultipartUpload, is what cleans those up)
     assert len(_pending(s3, key)) <= 1
+
+
+def test_part_checksum_is_botocores_crc32() -> None:
+    from botocore.httpchecksum import Crc32Checksum
+
+    from tornado_engine.storage.s3 import crc32_b64
+
+    for data in (b"", b"abc", os.urandom(3 * 2**20 + 7)):
+        reference = Crc32Checksum()
+        reference.update(data)
+        assert crc32_b64(data) == reference.b64digest()

@@ -17,6 +17,7 @@ Pitfalls handled here (see shared/recipes/storage.md):
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import contextlib
 import logging
@@ -24,6 +25,7 @@ import math
 import mimetypes
 import queue
 import threading
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +89,20 @@ class S3Backend(FsspecBackend):
         return self.config.secret_values()
 
 
-def _read(local: Path, offset: int, length: int) -> bytes:
-    """One part of the file (in a worker thread; its own descriptor, so a cancel never races a close)."""
+def crc32_b64(data: bytes) -> str:
+    """The ``x-amz-checksum-crc32`` value of ``data``: big-endian CRC32, base64."""
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def _read(local: Path, offset: int, length: int, crc: bool) -> tuple[bytes, str | None]:
+    """One part of the file and, if asked, its CRC32, in a worker thread (zlib releases the GIL). The
+    file gets its own descriptor per part, so a cancel never races a close."""
     with open(local, "rb", buffering=0) as f:
         f.seek(offset)
         data = f.read(length)
     if len(data) != length:
         raise OSError(f"{local} changed while it was uploaded (short read at {offset})")
-    return data
+    return data, crc32_b64(data) if crc else None
 
 
 class _Multipart:
@@ -107,6 +115,11 @@ class _Multipart:
 
     def __init__(self, backend: S3Backend, local: Path, full: str, size: int, part: int) -> None:
         self.fs = backend.fs
+        # Over plain http botocore signs each part's payload (SHA-256) and puts its CRC32 in a header,
+        # both on the event loop: the CRC32 is computed here with the read instead (same header, same
+        # value). Over https botocore signs no payload and streams the CRC32 in a trailer; a CRC32 given
+        # up front would make it SHA-256 the payload there, so it is left to botocore.
+        self.crc_in_thread = (backend.config.endpoint_url or "").lower().startswith("http://")
         self.window = max(1, backend.config.concurrency)
         self.local = local
         self.bucket, self.key, _ = self.fs.split_path(full)
@@ -206,14 +219,18 @@ class _Multipart:
             for index in numbers:  # a shared iterator: each part is taken by exactly one worker
                 offset = index * self.part
                 length = min(self.part, self.size - offset)
-                body = await loop.run_in_executor(reader, _read, self.local, offset, length)
+                body, crc = await loop.run_in_executor(
+                    reader, _read, self.local, offset, length, self.crc_in_thread
+                )
+                # the headers botocore would send: x-amz-sdk-checksum-algorithm, x-amz-checksum-crc32
+                checksum = {"ChecksumAlgorithm": "CRC32"} | ({"ChecksumCRC32": crc} if crc else {})
                 response = await self._call(
-                    "upload_part", UploadId=upload_id, PartNumber=index + 1, Body=body
+                    "upload_part", UploadId=upload_id, PartNumber=index + 1, Body=body, **checksum
                 )
                 del body
                 result = {"PartNumber": index + 1, "ETag": response["ETag"]}
-                if response.get("ChecksumCRC32"):
-                    result["ChecksumCRC32"] = response["ChecksumCRC32"]
+                if response.get("ChecksumCRC32") or crc:
+                    result["ChecksumCRC32"] = response.get("ChecksumCRC32") or crc
                 results[index] = result
                 sent += length
                 self.progress.put(sent)
