@@ -746,6 +746,76 @@ async def test_operations_wait_out_a_server_restart(new_database: Callable[[], s
         await proxy.close()
 
 
+async def test_the_store_is_back_within_a_second_of_the_server(new_database: Callable[[], str]) -> None:
+    """psycopg_pool's own backoff between attempts to reconnect (1, 2, 4, 8 s ...) left the store
+    "unavailable" for seconds after the server was back; the store's pool tries every 0.1-1 s."""
+    from tornado_engine.store.postgres import PostgresStore
+
+    dsn = urllib.parse.urlsplit(new_database())
+    proxy = _Outage((dsn.hostname or "127.0.0.1", dsn.port or 5432))
+    await proxy.start()
+    user = dsn.netloc.rpartition("@")[0]
+    store = PostgresStore(dsn._replace(netloc=f"{user}@127.0.0.1:{proxy.port}").geturl(), min_size=3)
+    loop = asyncio.get_running_loop()
+    try:
+        await store.open()
+        await store.insert_jobs([_job()])
+        proxy.cut()  # a restart: every connection cut, none accepted for 4 s
+        back = loop.time() + 4.0
+        loop.call_at(back, setattr, proxy, "down", False)
+        await asyncio.sleep(0.3)
+        reads = await asyncio.gather(*(store.list_jobs(None, 10, 0) for _ in range(4)))
+        assert [len(r) for r in reads] == [1] * 4
+        assert loop.time() - back < 1.5, f"{loop.time() - back:.1f} s after the server was back"
+    finally:
+        await store.close()
+        await proxy.close()
+
+
+async def test_a_transaction_left_idle_loses_its_session_and_its_locks(
+    new_database: Callable[[], str],
+) -> None:
+    """A worker frozen inside a transaction (SIGSTOP, a VM pause) must not hold its rows until it thaws:
+    each connection sets idle_in_transaction_session_timeout (60 s unless configured)."""
+    import psycopg
+
+    from tornado_engine.store.postgres import PostgresStore
+
+    dsn = new_database()
+
+    async def setting(store: PostgresStore) -> str:
+        await store.open()
+        try:
+            async with store._pool.connection() as conn:  # type: ignore[union-attr]
+                row = await (await conn.execute(b"SHOW idle_in_transaction_session_timeout")).fetchone()
+                return str(row[0]) if row else ""
+        finally:
+            await store.close()
+
+    assert await setting(PostgresStore(dsn)) == "1min"
+    assert await setting(PostgresStore(dsn, idle_in_transaction_timeout=None)) == "0"  # the server's
+    mine = f"{dsn}?options=-c%20idle_in_transaction_session_timeout%3D7s"
+    assert await setting(PostgresStore(mine)) == "7s"  # the DSN's own setting wins
+    store = PostgresStore(dsn, idle_in_transaction_timeout=0.5)
+    await store.open()
+    try:
+        await store.insert_jobs([_job()])
+        job, token = await _claim_one(store)
+        assert store._pool is not None
+        async with store._pool.connection() as conn:
+            await conn.execute(b"BEGIN")
+            await conn.execute(b"SELECT 1 FROM tornado_jobs WHERE id = %s FOR UPDATE", (job.id,))
+            await asyncio.sleep(1.5)  # frozen, holding the job's row
+            with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+                await conn.execute(b"SELECT 1")
+        job.step = Step.MUXING
+        await asyncio.wait_for(store.save(job, token), 5)  # the row is free: the write goes through
+        got = await store.get_job(job.id)
+        assert got is not None and got.step is Step.MUXING
+    finally:
+        await store.close()
+
+
 _KILL_FN = """
 CREATE SEQUENCE {name}_seq;
 CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$

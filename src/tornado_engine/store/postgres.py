@@ -6,11 +6,21 @@
 - Every write of a running job is fenced by its lease token; Completed is refused with JobCancelled once
   a cancel was requested, exactly as in the SQLite store.
 - Connections come from psycopg_pool, checked before each use, so connections the server dropped
-  (restart, ``pg_terminate_backend``) are replaced, with the pool's reconnect backoff.
+  (restart, ``pg_terminate_backend``) are replaced. One that fails its check has every idle one checked
+  with it (a restart took them all), and reconnecting retries every 0.1-1 s rather than psycopg_pool's
+  1, 2, 4, 8 ... s, so the store works again within about a second of the server's return.
+- Each connection sets ``idle_in_transaction_session_timeout`` (60 s unless configured): a worker frozen
+  inside a transaction (SIGSTOP, a VM pause) loses its session and its row locks instead of holding them
+  until it thaws.
 - Each operation is one transaction. A connection error is retried once when the transaction provably
   did not commit (it failed before COMMIT was sent, so the server rolled it back), or when the operation
   is an idempotent read. A failure during COMMIT is ambiguous: it is reported, never retried, so no
   write is ever applied twice.
+- Group commit: saves made while one is in flight queue up, and the next flush writes all of them in one
+  transaction: one statement updates every record, fenced row by row, and queues the terminal ones'
+  webhook events. Each caller gets its own outcome (a stale token is LeaseLost for that save only); none
+  returns before the COMMIT. Should the group's statement fail (a bad row), each save runs alone instead.
+  Tenant lookups are grouped the same way (one query for all owners asked for at once).
 - The schema is versioned SQL in ``sql/postgres/`` (see :func:`migrate`).
 - The DSN's password never appears in a repr, a log line or an error (:func:`redact_dsn`).
 """
@@ -24,16 +34,18 @@ import logging
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
+from psycopg_pool.base import AttemptWithBackoff
 
 from ..errors import JobCancelled, StoreError
 from ..models import Job
@@ -46,6 +58,7 @@ __all__ = ["Migration", "PostgresStore", "load_migrations", "migrate", "redact_d
 log = logging.getLogger("tornado_engine.store.postgres")
 
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")
 Conn = psycopg.AsyncConnection[TupleRow]
 
 _SQL = resources.files(__package__).joinpath("sql", "postgres")
@@ -167,7 +180,6 @@ _USAGE_BY_BACKEND = f"""
     SELECT split_part(data->>'storage_url', ':', 1), sum(stored_bytes)
     FROM tornado_jobs WHERE {_OWNER} AND stored_bytes > 0 GROUP BY 1"""
 _IS_TERMINAL = f"status IN ({_TERMINAL_SQL})"
-_OPEN_IN_BATCH = f"SELECT count(*) FROM tornado_jobs WHERE batch_id = %s AND status NOT IN ({_TERMINAL_SQL})"
 _MARK_NOTIFIED = (
     "UPDATE tornado_batches SET notified = true WHERE id = %s AND NOT notified RETURNING owner, data"
 )
@@ -193,17 +205,48 @@ _CLAIM = f"""
         lease_expires_at = now() + {_SECONDS}
     FROM picked WHERE j.id = picked.id
     RETURNING j.lease_token, j.data, j.created_at, j.seq"""
-_SAVE = """
-    UPDATE tornado_jobs
-    SET status = %s, stored_bytes = %s, reserved_bytes = %s, data = %s,
-        lease_owner = CASE WHEN %s = 'Processing' THEN lease_owner END
-    WHERE id = %s AND lease_token = %s AND status = 'Processing'
-      AND (%s <> 'Completed' OR NOT cancel_requested)"""
-_FENCED_CANCEL_FLAG = """
-    SELECT cancel_requested FROM tornado_jobs WHERE id = %s AND lease_token = %s AND status = 'Processing'"""
-# a terminal write already in place under this token: only this attempt makes one (a retried save whose
-# first COMMIT did land before the connection was lost)
-_ALREADY_SAVED = "SELECT 1 FROM tornado_jobs WHERE id = %s AND lease_token = %s AND status = %s"
+# The saves of a group, in one statement: rows locked in id order (as the heartbeat does), each written
+# only under its own token, and the webhook events of the records that were written queued with them.
+# Rows come as one JSON array each (see _recordset).
+_SAVE_GROUP = """
+    WITH v AS (
+        SELECT * FROM json_to_recordset(%s::json)
+            AS v(id text, token bigint, status text, stored bigint, reserved bigint, data json)),
+    held AS (
+        SELECT j.id FROM tornado_jobs j JOIN v ON j.id = v.id AND j.lease_token = v.token
+        WHERE j.status = 'Processing' ORDER BY j.id FOR UPDATE OF j),
+    saved AS (
+        UPDATE tornado_jobs j
+        SET status = v.status, stored_bytes = v.stored, reserved_bytes = v.reserved, data = v.data,
+            lease_owner = CASE WHEN v.status = 'Processing' THEN j.lease_owner END
+        FROM v JOIN held ON held.id = v.id
+        WHERE j.id = v.id AND j.lease_token = v.token AND j.status = 'Processing'
+          -- Completed never lands on a job whose cancel was accepted: that cancel would be a lie
+          AND (v.status <> 'Completed' OR NOT j.cancel_requested)
+        RETURNING j.id),
+    queued AS (
+        INSERT INTO tornado_outbox (id, owner, job_id, url, event, payload, created_at)
+        SELECT m.id, m.owner, m.job_id, m.url, m.event, m.payload, m.created_at
+        FROM json_to_recordset(%s::json) AS m(id text, owner text, job_id text, url text, event text,
+                                              payload json, created_at bigint, saved_with text)
+        WHERE m.saved_with IN (SELECT id FROM saved)
+        ON CONFLICT (id) DO NOTHING)
+    SELECT id FROM saved"""
+# why a save of the group was not written: its token, its status, a cancel asked for
+_FENCE_STATE = """
+    SELECT id, lease_token, status, cancel_requested FROM tornado_jobs WHERE id = ANY(%s::text[])"""
+# terminal writes take their batches' rows first, in id order (see _lock_batch)
+_LOCK_BATCHES = "SELECT 1 FROM tornado_batches WHERE id = ANY(%s::text[]) ORDER BY id FOR UPDATE"
+_ENDED_BATCHES = f"""
+    SELECT b.id FROM unnest(%s::text[]) AS b(id) WHERE NOT EXISTS (
+        SELECT 1 FROM tornado_jobs WHERE batch_id = b.id AND status NOT IN ({_TERMINAL_SQL}))"""
+_INSERT_OUTBOX = """
+    INSERT INTO tornado_outbox (id, owner, job_id, url, event, payload, created_at)
+    SELECT id, owner, job_id, url, event, payload, created_at
+    FROM json_to_recordset(%s::json)
+        AS m(id text, owner text, job_id text, url text, event text, payload json, created_at bigint)
+    ON CONFLICT (id) DO NOTHING"""
+_TENANTS = "SELECT owner, data FROM tornado_tenants WHERE owner = ANY(%s::text[])"
 # rows locked in id order (as set_batch_paused does), so two multi-row lockers cannot deadlock
 _HEARTBEAT = f"""
     WITH held AS (
@@ -243,9 +286,14 @@ def _job(status: str, data: dict[str, Any]) -> Job:
 
 def _columns(job: Job) -> tuple[str, int, int, Json]:
     """status, stored_bytes, reserved_bytes, data: the columns each write of a job sets together."""
+    status, stored, reserved, data = _plain_columns(job)
+    return status, stored, reserved, Json(data, dumps=lambda text: text)
+
+
+def _plain_columns(job: Job) -> tuple[str, int, int, str]:
     stored = job.file_size or 0 if job.status is Status.COMPLETED and not job.file_deleted_at else 0
     reserved = job.reserved_bytes if job.status in (Status.PENDING, Status.PROCESSING) else 0
-    return job.status.value, stored, reserved, Json(job.to_record())
+    return job.status.value, stored, reserved, _dumps(job.to_record())
 
 
 async def _one(conn: Conn, query: str, params: Sequence[Any] = ()) -> TupleRow | None:
@@ -267,17 +315,41 @@ async def _exec(conn: Conn, query: str, params: Sequence[Any] = ()) -> int:
     return cur.rowcount
 
 
-async def _insert_outbox(conn: Conn, messages: Sequence[OutboxMessage]) -> None:
-    if not messages:
-        return
+# records are written several times per job: compact, and without the circular-reference bookkeeping
+# (json, not jsonb, columns: a \u0000 in a title is kept as written)
+_dumps = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+
+_OutboxRow = tuple[str, str, str | None, str, str, str, int]
+
+
+def _outbox_rows(messages: Sequence[OutboxMessage]) -> list[_OutboxRow]:
+    """Encoded when the call is made: what goes to the server is plain text."""
     now = int(time.time() * 1000)
-    rows = [(m.id, m.owner, m.job_id, m.url, m.event, Json(m.payload), m.created_at or now) for m in messages]
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            b"INSERT INTO tornado_outbox (id, owner, job_id, url, event, payload, created_at)"
-            b" VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            rows,
-        )
+    return [
+        (m.id, m.owner, m.job_id, m.url, m.event, _dumps(m.payload), m.created_at or now) for m in messages
+    ]
+
+
+_OUTBOX_FIELDS = ("id", "owner", "job_id", "url", "event", "payload", "created_at", "saved_with")
+_RECORD_FIELDS = ("id", "token", "status", "stored", "reserved", "data")
+
+
+def _recordset(names: Sequence[str], rows: Sequence[Sequence[Any]], raw: int) -> str:
+    """Rows as one JSON array of objects, for ``json_to_recordset``: one text parameter however many
+    rows there are (psycopg escapes each element of a text[] parameter in Python: most of a worker's CPU
+    with JSON records in them). Column ``raw`` already is JSON text and goes in as it is."""
+
+    def fields(row: Sequence[Any]) -> str:
+        return ",".join(f'"{name}":{value if n == raw else _dumps(value)}'
+                        for n, (name, value) in enumerate(zip(names, row, strict=False)))  # fmt: skip
+
+    objects = (fields(row) for row in rows)
+    return "[" + ",".join("{" + fields + "}" for fields in objects) + "]"
+
+
+async def _insert_outbox(conn: Conn, rows: Sequence[_OutboxRow]) -> None:
+    if rows:
+        await conn.execute(_INSERT_OUTBOX.encode(), (_recordset(_OUTBOX_FIELDS, rows, raw=5),))
 
 
 async def _lock_batch(conn: Conn, batch_id: str | None) -> None:
@@ -287,13 +359,15 @@ async def _lock_batch(conn: Conn, batch_id: str | None) -> None:
         await conn.execute(b"SELECT 1 FROM tornado_batches WHERE id = %s FOR UPDATE", (batch_id,))
 
 
-async def _after_job_ended(conn: Conn, batch_id: str | None) -> None:
-    """The last job of a batch to end queues the batch's ``batch_completed`` event, exactly once."""
-    if batch_id is None:
-        return
-    still_open = await _one(conn, _OPEN_IN_BATCH, (batch_id,))
-    if still_open is None or still_open[0]:
-        return
+async def _after_jobs_ended(conn: Conn, batch_ids: Sequence[str]) -> None:
+    """The last job of a batch to end queues the batch's ``batch_completed`` event, exactly once. The
+    caller holds the batches' rows (:func:`_lock_batch`)."""
+    if batch_ids:
+        for (batch_id,) in await _all(conn, _ENDED_BATCHES, (sorted(batch_ids),)):
+            await _notify_batch(conn, batch_id)
+
+
+async def _notify_batch(conn: Conn, batch_id: str) -> None:
     batch = await _one(conn, _MARK_NOTIFIED, (batch_id,))
     if batch is None or not batch[1].get("webhook_url"):
         return
@@ -306,10 +380,187 @@ async def _after_job_ended(conn: Conn, batch_id: str | None) -> None:
         event="batch_completed",
         payload=batch_payload(batch_id, completed, total - completed, total),
     )
-    await _insert_outbox(conn, [message])
+    await _insert_outbox(conn, _outbox_rows([message]))
+
+
+# -- group commit --------------------------------------------------------------------------------------
+
+
+class _GroupCommit(Generic[ItemT]):
+    """Calls made while a flush runs queue up; the next flush takes every one waiting (up to ``limit``),
+    so many callers share one transaction and one round trip. ``flush`` returns one outcome per item, in
+    order: a result, or an exception for that caller alone. At most ``parallel`` flushes run at once; an
+    item whose ``key`` (a job id) is already in a flush waits for the next one, so one job's writes stay
+    in order. A caller cancelled before its flush starts is left out of it."""
+
+    def __init__(
+        self,
+        flush: Callable[[list[ItemT]], Awaitable[list[Any]]],
+        *,
+        limit: int = 500,
+        parallel: int = 1,
+        key: Callable[[ItemT], Hashable] | None = None,
+    ) -> None:
+        self._flush, self._limit, self._parallel, self._key = flush, limit, parallel, key
+        self._queue: deque[tuple[ItemT, asyncio.Future[Any]]] = deque()
+        self._busy: set[Hashable] = set()  # keys of the items being flushed
+        self._drains: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: ItemT) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.append((item, future))
+        if len(self._drains) < self._parallel:
+            self._drains.add(loop.create_task(self._drain(), name="tornado-store-flush"))
+        return await future
+
+    async def wait_idle(self) -> None:
+        while self._drains:
+            await asyncio.gather(*self._drains, return_exceptions=True)
+
+    def _take(self) -> tuple[list[tuple[ItemT, asyncio.Future[Any]]], set[Hashable]]:
+        group: list[tuple[ItemT, asyncio.Future[Any]]] = []
+        keys: set[Hashable] = set()
+        later = []
+        while self._queue and len(group) < self._limit:
+            item, future = self._queue.popleft()
+            if future.done():  # its caller was cancelled: nothing to write
+                continue
+            key = self._key(item) if self._key else None
+            if key is not None and (key in keys or key in self._busy):
+                later.append((item, future))
+                continue
+            if key is not None:
+                keys.add(key)
+            group.append((item, future))
+        self._queue.extendleft(reversed(later))
+        return group, keys
+
+    async def _drain(self) -> None:
+        task = asyncio.current_task()
+        try:
+            while True:
+                group, keys = self._take()
+                if not group:
+                    return  # what is left waits for the flush that holds its key
+                self._busy |= keys
+                try:
+                    outcomes = await self._flush([item for item, _ in group])
+                except BaseException as exc:
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(_copy_error(exc))
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                finally:
+                    self._busy -= keys
+                for (_, future), outcome in zip(group, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+        finally:
+            if task is not None:
+                self._drains.discard(task)
+
+
+def _copy_error(exc: BaseException) -> Exception:
+    """One exception per caller of a failed flush (raising one instance in many tasks tangles its
+    traceback); anything but a StoreError is reported as one."""
+    if isinstance(exc, StoreError):
+        return type(exc)(*exc.args)
+    error = StoreError(f"PostgreSQL store error: {exc!r}")
+    error.__cause__ = exc if isinstance(exc, Exception) else None
+    return error
+
+
+@dataclass(eq=False, slots=True)
+class _Save:
+    job_id: str
+    token: int
+    status: str
+    stored: int
+    reserved: int
+    data: str  # the record, JSON text
+    terminal: bool
+    batch_id: str | None
+    outbox: list[_OutboxRow]
+
+
+async def _save_group(conn: Conn, saves: Sequence[_Save]) -> list[Exception | None]:
+    """Writes ``saves`` (distinct jobs) in the caller's transaction; the outcome of each, in order."""
+    batches = sorted({s.batch_id for s in saves if s.terminal and s.batch_id is not None})
+    if batches:
+        await conn.execute(_LOCK_BATCHES.encode(), (batches,))
+    records = [(s.job_id, s.token, s.status, s.stored, s.reserved, s.data) for s in saves]
+    events = [(*row, s.job_id) for s in saves for row in s.outbox]
+    params = (_recordset(_RECORD_FIELDS, records, raw=5), _recordset(_OUTBOX_FIELDS, events, raw=5))
+    written = {r[0] for r in await _all(conn, _SAVE_GROUP, params)}
+    outcomes: list[Exception | None] = [None] * len(saves)
+    refused = [n for n, s in enumerate(saves) if s.job_id not in written]
+    if refused:
+        rows = await _all(conn, _FENCE_STATE, ([saves[n].job_id for n in refused],))
+        state = {r[0]: (r[1], r[2], r[3]) for r in rows}
+        for n in refused:
+            save = saves[n]
+            token, status, cancel_requested = state.get(save.job_id, (None, None, False))
+            if token != save.token:
+                outcomes[n] = LeaseLost(f"job {save.job_id}: lease lost, write refused")
+            elif save.terminal and status == save.status:
+                pass  # this very write, committed by an attempt whose connection was lost at COMMIT
+            elif status == Status.PROCESSING.value and cancel_requested:
+                outcomes[n] = JobCancelled(f"job {save.job_id} cancelled")
+            else:
+                outcomes[n] = LeaseLost(f"job {save.job_id}: lease lost, write refused")
+    await _after_jobs_ended(conn, sorted({s.batch_id for s in saves if s.terminal and s.job_id in written
+                                          and s.batch_id is not None}))  # fmt: skip
+    return outcomes
+
+
+# -- the pool ------------------------------------------------------------------------------------------
+
+
+class _QuickReconnect(AttemptWithBackoff):
+    """psycopg_pool tries to connect again after 1 s, then 2, 4, 8, 16 s ... (up to ``reconnect_timeout``):
+    after a 10 s restart the server was back, but the pool's next try came only ~5 s later. Here: from
+    0.1 s, growing by half, never more than ~1 s apart."""
+
+    INITIAL_DELAY = 0.1
+    DELAY_BACKOFF = 1.5
+    MAX_DELAY = 1.0
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, self.MAX_DELAY * random.uniform(0.9, 1.1))
+
+
+class _Pool(AsyncConnectionPool[Conn]):
+    """psycopg_pool with a quick reconnect. Both hooks are psycopg_pool internals (3.2, 3.3); should they
+    go, the pool keeps working with its own backoff, and test_store_conformance says so."""
+
+    async def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        await super()._add_connection(attempt or _QuickReconnect(timeout=self.reconnect_timeout), growing)
+
+    async def _check_connection(self, conn: Conn) -> None:
+        try:
+            await super()._check_connection(conn)
+        except Exception:
+            # The server dropped this one (a restart, pg_terminate_backend): the idle others most likely
+            # went with it. Check them all now, so that the caller waits for a new connection instead of
+            # finding the next dead one after a back-off of 1 s, then 2 s ...
+            with contextlib.suppress(Exception):
+                await self.check()
+            raise
 
 
 # -- the store -----------------------------------------------------------------------------------------
+
+
+class _StatementError(StoreError):
+    """The server refused a statement (not a connection problem)."""
 
 
 class PostgresStore:
@@ -323,7 +574,14 @@ class PostgresStore:
         max_size: int = 10,
         connect_timeout: float = 10.0,
         timeout: float = 15.0,
+        idle_in_transaction_timeout: float | None = 60.0,
+        group_size: int = 500,
+        group_flushes: int = 2,
     ) -> None:
+        """``idle_in_transaction_timeout``: seconds a session may sit idle inside a transaction before the
+        server ends it (releasing its locks); None leaves the server's setting (also when the DSN sets
+        ``idle_in_transaction_session_timeout`` through ``options``). ``group_size``: saves per group
+        commit; ``group_flushes``: group transactions in flight at once (each on its own connection)."""
         self._dsn = dsn
         self._safe_dsn = redact_dsn(dsn)
         self._secrets = _password_forms(dsn)
@@ -338,7 +596,14 @@ class PostgresStore:
             self._kwargs["connect_timeout"] = max(1, int(connect_timeout))
         self._min_size, self._max_size = min_size, max_size
         self._connect_timeout, self._timeout = connect_timeout, timeout
+        if "idle_in_transaction_session_timeout" in str(params.get("options", "")):
+            idle_in_transaction_timeout = None  # the DSN says what it wants
+        self._idle_timeout = idle_in_transaction_timeout
         self._pool: AsyncConnectionPool[Conn] | None = None
+        self._saves: _GroupCommit[_Save] = _GroupCommit(
+            self._flush_saves, limit=group_size, parallel=group_flushes, key=lambda save: save.job_id
+        )
+        self._tenants: _GroupCommit[str] = _GroupCommit(self._read_tenants, limit=group_size, parallel=2)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._safe_dsn!r})"
@@ -349,13 +614,22 @@ class PostgresStore:
             out = out.replace(secret, "***")
         return redact_dsn(out)
 
+    async def _configure(self, conn: Conn) -> None:
+        """Each new connection: a transaction left idle (a frozen worker) ends with its session."""
+        if self._idle_timeout:
+            await conn.execute(
+                b"SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                (str(max(1, int(self._idle_timeout * 1000))),),
+            )
+
     async def open(self) -> None:
-        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+        pool: AsyncConnectionPool[Conn] = _Pool(
             self._dsn,
             kwargs=self._kwargs,
             min_size=self._min_size,
             max_size=self._max_size,
             open=False,
+            configure=self._configure,
             check=AsyncConnectionPool.check_connection,  # replaces connections the server dropped
             timeout=self._timeout,
             name="tornado-store",
@@ -373,22 +647,31 @@ class PostgresStore:
         self._pool = pool
 
     async def close(self) -> None:
+        await self._saves.wait_idle()  # saves already queued are written first
+        await self._tenants.wait_idle()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
 
-    async def _run(self, fn: Callable[[Conn], Awaitable[T]], *, idempotent: bool = False) -> T:
-        """Run ``fn`` in one transaction; retry once on a connection error that cannot have committed."""
-        if self._pool is None:
-            raise StoreError("the store is not open")
+    async def _run(
+        self, fn: Callable[[Conn], Awaitable[T]], *, idempotent: bool = False, transaction: bool = True
+    ) -> T:
+        """Run ``fn`` in one transaction (or, for one read statement, none); retry once on a connection
+        error that cannot have committed."""
         for attempt in (1, 2):
+            if self._pool is None:
+                raise StoreError("the store is not open")
             committing = False
             try:
-                async with self._pool.connection() as conn, conn.transaction():
-                    result = await fn(conn)
-                    committing = True  # leaving the block sends COMMIT
+                async with self._pool.connection() as conn:
+                    if not transaction:
+                        return await fn(conn)
+                    async with conn.transaction():
+                        result = await fn(conn)
+                        committing = True  # leaving the block sends COMMIT
                 return result
-            except psycopg.OperationalError as exc:  # connection lost, pool timeout, deadlock, shutdown
+            # connection lost, pool timeout, deadlock, shutdown; a session ended by its idle timeout
+            except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout) as exc:
                 if committing and not idempotent:
                     raise StoreError(
                         "PostgreSQL connection lost while committing; the change may or may not have"
@@ -399,7 +682,7 @@ class PostgresStore:
                 log.warning("PostgreSQL: %s; retrying once", self._redact(exc))
                 await asyncio.sleep(_RETRY_DELAY * random.uniform(0.5, 1.5))
             except psycopg.Error as exc:
-                raise StoreError(f"PostgreSQL store error: {self._redact(exc)}") from None
+                raise _StatementError(f"PostgreSQL store error: {self._redact(exc)}") from None
         raise AssertionError("unreachable")
 
     # -- submit and read ----------------------------------------------------------------------------
@@ -483,11 +766,17 @@ class PostgresStore:
         return await self._run(totals, idempotent=True)
 
     async def get_tenant(self, owner: str) -> dict[str, object] | None:
-        async def get(conn: Conn) -> dict[str, object] | None:
-            row = await _one(conn, "SELECT data FROM tornado_tenants WHERE owner = %s", (owner,))
-            return dict(row[0]) if row else None
+        found: dict[str, object] | None = await self._tenants.submit(owner)
+        return dict(found) if found is not None else None
 
-        return await self._run(get, idempotent=True)
+    async def _read_tenants(self, owners: list[str]) -> list[dict[str, object] | None]:
+        """Every job looks its tenant up as it starts: one query for all the owners asked for at once."""
+
+        async def read(conn: Conn) -> dict[str, dict[str, object]]:
+            return {r[0]: r[1] for r in await _all(conn, _TENANTS, (sorted(set(owners)),))}
+
+        found = await self._run(read, idempotent=True, transaction=False)
+        return [found.get(owner) for owner in owners]
 
     async def put_tenant(self, owner: str, data: dict[str, object]) -> None:
         async def put(conn: Conn) -> None:
@@ -522,6 +811,8 @@ class PostgresStore:
     async def request_cancel(
         self, job_id: str, owner: str | None, finished: Job | None, outbox: Sequence[OutboxMessage] = ()
     ) -> Job | None:
+        rows = _outbox_rows(outbox)
+
         async def cancel(conn: Conn) -> Job | None:
             row = await _one(conn, _GET_JOB, (job_id, owner, owner))
             if row is None:
@@ -534,9 +825,10 @@ class PostgresStore:
                     " WHERE id = %s AND status = 'Pending'"
                 )
                 if await _exec(conn, query, (status, stored, reserved, data, job_id)) == 1:
-                    await _insert_outbox(conn, outbox)
-                    await _after_job_ended(conn, finished.batch_id)
-                    return _job(status, json.loads(json.dumps(data.obj)))
+                    await _insert_outbox(conn, rows)
+                    if finished.batch_id is not None:
+                        await _after_jobs_ended(conn, [finished.batch_id])
+                    return _job(status, json.loads(data.obj))
             # Processing (perhaps claimed a moment ago): flagged for its worker's next heartbeat
             row = await _one(conn, _FLAG_CANCEL, (job_id,)) or await _one(
                 conn, _GET_JOB, (job_id, None, None)
@@ -548,8 +840,10 @@ class PostgresStore:
     # -- webhook outbox ---------------------------------------------------------------------------------
 
     async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        rows = _outbox_rows(messages)
+
         async def enqueue(conn: Conn) -> None:
-            await _insert_outbox(conn, messages)
+            await _insert_outbox(conn, rows)
 
         await self._run(enqueue, idempotent=True)  # ON CONFLICT (id) DO NOTHING: inserting twice is a no-op
 
@@ -594,29 +888,35 @@ class PostgresStore:
         return await self._run(claim)
 
     async def save(self, job: Job, token: int, outbox: Sequence[OutboxMessage] = ()) -> None:
-        status, stored, reserved, data = _columns(job)
+        status, stored, reserved, data = _plain_columns(job)
         terminal = job.is_terminal
+        rows = _outbox_rows(outbox) if terminal else []
+        await self._saves.submit(
+            _Save(job.id, token, status, stored, reserved, data, terminal, job.batch_id, rows)
+        )
 
-        async def save(conn: Conn) -> None:
-            if terminal:
-                await _lock_batch(conn, job.batch_id)
-            # Completed never lands on a job whose cancel was accepted: that cancel would be a lie.
-            params = (status, stored, reserved, data, status, job.id, token, status)
-            if await _exec(conn, _SAVE, params) != 1:
-                if terminal and await _one(conn, _ALREADY_SAVED, (job.id, token, status)):
-                    return  # this very write, committed by the attempt whose connection was lost
-                flag = await _one(conn, _FENCED_CANCEL_FLAG, (job.id, token))
-                if flag and flag[0]:
-                    raise JobCancelled(f"job {job.id} cancelled")
-                raise LeaseLost(f"job {job.id}: lease lost, write refused")
-            if terminal:
-                await _insert_outbox(conn, outbox)
-                await _after_job_ended(conn, job.batch_id)
+    async def _flush_saves(self, saves: list[_Save]) -> list[Exception | None]:
+        """One transaction for the group. Fenced by their tokens, saves can be retried when the COMMIT was
+        cut (a server restart): a Processing write is applied again as it was, a terminal one is found in
+        place; never reported as "may or may not have been applied", which the runner would take for the
+        job's own failure. Should the statement fail for a row's sake, each save is made alone, so that
+        only that one fails."""
+        try:
+            return await self._run(lambda conn: _save_group(conn, saves), idempotent=True)
+        except _StatementError:
+            if len(saves) == 1:
+                raise
+        outcomes: list[Exception | None] = []
+        for save in saves:
 
-        # Fenced by the token, a save can be retried when its COMMIT was cut (a server restart): a
-        # Processing write is applied again as it was, a terminal one is found in place. Never reported as
-        # "may or may not have been applied", which the runner would take for the job's own failure.
-        await self._run(save, idempotent=True)
+            async def alone(conn: Conn, one: _Save = save) -> list[Exception | None]:
+                return await _save_group(conn, [one])
+
+            try:
+                outcomes += await self._run(alone, idempotent=True)
+            except StoreError as exc:
+                outcomes.append(exc)
+        return outcomes
 
     async def heartbeat(self, worker_id: str, tokens: dict[str, int], lease_seconds: float) -> Heartbeat:
         if not tokens:
