@@ -28,15 +28,18 @@ bad ``allowed_extractors`` regex is a ``ValueError``, as from yt-dlp).
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import yt_dlp
-from yt_dlp.extractor import gen_extractor_classes
+from yt_dlp.extractor import import_extractors
 from yt_dlp.extractor.common import InfoExtractor
+from yt_dlp.globals import extractors as _extractor_table
 from yt_dlp.networking._helper import make_ssl_context
 
 __all__ = ["Matcher", "extract_info", "extractor_registry", "first_suitable", "new_ydl", "shared_ssl_context"]
@@ -51,15 +54,47 @@ except ImportError:  # pragma: no cover
 _STOCK_SUITABLE = frozenset({InfoExtractor.suitable.__func__, _Lazy.suitable.__func__})
 _STOCK_MATCH = frozenset({InfoExtractor._match_valid_url.__func__, _Lazy._match_valid_url.__func__})
 
-# (ie_key, the class's compiled patterns, or None: ask its suitable()), in the extractors' order
-Matcher = tuple[tuple[str, tuple[Any, ...] | None, Callable[[str], Any]], ...]
+_MATCH = re.Pattern.match
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """Which extractor ``extract_info`` would pick for a URL, as steps in the extractors' order.
+
+    A step is ``(keys, patterns, None)``: a run of extractors with yt-dlp's stock ``suitable``, flattened
+    to one compiled pattern per entry and the key of the extractor it belongs to (tried in C, with
+    ``map``); or ``((key,), (), suitable)``: an extractor with a ``suitable`` of its own, asked as before.
+    """
+
+    steps: tuple[tuple[tuple[str, ...], tuple[re.Pattern[str], ...], Callable[[str], Any] | None], ...]
+
+    @classmethod
+    def of(cls, extractors: dict[str, Any]) -> Matcher:
+        """The matcher for ``ie_key -> extractor`` (a class, or an instance: its class is used)."""
+        steps: list[tuple[tuple[str, ...], tuple[re.Pattern[str], ...], Callable[[str], Any] | None]] = []
+        keys: list[str] = []
+        patterns: list[re.Pattern[str]] = []
+        for key, ie in extractors.items():
+            kind: Any = ie if isinstance(ie, type) else type(ie)
+            own = _patterns(kind)
+            if own is not None:
+                keys += [key] * len(own)
+                patterns += own
+                continue
+            if patterns:
+                steps.append((tuple(keys), tuple(patterns), None))
+                keys, patterns = [], []
+            steps.append(((key,), (), kind.suitable))
+        if patterns:
+            steps.append((tuple(keys), tuple(patterns), None))
+        return cls(tuple(steps))
 
 
 @dataclass(frozen=True)
 class _Registry:
     """yt-dlp's extractor list for one ``allowed_extractors``, from one set of known classes."""
 
-    known: tuple[type, ...]  # gen_extractor_classes() when it was built: a change means rebuild
+    known: tuple[Any, int]  # the class table yt-dlp had (object, size) when it was built: else rebuild
     ies: dict[str, Any]  # ie_key -> class (or a template instance, replaced per YoutubeDL), in order
     instances: tuple[type, ...]  # the types of the entries that are instances (their ie_key is the key)
     matcher: Matcher
@@ -74,7 +109,7 @@ def _allowed(params: dict[str, Any]) -> tuple[str, ...]:
     return tuple(value) if isinstance(value, list | tuple) else (value,)
 
 
-def _patterns(cls: Any) -> tuple[Any, ...] | None:
+def _patterns(cls: Any) -> tuple[re.Pattern[str], ...] | None:
     """The compiled patterns yt-dlp's stock ``suitable`` would try, or None when it is not stock."""
     suitable = getattr(cls.suitable, "__func__", None)
     match = getattr(cls._match_valid_url, "__func__", None)
@@ -87,10 +122,12 @@ def _patterns(cls: Any) -> tuple[Any, ...] | None:
     except Exception:
         return None  # whatever it is, suitable() itself will say it, as before
     patterns = cls.__dict__.get("_VALID_URL_RE")
-    return patterns if isinstance(patterns, tuple) else None
+    if not isinstance(patterns, tuple) or not all(isinstance(p, re.Pattern) for p in patterns):
+        return None
+    return patterns
 
 
-def _build(allowed: tuple[str, ...], known: tuple[type, ...]) -> _Registry:
+def _build(allowed: tuple[str, ...], known: tuple[Any, int]) -> _Registry:
     # yt-dlp's own selection, on a throwaway instance, so the order and filtering are exactly its own
     template = yt_dlp.YoutubeDL({"quiet": True, "allowed_extractors": list(allowed)}, auto_init=False)
     try:
@@ -99,21 +136,25 @@ def _build(allowed: tuple[str, ...], known: tuple[type, ...]) -> _Registry:
     finally:
         template.close()
     instances = tuple(type(ie) for ie in ies.values() if not isinstance(ie, type))
-    matcher = []
-    for key, ie in ies.items():
-        cls: Any = ie if isinstance(ie, type) else type(ie)
-        matcher.append((key, _patterns(cls), cls.suitable))
-    return _Registry(known, ies, instances, tuple(matcher))
+    return _Registry(known, ies, instances, Matcher.of(ies))
+
+
+def _known_classes() -> tuple[Any, int]:
+    """yt-dlp's table of extractor classes (built-ins and plugins) and its size: what a YoutubeDL's list is
+    made from. Loading plugins replaces the table; importing the built-ins fills it."""
+    import_extractors()
+    table = _extractor_table.value
+    return table, len(table)
 
 
 def _registry(params: dict[str, Any]) -> _Registry:
     allowed = _allowed(params)
-    known = tuple(gen_extractor_classes())
+    known = _known_classes()
     registry = _registries.get(allowed)
-    if registry is None or registry.known != known:
+    if registry is None or registry.known[0] is not known[0] or registry.known[1] != known[1]:
         with _lock:
             registry = _registries.get(allowed)
-            if registry is None or registry.known != known:
+            if registry is None or registry.known[0] is not known[0] or registry.known[1] != known[1]:
                 registry = _registries[allowed] = _build(allowed, known)
     return registry
 
@@ -166,14 +207,14 @@ def new_ydl(params: dict[str, Any]) -> Any:
 
 def first_suitable(matcher: Matcher, url: str) -> str | None:
     """The key of the first extractor whose ``suitable(url)`` is true, as ``extract_info`` finds it."""
-    for key, patterns, suitable in matcher:
-        if patterns is None:
-            if suitable(url):
+    for keys, patterns, suitable in matcher.steps:
+        if suitable is None:
+            # the key of the first pattern that matches: compress() stops there, map() calls in C
+            key = next(itertools.compress(keys, map(_MATCH, patterns, itertools.repeat(url))), None)
+            if key is not None:
                 return key
-            continue
-        for pattern in patterns:
-            if pattern.match(url):
-                return key
+        elif suitable(url):
+            return keys[0]
     return None
 
 

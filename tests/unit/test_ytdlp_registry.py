@@ -12,10 +12,12 @@ import pytest
 import yt_dlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from yt_dlp.extractor.common import InfoExtractor
 
 from tornado_engine import ytdlp_registry
 from tornado_engine.ytdlp import SilentLogger
 from tornado_engine.ytdlp_registry import (
+    Matcher,
     extract_info,
     extractor_registry,
     first_suitable,
@@ -112,8 +114,10 @@ def test_the_registry_is_built_once_and_rebuilt_when_the_known_classes_change(
     first = ytdlp_registry._registry(params)
     assert ytdlp_registry._registry(dict(params)) is first
     assert ytdlp_registry._registry({**params, "allowed_extractors": ["default"]}) is first
-    known = ytdlp_registry.gen_extractor_classes()
-    monkeypatch.setattr(ytdlp_registry, "gen_extractor_classes", lambda: known[:-1])  # "a plugin left"
+    table, size = ytdlp_registry._known_classes()
+    monkeypatch.setattr(ytdlp_registry, "_known_classes", lambda: (table, size - 1))  # filled in later
+    assert ytdlp_registry._registry(params) is not first
+    monkeypatch.setattr(ytdlp_registry, "_known_classes", lambda: (dict(table), size))  # plugins loaded
     assert ytdlp_registry._registry(params) is not first
     monkeypatch.undo()
     again = ytdlp_registry._registry(params)
@@ -166,7 +170,7 @@ class _RecordingYDL:
 
 
 def test_extract_info_names_the_extractor_it_found() -> None:
-    matcher = (("Site", (), lambda url: True), ("Other", None, lambda url: url.endswith(".mp4")))
+    matcher = Matcher((((), (), None), (("Other",), (), lambda url: url.endswith(".mp4"))))
     ydl = _RecordingYDL(matcher)
     extract_info(ydl, "https://x/a.mp4", download=False)
     extract_info(ydl, "https://x/page", download=False)  # nothing: yt-dlp searches and reports itself
@@ -229,3 +233,48 @@ def test_a_new_youtubedls_handlers_share_the_context() -> None:
             h for h in theirs._request_director.handlers.values() if hasattr(h, "_make_sslcontext")
         )
         assert handler._make_sslcontext() is not contexts[0]
+
+
+class _OneIE(InfoExtractor):
+    _VALID_URL = r"https?://one\.example/(?P<id>\d+)"
+
+
+class _TwoIE(InfoExtractor):
+    _VALID_URL = (r"https?://two\.example/a/(?P<id>\d+)", r"https?://two\.example/b/(?P<id>\d+)")
+
+
+class _NeverIE(InfoExtractor):
+    _VALID_URL = False
+
+
+class _OwnIE(InfoExtractor):
+    _VALID_URL = r"https?://(?:one|two)\.example/"
+
+    @classmethod
+    def suitable(cls, url: str) -> bool:
+        return not _OneIE.suitable(url) and super().suitable(url)
+
+
+class _CatchAllIE(InfoExtractor):
+    _VALID_URL = r"https?://"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://one.example/12",
+        "https://one.example/x",
+        "https://two.example/b/7",
+        "https://two.example/a/x",
+        "https://three.example/",
+        "ftp://one.example/12",
+    ],
+)
+def test_the_steps_keep_the_extractors_order(url: str) -> None:
+    extractors: dict[str, Any] = {
+        "Never": _NeverIE, "Own": _OwnIE, "One": _OneIE, "Two": _TwoIE, "CatchAll": _CatchAllIE,
+    }  # fmt: skip
+    matcher = Matcher.of(extractors)
+    assert [len(keys) for keys, _, _ in matcher.steps] == [1, 4]  # Own alone, Never no pattern at all
+    expected = next((key for key, ie in extractors.items() if ie.suitable(url)), None)
+    assert first_suitable(matcher, url) == expected
