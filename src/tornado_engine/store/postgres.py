@@ -656,8 +656,8 @@ class PostgresStore:
     async def _run(
         self, fn: Callable[[Conn], Awaitable[T]], *, idempotent: bool = False, transaction: bool = True
     ) -> T:
-        """Run ``fn`` in one transaction (or, for one read statement, none); retry once on a connection
-        error that cannot have committed."""
+        """Run ``fn`` in one transaction, or for a single statement in none (two round trips fewer); retry
+        once on a connection error that cannot have committed."""
         for attempt in (1, 2):
             if self._pool is None:
                 raise StoreError("the store is not open")
@@ -665,6 +665,7 @@ class PostgresStore:
             try:
                 async with self._pool.connection() as conn:
                     if not transaction:
+                        committing = True  # a statement on its own commits as it runs
                         return await fn(conn)
                     async with conn.transaction():
                         result = await fn(conn)
@@ -717,7 +718,7 @@ class PostgresStore:
             row = await _one(conn, _GET_JOB, (job_id, owner, owner))
             return _job(*row) if row else None
 
-        return await self._run(get, idempotent=True)
+        return await self._run(get, idempotent=True, transaction=False)
 
     async def list_jobs(
         self, owner: str | None, limit: int, offset: int, status: Status | None = None
@@ -728,7 +729,7 @@ class PostgresStore:
             rows = await _all(conn, _LIST_JOBS, (owner, owner, value, value, limit, offset))
             return [_job(*r) for r in rows]
 
-        return await self._run(select, idempotent=True)
+        return await self._run(select, idempotent=True, transaction=False)
 
     async def get_batch(self, batch_id: str, owner: str | None = None) -> BatchRecord | None:
         async def get(conn: Conn) -> BatchRecord | None:
@@ -927,7 +928,8 @@ class PostgresStore:
             rows = await _all(conn, _HEARTBEAT, (ids, fences, worker_id, float(lease_seconds)))
             return Heartbeat(set(ids) - {r[0] for r in rows}, {r[0] for r in rows if r[1]})
 
-        return await self._run(beat, idempotent=True)  # extending a lease twice is harmless
+        # one statement; extending a lease twice is harmless
+        return await self._run(beat, idempotent=True, transaction=False)
 
     async def release(self, job: Job, token: int, delay_seconds: float = 0.0) -> None:
         job.status = Status.PENDING
