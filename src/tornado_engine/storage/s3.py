@@ -20,6 +20,7 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
+import io
 import logging
 import math
 import mimetypes
@@ -89,20 +90,33 @@ class S3Backend(FsspecBackend):
         return self.config.secret_values()
 
 
-def crc32_b64(data: bytes) -> str:
+def crc32_b64(data: bytes | memoryview) -> str:
     """The ``x-amz-checksum-crc32`` value of ``data``: big-endian CRC32, base64."""
     return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
 
 
-def _read(local: Path, offset: int, length: int, crc: bool) -> tuple[bytes, str | None]:
+def _read(local: Path, offset: int, length: int, crc: bool) -> tuple[io.BytesIO, str | None]:
     """One part of the file and, if asked, its CRC32, in a worker thread (zlib releases the GIL). The
-    file gets its own descriptor per part, so a cancel never races a close."""
-    with open(local, "rb", buffering=0) as f:
-        f.seek(offset)
-        data = f.read(length)
-    if len(data) != length:
+    file gets its own descriptor per part, so a cancel never races a close.
+
+    The part is read straight into a ``BytesIO``'s own buffer. Given ``bytes``, botocore wraps them in a
+    ``BytesIO`` that shares them, and aiohttp's first look at it (``getbuffer``) copies the whole part on
+    the event loop to un-share it.
+    """
+    body = io.BytesIO()
+    body.seek(length - 1)
+    body.write(b"\0")  # sizes the buffer once
+    with body.getbuffer() as view:
+        got = 0
+        with open(local, "rb", buffering=0) as f:
+            f.seek(offset)
+            while got < length and (n := f.readinto(view[got:])):
+                got += n
+        checksum = crc32_b64(view) if crc and got == length else None
+    if got != length:
         raise OSError(f"{local} changed while it was uploaded (short read at {offset})")
-    return data, crc32_b64(data) if crc else None
+    body.seek(0)
+    return body, checksum
 
 
 class _Multipart:
