@@ -37,10 +37,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import yt_dlp
-from yt_dlp.extractor import import_extractors
+from yt_dlp.extractor import gen_extractor_classes, import_extractors
 from yt_dlp.extractor.common import InfoExtractor
-from yt_dlp.globals import extractors as _extractor_table
-from yt_dlp.networking._helper import make_ssl_context
+
+# Internals this module reads; a yt-dlp without them gets the slower, public ways (the unit tests compare
+# every shortcut with yt-dlp's own result, so a release that changes their meaning fails them).
+try:
+    from yt_dlp.globals import all_plugins_loaded as _plugins_loaded
+    from yt_dlp.globals import extractors as _extractor_table
+    from yt_dlp.plugins import load_all_plugins
+except ImportError:  # pragma: no cover
+    _extractor_table = None
+try:
+    from yt_dlp.networking._helper import make_ssl_context
+except ImportError:  # pragma: no cover
+    make_ssl_context = None
 
 __all__ = ["Matcher", "extract_info", "extractor_registry", "first_suitable", "new_ydl", "shared_ssl_context"]
 
@@ -142,19 +153,28 @@ def _build(allowed: tuple[str, ...], known: tuple[Any, int]) -> _Registry:
 def _known_classes() -> tuple[Any, int]:
     """yt-dlp's table of extractor classes (built-ins and plugins) and its size: what a YoutubeDL's list is
     made from. Loading plugins replaces the table; importing the built-ins fills it."""
+    if _extractor_table is None:  # pragma: no cover
+        classes = tuple(gen_extractor_classes())
+        return classes, len(classes)
+    if not _plugins_loaded.value:  # as every YoutubeDL() does first: plugins go before the built-ins
+        load_all_plugins()
     import_extractors()
     table = _extractor_table.value
     return table, len(table)
+
+
+def _same(a: tuple[Any, int], b: tuple[Any, int]) -> bool:
+    return a[1] == b[1] and (a[0] is b[0] or a[0] == b[0])
 
 
 def _registry(params: dict[str, Any]) -> _Registry:
     allowed = _allowed(params)
     known = _known_classes()
     registry = _registries.get(allowed)
-    if registry is None or registry.known[0] is not known[0] or registry.known[1] != known[1]:
+    if registry is None or not _same(registry.known, known):
         with _lock:
             registry = _registries.get(allowed)
-            if registry is None or registry.known[0] is not known[0] or registry.known[1] != known[1]:
+            if registry is None or not _same(registry.known, known):
                 registry = _registries[allowed] = _build(allowed, known)
     return registry
 
@@ -176,7 +196,7 @@ class _YoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
 
     def build_request_director(self, handlers: Sequence[Any], preferences: Any = None) -> Any:
         director = super().build_request_director(handlers, preferences)
-        for handler in director.handlers.values():
+        for handler in director.handlers.values() if make_ssl_context is not None else ():
             make = getattr(handler, "_make_sslcontext", None)
             if make is not None and all(
                 hasattr(handler, a) for a in ("verify", "legacy_ssl_support", "prefer_system_certs")

@@ -116,12 +116,21 @@ def test_the_registry_is_built_once_and_rebuilt_when_the_known_classes_change(
     assert ytdlp_registry._registry({**params, "allowed_extractors": ["default"]}) is first
     table, size = ytdlp_registry._known_classes()
     monkeypatch.setattr(ytdlp_registry, "_known_classes", lambda: (table, size - 1))  # filled in later
-    assert ytdlp_registry._registry(params) is not first
-    monkeypatch.setattr(ytdlp_registry, "_known_classes", lambda: (dict(table), size))  # plugins loaded
-    assert ytdlp_registry._registry(params) is not first
+    shrunk = ytdlp_registry._registry(params)
+    assert shrunk is not first
+    monkeypatch.undo()
+    current = ytdlp_registry._registry(params)
+    assert current is not shrunk and current.ies == first.ies
+    same = dict(table)
+    monkeypatch.setattr(ytdlp_registry, "_known_classes", lambda: (same, size))  # a copy: same classes
+    assert ytdlp_registry._registry(params) is current
+    other = dict(table)
+    other[next(iter(other))] = type("ReplacedIE", (), {})
+    monkeypatch.setattr(ytdlp_registry, "_known_classes", lambda: (other, size))  # plugins loaded
+    assert ytdlp_registry._registry(params) is not current
     monkeypatch.undo()
     again = ytdlp_registry._registry(params)
-    assert again is not first and again.ies == first.ies
+    assert again is not current and again.ies == first.ies
     assert extractor_registry(params) == first.ies and extractor_registry(params) is not again.ies
 
 
