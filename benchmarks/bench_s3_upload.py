@@ -2,8 +2,9 @@
 
 Both write the same ~150 MB file to the same moto server (its own process, on 127.0.0.1), alternating,
 and each object is deleted after its run. Engine: ``StorageTarget(S3Config(...)).put(file, key)``, what
-the Uploader stage calls (s3fs multipart with the config's ``part_size``/``concurrency``, then a signed
-URL), with the config's defaults and with concurrency raised to boto3's 10 threads. Baseline: boto3's
+the Uploader stage calls (a multipart upload over s3fs's client keeping the config's ``concurrency`` parts
+of ``part_size`` in flight, then a signed URL), with the config's defaults (8 MiB, 4) and with concurrency
+raised to boto3's 10 threads. Baseline: boto3's
 ``upload_file`` with its default TransferConfig (8 MiB parts, 10 threads). Target: engine throughput
 >= 0.9x boto3's.
 """

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from storage_fixtures import BUCKET, PART, S3_REGION
 
 from storage_servers import moto_server
@@ -94,6 +95,30 @@ def test_more_parts_than_the_window_in_any_order(s3_endpoint: str, s3: Any, tmp_
     stored = target.put(local, "mp/odd.bin")
     assert s3.get_object(Bucket=BUCKET, Key=stored.key)["Body"].read() == data
     target.delete(stored.key)
+
+
+def test_parts_are_signed_as_the_server_checks(s3_iam: tuple[str, str, str], tmp_path: Path) -> None:
+    endpoint, key_id, secret = s3_iam  # a moto that checks request signatures
+    data = os.urandom(2 * PART + 4096)
+    local = tmp_path / "signed.bin"
+    local.write_bytes(data)
+    config = S3Config(endpoint_url=endpoint, access_key_id=key_id, secret_access_key=secret, bucket=BUCKET,
+                      region=S3_REGION, part_size=PART)  # fmt: skip
+    target = StorageTarget(config)
+    stored = target.put(local, "mp/signed.bin")
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key_id, aws_secret_access_key=secret,
+                          region_name=S3_REGION)  # fmt: skip
+    assert client.get_object(Bucket=BUCKET, Key=stored.key)["Body"].read() == data
+    target.delete(stored.key)
+
+    wrong = StorageTarget(config.model_copy(update={"secret_access_key": SecretStr(secret[::-1])}))
+    with pytest.raises(UploadError) as caught:
+        wrong.put(local, "mp/refused-signature.bin")
+    assert caught.value.kind == "storage_denied", caught.value.message
+    assert secret[::-1] not in caught.value.message
+    assert not client.list_multipart_uploads(Bucket=BUCKET).get("Uploads")
 
 
 def test_small_file_is_one_put(s3_endpoint: str, s3: Any, tmp_path: Path) -> None:
