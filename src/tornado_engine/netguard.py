@@ -64,11 +64,16 @@ class NetGuard:
 
         async def shutdown() -> None:
             server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            # let each connection handler run its cleanup before the loop goes away
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # let each connection handler run its cleanup before the loop goes away; rounds, because a
+            # connection accepted just before close() gets its handler task only on the next loop turn
+            for _ in range(5):
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                if not tasks:
+                    break
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.sleep(0)
 
         asyncio.run_coroutine_threadsafe(shutdown(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
