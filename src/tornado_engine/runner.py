@@ -69,6 +69,7 @@ class _Run:
         self.quota: Quota | None = None
         self.storage = runner.config.storage  # replaced by the tenant's own, if any, when the run starts
         self.dir = runner.config.work_dir / self.job.id
+        self.dir_in_use = False  # made lazily: stages that need no files (the no-op kit) never pay for it
         self.loop = asyncio.get_running_loop()
         self.last_emit = 0.0
         self.resume: Checkpoint | None = None  # where this attempt picks up a previous one's work
@@ -172,7 +173,6 @@ class JobRunner:
         if job.queue_wait_ms is None:
             job.queue_wait_ms = max(0, job.started_at - job.created_at)
         job.requested_quality = job.requested_quality or "best"
-        run.dir.mkdir(parents=True, exist_ok=True)
         if self.storage_for is not None:  # read now: a retried job goes where its tenant's files go today
             run.storage = await self.storage_for(job)
         if self.stages is None:
@@ -216,6 +216,9 @@ class JobRunner:
 
     async def _clear_dir(self, run: _Run) -> None:
         """Temporary files go before the terminal write, so whoever sees the end sees them gone."""
+        if not run.dir_in_use:
+            return
+        run.dir_in_use = False
         await asyncio.get_running_loop().run_in_executor(
             self.executor, lambda: shutil.rmtree(run.dir, ignore_errors=True)
         )
@@ -295,6 +298,9 @@ class JobRunner:
 
         ffmpeg_dir = str(Path(cfg.ffmpeg.ffmpeg).parent)
         opts = MediaOptions.from_request(job.request)
+        run.dir_in_use = True
+        if run.resume is None:  # an earlier attempt's files, unusable, must not be taken as partial ones
+            await asyncio.get_running_loop().run_in_executor(self.executor, clear_dir)
         job.requested_quality = opts.requested_quality
 
         async def resolve_and_download() -> tuple[dict[str, Any], downloader.DownloadResult]:
@@ -523,6 +529,7 @@ class JobRunner:
         if checkpoint is not None and await asyncio.get_running_loop().run_in_executor(
             self.executor, checkpoint.usable, this_host(), str(run.dir), size_of
         ):
+            run.dir_in_use = True
             return checkpoint
         if checkpoint is not None:
             log.info(
