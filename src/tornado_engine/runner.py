@@ -365,8 +365,10 @@ class JobRunner:
             if fetched.seconds > 0:
                 job.download_speed_mbps = round(fetched.bytes / fetched.seconds / 1e6, 2)
             run.emit(Step.DOWNLOADING, 100.0, bytes_done=fetched.bytes, bytes_total=fetched.bytes)
-            job.checkpoint = _downloaded(run.dir, info, fetched).to_data()  # saved by the next step's write
+            downloaded = _downloaded(run.dir, info, fetched)
+            job.checkpoint = downloaded.to_data()  # saved by the next step's write
         else:
+            downloaded = resume
             info, fetched = {"duration": resume.duration}, _fetched_from(run.dir, resume)
             run.quota = await self.quota_for(job.owner) if self.quota_for else None
 
@@ -374,8 +376,7 @@ class JobRunner:
             await run.enter(Step.MUXING)
             output = await self._mux(run, fetched, info)
             output_mark = FileMark(output.name, output.stat().st_size)
-            muxed = replace(_downloaded(run.dir, info, fetched), stage=MUXED, output=output_mark)
-            job.checkpoint = muxed.to_data()
+            job.checkpoint = replace(downloaded, stage=MUXED, output=output_mark).to_data()
         else:
             assert resume.output is not None  # Checkpoint.usable() checked it
             output = run.dir / resume.output.name

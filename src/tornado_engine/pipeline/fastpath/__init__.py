@@ -99,15 +99,12 @@ def download_sync(
             size = fetch_dash(source, paths, session, tuning, on_progress)
         else:
             size = fetch_file(source, paths[0], session, tuning, on_progress)
-    except Fallback:
+    except (Fallback, NetError) as exc:
         _remove(paths)
         if cancel.is_set():
             raise JobCancelled("cancelled during download") from None
-        return None
-    except NetError as exc:
-        _remove(paths)
-        if cancel.is_set():
-            raise JobCancelled("cancelled during download") from None
+        if isinstance(exc, Fallback):
+            return None
         raise map_error(Exception(f"Got error: {exc}"), resolving=False) from None
     except BaseException:
         _remove(paths)
