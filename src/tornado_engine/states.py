@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from .errors import InvalidState
 
-__all__ = ["TERMINAL", "Status", "Step", "check_transition"]
+__all__ = ["TERMINAL", "Status", "Step", "advance", "check_transition"]
 
 
 class Status(StrEnum):
@@ -48,3 +48,9 @@ def check_transition(current: Status, new: Status) -> None:
     """Raise InvalidState unless ``current -> new`` is one of the transitions drawn above."""
     if new not in _ALLOWED.get(current, frozenset()):
         raise InvalidState(f"a {current.value} job cannot become {new.value}")
+
+
+def advance(current: Status, new: Status) -> Status:
+    """``new``, once the table above allows ``current -> new``: every status change goes through here."""
+    check_transition(current, new)
+    return new
