@@ -20,6 +20,7 @@ from typing import Any
 from .cli_admin import ADMIN_COMMANDS, add_admin_commands, run_admin
 from .cli_media import add_media_options, add_metadata_command, media_fields, run_metadata
 from .cli_worker import add_worker_command, run_worker
+from .codecs import AUDIO_BITRATES, AUDIO_CHOICES, VIDEO_CHOICES, VIDEO_CONTAINERS
 from .engine import Engine, default_data_dir
 from .errors import FFmpegNotFound, InvalidRequest, InvalidState, NotFound, QuotaExceeded, StoreError
 from .models import Job, JobRequest
@@ -50,10 +51,10 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url")
-    parser.add_argument("--format", choices=["mp4", "mkv", "webm", "mov"], default="mp4")
-    parser.add_argument("--video-codec", choices=["copy", "h264", "h265", "vp9"], default="copy")
-    parser.add_argument("--audio-codec", choices=["copy", "aac", "opus", "mp3"], default="copy")
-    parser.add_argument("--audio-bitrate", choices=["64k", "128k", "192k", "256k", "320k"], default="192k")
+    parser.add_argument("--format", choices=VIDEO_CONTAINERS, default="mp4")
+    parser.add_argument("--video-codec", choices=VIDEO_CHOICES, default="copy")
+    parser.add_argument("--audio-codec", choices=AUDIO_CHOICES, default="copy")
+    parser.add_argument("--audio-bitrate", choices=AUDIO_BITRATES, default="192k")
     parser.add_argument("--video-quality", type=int, default=23, help="CRF 0-51 when transcoding")
     parser.add_argument("--filename", help="file name without extension (default: the title)")
     parser.add_argument("--folder", help="folder prefix in storage")

@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .codecs import AUDIO_CONTAINERS
 from .engine import Engine, default_data_dir
 from .errors import StageError
 from .models import JobRequest
-from .options import AUDIO_FORMATS, MAX_RESOLUTIONS, QUALITY_PRESETS
+from .options import MAX_RESOLUTIONS, QUALITY_PRESETS
 from .retry import outcome_for
 from .states import Status
 
@@ -29,7 +30,7 @@ _EXIT = {Status.FAILED: 1, Status.WARNING: 3, Status.SKIPPED: 4}
 def add_media_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("media options")
     group.add_argument("--audio-only", action="store_true", help="store only the audio")
-    group.add_argument("--audio-format", choices=list(AUDIO_FORMATS), help="with --audio-only (default m4a)")
+    group.add_argument("--audio-format", choices=AUDIO_CONTAINERS, help="with --audio-only (default m4a)")
     group.add_argument("--max-resolution", choices=list(MAX_RESOLUTIONS), help="cap on the shorter side")
     group.add_argument("--quality-preset", choices=list(QUALITY_PRESETS), help="overrides --video-quality")
     group.add_argument("--clip-start", metavar="TIME", help="HH:MM:SS, MM:SS or seconds")

@@ -23,12 +23,27 @@ from typing import Any, Literal
 
 import ffmpeg
 
+from .codecs import (
+    AUDIO_BITRATES,
+    AUDIO_CONTAINERS,
+    AUDIO_ENCODERS,
+    AUDIO_FALLBACK,
+    MUXERS,
+    VIDEO_ENCODERS,
+    VIDEO_FALLBACK,
+    AudioChoice,
+    Container,
+    VideoChoice,
+    check_combination,
+    holds_audio,
+    holds_video,
+    video_tag,
+)
 from .errors import FFmpegNotFound, InvalidRequest, MuxError
 from .options import encoder_settings
 from .probe import MediaInfo, StreamInfo, StreamKind, detect_container, parse_probe
 
 __all__ = [
-    "AUDIO_CONTAINERS",
     "ENV_DIR",
     "FFmpegPaths",
     "MediaInfo",
@@ -36,7 +51,6 @@ __all__ = [
     "StreamInfo",
     "StreamPlan",
     "build_args",
-    "check_combination",
     "detect_container",
     "find_ffmpeg",
     "locate_ffmpeg",
@@ -45,12 +59,7 @@ __all__ = [
     "verify_output",
 ]
 
-Container = Literal["mp4", "mkv", "webm", "mov", "m4a", "mp3", "ogg", "opus"]  # the last four: audio only
-VideoChoice = Literal["copy", "h264", "h265", "vp9"]
-AudioChoice = Literal["copy", "aac", "opus", "mp3"]
-
 ENV_DIR = "TORNADO_FFMPEG_DIR"
-AUDIO_CONTAINERS = frozenset({"m4a", "mp3", "ogg", "opus"})  # audio_only outputs: no video stream
 _INSTALL_HINT = (
     "install it with `apt-get install -y ffmpeg` (or your OS package manager), "
     "or `pip install 'tornado-engine[ffmpeg]'`, or set TORNADO_FFMPEG_DIR to a folder holding both binaries"
@@ -97,79 +106,8 @@ def find_ffmpeg() -> FFmpegPaths:
 # Cached: the lookup runs once per process (a failure is not cached, so installing later works).
 locate_ffmpeg = functools.cache(find_ffmpeg)
 
-# -- compatibility -----------------------------------------------------------------------------------
-
-# What each container takes by stream copy (ffprobe codec names; media recipes, section 6).
-# None = anything. Vorbis in mp4 is accepted by ffmpeg but not playable (pitfall 10), so it is left out.
-_VIDEO_OK: dict[str, frozenset[str] | None] = {
-    "mp4": frozenset({"h264", "hevc", "vp9", "av1"}),
-    "mov": frozenset({"h264", "hevc"}),
-    "webm": frozenset({"vp8", "vp9", "av1"}),
-    "mkv": None,
-    **dict.fromkeys(AUDIO_CONTAINERS, frozenset[str]()),
-}
-_AUDIO_OK: dict[str, frozenset[str] | None] = {
-    "mp4": frozenset({"aac", "mp3", "opus"}),
-    "mov": frozenset({"aac", "mp3"}),
-    "webm": frozenset({"opus", "vorbis"}),
-    "mkv": None,
-    "m4a": frozenset({"aac"}),
-    "mp3": frozenset({"mp3"}),
-    "ogg": frozenset({"vorbis"}),
-    "opus": frozenset({"opus"}),
-}
-# the audio codec a container gets when the source's cannot be copied into it
-_AUDIO_FALLBACK = {"webm": "opus", "m4a": "aac", "mp3": "mp3", "ogg": "vorbis", "opus": "opus"}
-# request choice -> (encoder, codec name ffprobe reports)
-_VIDEO_ENC: dict[str, tuple[str, str]] = {
-    "h264": ("libx264", "h264"),
-    "h265": ("libx265", "hevc"),
-    "vp9": ("libvpx-vp9", "vp9"),
-}
-_AUDIO_ENC: dict[str, tuple[str, str]] = {
-    "aac": ("aac", "aac"),
-    "opus": ("libopus", "opus"),
-    "mp3": ("libmp3lame", "mp3"),
-    "vorbis": ("libvorbis", "vorbis"),  # audio_format ogg only; not a JobRequest.audio_codec choice
-}
-# "ipod" is ffmpeg's m4a muxer (brand M4A); "opus" is Ogg with the .opus conventions
-_MUXER = {"mp4": "mp4", "mkv": "matroska", "webm": "webm", "mov": "mov"}
-_MUXER.update({"m4a": "ipod", "mp3": "mp3", "ogg": "ogg", "opus": "opus"})
-_BITRATES = ("64k", "128k", "192k", "256k", "320k")
 _GLOBAL_ARGS = ("-nostdin", "-nostats", "-loglevel", "error", "-progress", "pipe:1", "-y")
 _WHITELIST = "file,pipe"
-
-
-def _accepts(table: dict[str, frozenset[str] | None], container: str, codec: str) -> bool:
-    allowed = table[container]
-    return codec != "unknown" and (allowed is None or codec in allowed)
-
-
-def check_combination(container: str, video_codec: str, audio_codec: str) -> None:
-    """Refuse requests no source can satisfy (call at submit time). Raises :class:`InvalidRequest`."""
-    if container not in _MUXER:
-        raise InvalidRequest(f"Format must be one of: {', '.join(_MUXER)} (got {container!r})", "format")
-    if video_codec != "copy":
-        if video_codec not in _VIDEO_ENC:
-            raise InvalidRequest(f"Unknown video codec {video_codec!r}", "video_codec")
-        if not _accepts(_VIDEO_OK, container, _VIDEO_ENC[video_codec][1]):
-            ok = [c for c, (_, name) in _VIDEO_ENC.items() if _accepts(_VIDEO_OK, container, name)]
-            raise InvalidRequest(
-                f"{container} cannot hold {video_codec} video; use {' or '.join(['copy', *ok])}, "
-                "or choose mkv",
-                "video_codec",
-            )
-    if audio_codec != "copy":
-        if audio_codec not in _AUDIO_ENC:
-            raise InvalidRequest(f"Unknown audio codec {audio_codec!r}", "audio_codec")
-        if not _accepts(_AUDIO_OK, container, _AUDIO_ENC[audio_codec][1]):
-            ok = [c for c, (_, name) in _AUDIO_ENC.items() if _accepts(_AUDIO_OK, container, name)]
-            raise InvalidRequest(
-                f"{container} cannot hold {audio_codec} audio; use {' or '.join(['copy', *ok])}, "
-                "or choose mkv",
-                "audio_codec",
-            )
-
 
 # -- the plan ----------------------------------------------------------------------------------------
 
@@ -230,18 +168,18 @@ def _video_plan(
     quality: str | None = None,
     exact_cut: bool = False,
 ) -> tuple[str, str, list[tuple[str, str]]]:
-    if choice == "copy" and _accepts(_VIDEO_OK, container, src.codec) and not exact_cut:
+    if choice == "copy" and holds_video(container, src.codec) and not exact_cut:
         encoder, codec, opts = "copy", src.codec, []
     else:
         if choice == "copy":
-            choice = "vp9" if container == "webm" else "h264"
+            choice = VIDEO_FALLBACK[container]
             why = (
                 "a clip is cut frame-accurately"
                 if exact_cut
                 else f"{src.codec} cannot be copied into {container}"
             )
             notes.append(f"video: {why}; transcoding to {choice}")
-        encoder, codec = _VIDEO_ENC[choice]
+        encoder, codec = VIDEO_ENCODERS[choice].encoder, VIDEO_ENCODERS[choice].codec
         crf, speed = encoder_settings(encoder, crf, quality)
         opts = [("crf:v", str(crf)), ("pix_fmt:v", "yuv420p")]
         if encoder == "libvpx-vp9":
@@ -252,8 +190,8 @@ def _video_plan(
             opts.append(("preset:v", speed))
         if encoder == "libx265":
             opts.append(("x265-params:v", "log-level=error"))  # x265 logs to stderr on its own
-    if codec == "hevc" and container in ("mp4", "mov"):
-        opts.append(("tag:v", "hvc1"))  # default hev1 does not play on Apple devices (pitfall 10)
+    if tag := video_tag(container, codec):
+        opts.append(("tag:v", tag))
     return encoder, codec, opts
 
 
@@ -274,8 +212,8 @@ def plan_mux(
     overrides ``crf``); ``clip`` is (start, end or None) in seconds, cut by ffmpeg.
     """
     check_combination(container, video_codec, audio_codec)
-    if audio_bitrate not in _BITRATES:
-        raise InvalidRequest(f"Audio bitrate must be one of: {', '.join(_BITRATES)}", "audio_bitrate")
+    if audio_bitrate not in AUDIO_BITRATES:
+        raise InvalidRequest(f"Audio bitrate must be one of: {', '.join(AUDIO_BITRATES)}", "audio_bitrate")
     if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
         raise InvalidRequest("Video quality must be an integer CRF from 0 to 51", "video_quality")
     notes: list[str] = []
@@ -311,16 +249,16 @@ def plan_mux(
         i, src = audio
         choice: str = audio_codec
         aopts: tuple[tuple[str, str], ...] = ()
-        if choice == "copy" and _accepts(_AUDIO_OK, container, src.codec):
+        if choice == "copy" and holds_audio(container, src.codec):
             encoder, codec = "copy", src.codec
         else:
             if choice == "copy":
-                choice = _AUDIO_FALLBACK.get(container, "aac")
+                choice = AUDIO_FALLBACK[container]
                 notes.append(
                     f"audio: {src.codec} cannot be copied into {container}; "
                     f"transcoding to {choice} at {audio_bitrate}"
                 )
-            encoder, codec = _AUDIO_ENC[choice]
+            encoder, codec = AUDIO_ENCODERS[choice].encoder, AUDIO_ENCODERS[choice].codec
             aopts = (("b:a", audio_bitrate),)
         audio_plan = StreamPlan("audio", position[i], src.index, src.codec, codec, encoder, aopts)
     else:
@@ -340,10 +278,7 @@ def plan_mux(
         and detect_container(only) == container
         and all(s.copied for s in streams)
         and len(only.streams) == len(streams)
-        and not any(
-            s.codec == "hevc" and container in ("mp4", "mov") and _tag(only, s.stream_index) != "hvc1"
-            for s in streams
-        )
+        and not any(video_tag(container, s.codec) not in (None, _tag(only, s.stream_index)) for s in streams)
     )
     return MuxPlan(
         container=container,
@@ -394,7 +329,7 @@ def build_args(plan: MuxPlan, output_path: Path | str, ffmpeg_cmd: str) -> list[
     options.update(plan.output_options)
     if plan.clip is not None and plan.clip[1] is not None:
         options["t"] = f"{plan.clip[1] - plan.clip[0]:.3f}"
-    options["format"] = _MUXER[plan.container]
+    options["format"] = MUXERS[plan.container]
     out = ffmpeg.output(*selected, _file_url(output_path), **options)
     return [str(arg) for arg in out.compile(cmd=[ffmpeg_cmd, *_GLOBAL_ARGS])]
 

@@ -10,29 +10,38 @@ import dataclasses
 import time
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import options
+from .codecs import (
+    AUDIO_BITRATES,
+    AUDIO_CHOICES,
+    AUDIO_CONTAINERS,
+    VIDEO_CHOICES,
+    VIDEO_CONTAINERS,
+    AudioBitrate,
+    AudioChoice,
+    AudioContainer,
+    VideoChoice,
+    VideoContainer,
+    check_combination,
+)
 from .errors import InvalidRequest
-from .ffmpeg import check_combination
 from .safety import strip_credentials
 from .states import TERMINAL, Status, Step
 from .storage.config import StorageConfig
 
 __all__ = ["Job", "JobCreated", "JobRequest", "now_ms"]
 
-Container = Literal["mp4", "mkv", "webm", "mov"]
-VideoCodec = Literal["copy", "h264", "h265", "vp9"]
-AudioCodec = Literal["copy", "aac", "opus", "mp3"]
-AudioBitrate = Literal["64k", "128k", "192k", "256k", "320k"]
-
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "format": ("mp4", "mkv", "webm", "mov"),
-    "video_codec": ("copy", "h264", "h265", "vp9"),
-    "audio_codec": ("copy", "aac", "opus", "mp3"),
-    "audio_bitrate": ("64k", "128k", "192k", "256k", "320k"),
+    "format": VIDEO_CONTAINERS,
+    "video_codec": VIDEO_CHOICES,
+    "audio_codec": AUDIO_CHOICES,
+    "audio_bitrate": AUDIO_BITRATES,
+    "audio_format": AUDIO_CONTAINERS,
+    "quality_preset": tuple(options.QUALITY_PRESETS),
 }
 _MAX_URL = 4096
 _MAX_FILENAME = 255
@@ -58,9 +67,9 @@ class JobRequest(BaseModel):
             yield name, strip_credentials(value) if name in ("url", "webhook_url") and value else value
 
     url: str
-    format: Container = "mp4"
-    video_codec: VideoCodec = "copy"
-    audio_codec: AudioCodec = "copy"
+    format: VideoContainer = "mp4"
+    video_codec: VideoChoice = "copy"
+    audio_codec: AudioChoice = "copy"
     audio_bitrate: AudioBitrate = "192k"
     video_quality: int = 23
     filename: str | None = None
@@ -70,7 +79,7 @@ class JobRequest(BaseModel):
     enable_progress_webhook: bool = False  # also POST stage events (downloading 0% ... completed 100%)
     # media options (rules and meaning: tornado_engine.options)
     audio_only: bool = False
-    audio_format: options.AudioFormatName | None = None  # with audio_only; m4a when unset
+    audio_format: AudioContainer | None = None  # with audio_only; m4a when unset
     max_resolution: options.MaxResolution = "best"  # on the shorter side
     quality_preset: options.QualityPreset | None = None  # overrides video_quality (CRF)
     clip_start: float | None = None  # seconds; given as HH:MM:SS, MM:SS or seconds
@@ -115,11 +124,7 @@ class JobRequest(BaseModel):
     @field_validator("format", "video_codec", "audio_codec", "audio_bitrate", mode="before")
     @classmethod
     def _check_choice(cls, value: Any, info: Any) -> Any:
-        choices = _CHOICES[info.field_name]
-        if isinstance(value, str) and value.lower() in choices:
-            return value.lower()
-        label = info.field_name.replace("_", " ").capitalize()
-        raise ValueError(f"{label} must be one of: {', '.join(choices)} (got {value!r})")
+        return _choice(value, info.field_name)
 
     @field_validator("video_quality", mode="before")
     @classmethod
@@ -159,14 +164,7 @@ class JobRequest(BaseModel):
     @field_validator("audio_format", "quality_preset", mode="before")
     @classmethod
     def _check_option_choice(cls, value: Any, info: Any) -> Any:
-        choices = {
-            "audio_format": tuple(options.AUDIO_FORMATS),
-            "quality_preset": tuple(options.QUALITY_PRESETS),
-        }
-        if value is None or (isinstance(value, str) and value.lower() in choices[info.field_name]):
-            return value.lower() if isinstance(value, str) else None
-        label = info.field_name.replace("_", " ").capitalize()
-        raise ValueError(f"{label} must be one of: {', '.join(choices[info.field_name])} (got {value!r})")
+        return None if value is None else _choice(value, info.field_name)
 
     @field_validator("max_resolution", mode="before")
     @classmethod
@@ -205,6 +203,14 @@ class JobRequest(BaseModel):
             check_combination(self.format, self.video_codec, self.audio_codec)
         options.check_combinations(self)
         return self
+
+
+def _choice(value: Any, name: str) -> str:
+    choices = _CHOICES[name]
+    if isinstance(value, str) and value.lower() in choices:
+        return value.lower()
+    label = name.replace("_", " ").capitalize()
+    raise ValueError(f"{label} must be one of: {', '.join(choices)} (got {value!r})")
 
 
 def sanitize_filename(value: str) -> str:

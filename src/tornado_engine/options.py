@@ -11,21 +11,20 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
+from .codecs import AUDIO_CONTAINERS, AUDIO_FORMATS, VIDEO_CHOICES, AudioContainer, Container, VideoContainer
 from .errors import InvalidRequest
 
-if TYPE_CHECKING:
-    from .models import JobRequest
-
 __all__ = [
-    "AUDIO_FORMATS",
     "DEFAULT_SUBTITLE_LANGUAGES",
     "MAX_RESOLUTIONS",
     "MAX_WAIT_SECONDS",
     "QUALITY_PRESETS",
-    "AudioFormat",
+    "MaxResolution",
     "MediaOptions",
+    "MediaRequest",
+    "QualityPreset",
     "audio_quality",
     "check_combinations",
     "encoder_settings",
@@ -36,8 +35,6 @@ __all__ = [
     "video_quality_label",
 ]
 
-AudioFormatName = Literal["m4a", "mp3", "ogg", "opus"]
-OutputContainer = Literal["mp4", "mkv", "webm", "mov", "m4a", "mp3", "ogg", "opus"]
 MaxResolution = Literal["best", "2160", "1440", "1080", "720", "480", "360"]
 QualityPreset = Literal["highest", "high", "medium", "low", "lowest"]
 
@@ -47,23 +44,6 @@ MAX_WAIT_SECONDS = 12 * 3600  # cap for max_duration and wait_for_video: a job h
 _MAX_CLIP_SECONDS = 100 * 3600
 _MAX_LANGUAGES = 20
 
-
-@dataclass(frozen=True)
-class AudioFormat:
-    """An audio-only output: file extension, the codec it holds (ffprobe name) and its encoder."""
-
-    ext: str
-    codec: str
-    encoder: str
-    request_codec: str | None  # the JobRequest.audio_codec value naming the same codec, if any
-
-
-AUDIO_FORMATS: dict[str, AudioFormat] = {
-    "m4a": AudioFormat("m4a", "aac", "aac", "aac"),  # AAC sources are copied, never re-encoded
-    "mp3": AudioFormat("mp3", "mp3", "libmp3lame", "mp3"),
-    "ogg": AudioFormat("ogg", "vorbis", "libvorbis", None),
-    "opus": AudioFormat("opus", "opus", "libopus", "opus"),
-}
 
 # quality_preset -> encoder -> (CRF, speed). CRF scales differ per encoder, so one preset is one
 # perceived quality: x264 23 ~ x265 28 ~ vp9 32. Speed is x264/x265's -preset, or vp9's
@@ -163,7 +143,48 @@ def parse_languages(value: Any) -> tuple[str, ...] | None:
 # -- combinations (called once the fields are valid) ---------------------------------------------------
 
 
-def check_combinations(req: JobRequest) -> None:
+class MediaRequest(Protocol):
+    """The fields of a ``JobRequest`` this module reads (a protocol: options must not import models)."""
+
+    @property
+    def format(self) -> VideoContainer: ...
+    @property
+    def video_codec(self) -> str: ...
+    @property
+    def audio_codec(self) -> str: ...
+    @property
+    def audio_only(self) -> bool: ...
+    @property
+    def audio_format(self) -> AudioContainer | None: ...
+    @property
+    def max_resolution(self) -> str: ...
+    @property
+    def quality_preset(self) -> str | None: ...
+    @property
+    def clip_start(self) -> float | None: ...
+    @property
+    def clip_end(self) -> float | None: ...
+    @property
+    def download_subtitles(self) -> bool: ...
+    @property
+    def subtitle_languages(self) -> tuple[str, ...] | None: ...
+    @property
+    def download_thumbnail(self) -> bool: ...
+    @property
+    def live_recording(self) -> bool: ...
+    @property
+    def live_from_start(self) -> bool: ...
+    @property
+    def max_duration(self) -> int | None: ...
+    @property
+    def wait_for_video(self) -> int | None: ...
+
+
+def _or_list(items: Sequence[str]) -> str:
+    return " or ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def check_combinations(req: MediaRequest) -> None:
     """Refuse option combinations that cannot work. Raises :class:`InvalidRequest` naming a field."""
     if req.audio_format is not None and not req.audio_only:
         raise InvalidRequest("Audio format applies only with audio_only", "audio_format")
@@ -171,7 +192,8 @@ def check_combinations(req: JobRequest) -> None:
         fmt = AUDIO_FORMATS[req.audio_format or "m4a"]
         if req.format != "mp4":
             raise InvalidRequest(
-                "Format is a video container; with audio_only choose audio_format (m4a, mp3, ogg, opus)",
+                "Format is a video container; with audio_only choose audio_format "
+                f"({', '.join(AUDIO_CONTAINERS)})",
                 "format",
             )
         if req.video_codec != "copy":
@@ -187,7 +209,8 @@ def check_combinations(req: JobRequest) -> None:
             raise InvalidRequest("Quality preset applies to video; not with audio_only", "quality_preset")
     if req.quality_preset is not None and req.video_codec == "copy":
         raise InvalidRequest(
-            "Quality preset needs a video codec to encode with (h264, h265 or vp9); copy does not re-encode",
+            f"Quality preset needs a video codec to encode with ({_or_list(VIDEO_CHOICES[1:])}); "
+            "copy does not re-encode",
             "quality_preset",
         )
     if req.clip_start is not None and req.clip_end is not None and req.clip_end <= req.clip_start:
@@ -215,7 +238,7 @@ def check_combinations(req: JobRequest) -> None:
 class MediaOptions:
     """The media options of one validated request, in the form the stages use."""
 
-    container: OutputContainer  # the muxer's target: a video container, or an audio format (audio_only)
+    container: Container  # the muxer's target: a video container, or an audio format (audio_only)
     audio_only: bool = False
     max_height: int | None = None  # cap on the short side; None = best
     quality_preset: str | None = None
@@ -238,7 +261,7 @@ class MediaOptions:
         return f"{self.max_height}p" if self.max_height else "best"
 
     @classmethod
-    def from_request(cls, req: JobRequest) -> MediaOptions:
+    def from_request(cls, req: MediaRequest) -> MediaOptions:
         clip = None
         if req.clip_start is not None or req.clip_end is not None:
             clip = (req.clip_start or 0.0, req.clip_end)

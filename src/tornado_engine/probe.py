@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from .codecs import Container
 from .errors import MuxError
-from .options import OutputContainer as Container
 
 __all__ = ["MediaInfo", "StreamInfo", "StreamKind", "detect_container", "parse_probe"]
 

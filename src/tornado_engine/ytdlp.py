@@ -20,6 +20,7 @@ from yt_dlp.utils import (
     YoutubeDLError,
 )
 
+from .codecs import AUDIO_FORMATS
 from .errors import DownloadError as EngineDownloadError
 from .errors import ResolveError, StageError
 from .options import MediaOptions
@@ -44,7 +45,6 @@ __all__ = [
 
 MEDIA_STEM = "media"
 SIDE_STEM = "side"  # subtitles and thumbnail: side.<lang>.vtt, side.jpg
-# audio_only: the codec yt-dlp should prefer, so the best audio can be copied into the audio format
 # kinds whose message is the source's own text, cleaned (see map_error)
 DETAILED_KINDS = frozenset(
     {
@@ -52,7 +52,6 @@ DETAILED_KINDS = frozenset(
         "unsupported_url", "extractor_bug", "unknown",
     }
 )  # fmt: skip
-_PREFERRED_ACODEC = {"m4a": "aac", "mp3": "mp3", "ogg": "vorbis", "opus": "opus"}
 
 
 class SilentLogger:
@@ -99,7 +98,7 @@ def format_selection(options: MediaOptions | None = None, *, live: bool = False)
     at the same moment.
     """
     if options is not None and options.audio_only:
-        return {"format": "ba/b", "format_sort": [f"acodec:{_PREFERRED_ACODEC[options.container]}"]}
+        return {"format": "ba/b", "format_sort": [f"acodec:{AUDIO_FORMATS[options.container].codec}"]}
     params: dict[str, Any] = {"format": "bv*+ba/b" if live else "bv,ba/b"}
     if options is not None and options.max_height:
         params["format_sort"] = [f"res:{options.max_height}"]

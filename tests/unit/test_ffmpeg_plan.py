@@ -13,7 +13,6 @@ from tornado_engine.ffmpeg import (
     MuxPlan,
     StreamInfo,
     build_args,
-    check_combination,
     detect_container,
     parse_probe,
     plan_mux,
@@ -141,35 +140,6 @@ def test_h265_in_mp4_and_mov_gets_hvc1(container: str) -> None:
 def test_h265_in_mkv_has_no_tag() -> None:
     p = plan(av("h264", "aac"), container="mkv", video_codec="h265")
     assert "tag:v" not in opts(p, "video")
-
-
-# -- combinations that can never work are refused at submit ---------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("container", "vcodec", "acodec", "field"),
-    [
-        ("webm", "h264", "copy", "video_codec"),
-        ("webm", "h265", "opus", "video_codec"),
-        ("webm", "copy", "aac", "audio_codec"),
-        ("webm", "vp9", "mp3", "audio_codec"),
-        ("mov", "vp9", "copy", "video_codec"),
-        ("mov", "copy", "opus", "audio_codec"),
-        ("avi", "copy", "copy", "format"),
-        ("mp4", "-vf", "copy", "video_codec"),
-    ],
-)
-def test_check_combination_refuses(container: str, vcodec: str, acodec: str, field: str) -> None:
-    with pytest.raises(InvalidRequest) as info:
-        check_combination(container, vcodec, acodec)
-    assert info.value.field == field
-
-
-@pytest.mark.parametrize("container", ["mp4", "mkv"])
-@pytest.mark.parametrize("vcodec", ["copy", "h264", "h265", "vp9"])
-@pytest.mark.parametrize("acodec", ["copy", "aac", "opus", "mp3"])
-def test_check_combination_accepts(container: str, vcodec: str, acodec: str) -> None:
-    check_combination(container, vcodec, acodec)
 
 
 def test_plan_mux_checks_combination_and_options() -> None:
