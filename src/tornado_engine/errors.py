@@ -8,6 +8,7 @@ boundary with ``raise ... from exc``, so nobody needs to import yt-dlp to handle
      ├── NotFound              unknown job id, or one that belongs to another tenant (LookupError too)
      ├── InvalidState          the operation does not fit the job's state (e.g. cancel a finished job)
      ├── FFmpegNotFound        neither a system ffmpeg nor the optional wheel is installed
+     ├── MissingBackend        a storage backend's optional package is not installed (names the extra)
      ├── StoreError            the job store failed
      ├── QuotaExceeded         a tenant's quota refuses the job (before any download)
      ├── JobCancelled          raised inside a running job when it is cancelled
@@ -16,16 +17,23 @@ boundary with ``raise ... from exc``, so nobody needs to import yt-dlp to handle
           ├── DownloadError    fetching the media
           ├── MuxError         ffmpeg
           └── UploadError      storage
+
+A stage error's ``kind`` is an :data:`ErrorKind`; :data:`tornado_engine.retry.OUTCOMES` says how each ends
+a job, and a test checks that the two name the same kinds.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 __all__ = [
     "DownloadError",
+    "ErrorKind",
     "FFmpegNotFound",
     "InvalidRequest",
     "InvalidState",
     "JobCancelled",
+    "MissingBackend",
     "MuxError",
     "NotFound",
     "QuotaExceeded",
@@ -35,6 +43,18 @@ __all__ = [
     "TornadoError",
     "UploadError",
 ]
+
+ErrorKind = Literal[
+    # technical: the job fails; the first six are worth another try
+    "network", "timeout", "truncated", "server_error", "rate_limited", "storage_transient",
+    "bot_check", "not_found", "http_error", "unsupported_url", "no_formats", "extractor_bug",
+    "invalid_media", "mux_failed", "verify_failed", "storage_denied", "storage_error", "quota_exceeded",
+    "no_live_from_start", "clip_out_of_range", "unknown",
+    # content issues: a warning
+    "private", "members_only", "login_required", "geo_restricted", "unavailable", "upcoming",
+    # cannot be processed as asked: skipped
+    "drm", "live_stream",
+]  # fmt: skip
 
 
 class TornadoError(Exception):
@@ -64,6 +84,10 @@ class FFmpegNotFound(TornadoError):
     pass
 
 
+class MissingBackend(TornadoError):
+    """A storage backend's optional package is not installed; the message says which extra to add."""
+
+
 class StoreError(TornadoError):
     pass
 
@@ -83,10 +107,10 @@ class StageError(TornadoError):
 
     stage = "pipeline"
 
-    def __init__(self, message: str, kind: str = "unknown") -> None:
+    def __init__(self, message: str, kind: ErrorKind = "unknown") -> None:
         super().__init__(message)
         self.message = message
-        self.kind = kind
+        self.kind: ErrorKind = kind
 
 
 class ResolveError(StageError):

@@ -1,9 +1,10 @@
 """How a failure ends a job, and when to try again (pure, table-driven).
 
-A stage raises a :class:`StageError` whose ``kind`` is one of the keys of ``OUTCOMES``; this module says
-whether that kind is transient (retried with exponential backoff and jitter) and which terminal status
-it gives: technical failures -> Failed / ``error``; content issues -> Warning / ``warning``; content that
-cannot be processed (DRM) -> Skipped.
+A stage raises a :class:`StageError` whose ``kind`` (an ``ErrorKind``) is a key of ``OUTCOMES``; this
+module says whether that kind is transient (retried with exponential backoff and jitter) and which
+terminal status it gives: technical failures -> Failed / ``error``; content issues -> Warning /
+``warning``; content that cannot be processed (DRM) -> Skipped. Every kind has an outcome (mypy and a
+test check it), so a misspelt kind is an error, never a silent "unknown".
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from .errors import ErrorKind
 from .states import Status
 
 __all__ = ["OUTCOMES", "Outcome", "RetryPolicy", "outcome_for"]
@@ -32,7 +34,7 @@ def _warning(message: str) -> Outcome:
     return Outcome(Status.WARNING, "warning", False, message)
 
 
-OUTCOMES: dict[str, Outcome] = {
+OUTCOMES: dict[ErrorKind, Outcome] = {
     # technical: Failed, some worth another try
     "network": _error("Connection to the media source failed", transient=True),
     "timeout": _error("The media source timed out", transient=True),
@@ -74,8 +76,8 @@ OUTCOMES: dict[str, Outcome] = {
 }
 
 
-def outcome_for(kind: str) -> Outcome:
-    return OUTCOMES.get(kind, OUTCOMES["unknown"])
+def outcome_for(kind: ErrorKind) -> Outcome:
+    return OUTCOMES[kind]
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
 
-    def should_retry(self, kind: str, retries_so_far: int) -> bool:
+    def should_retry(self, kind: ErrorKind, retries_so_far: int) -> bool:
         return outcome_for(kind).transient and retries_so_far < self.max_retries
 
     def delay(self, retries_so_far: int, rng: random.Random | None = None) -> float:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .checkpoint import DOWNLOADED, MUXED, Checkpoint, FileMark, this_host
-from .errors import DownloadError, JobCancelled, MuxError, ResolveError, StageError, StoreError
+from .errors import DownloadError, ErrorKind, JobCancelled, MuxError, ResolveError, StageError, StoreError
 from .ffmpeg import FFmpegPaths, plan_mux, verify_output
 from .models import Job, name_from_title, now_ms
 from .options import MediaOptions, audio_quality, video_quality_label
@@ -248,7 +248,7 @@ class JobRunner:
         await run.save()
         run.emit(job.step, 0.0, message=job.error)
 
-    async def _fail(self, run: _Run, kind: str, message: str) -> None:
+    async def _fail(self, run: _Run, kind: ErrorKind, message: str) -> None:
         await self._clear_dir(run)
         outcome = outcome_for(kind)
         job = run.job

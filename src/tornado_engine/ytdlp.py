@@ -22,7 +22,7 @@ from yt_dlp.utils import (
 
 from .codecs import AUDIO_FORMATS
 from .errors import DownloadError as EngineDownloadError
-from .errors import ResolveError, StageError
+from .errors import ErrorKind, ResolveError, StageError
 from .options import MediaOptions
 from .retry import outcome_for
 
@@ -46,7 +46,7 @@ __all__ = [
 MEDIA_STEM = "media"
 SIDE_STEM = "side"  # subtitles and thumbnail: side.<lang>.vtt, side.jpg
 # kinds whose message is the source's own text, cleaned (see map_error)
-DETAILED_KINDS = frozenset(
+DETAILED_KINDS: frozenset[ErrorKind] = frozenset(
     {
         "network", "timeout", "truncated", "server_error", "rate_limited", "not_found", "http_error",
         "unsupported_url", "extractor_bug", "unknown",
@@ -190,7 +190,7 @@ def download_params(
     return params
 
 
-def _http_kind(status: int) -> str:
+def _http_kind(status: int) -> ErrorKind:
     if status == 429:
         return "rate_limited"
     if status in (404, 410):
@@ -202,7 +202,7 @@ def _http_kind(status: int) -> str:
     return "http_error"
 
 
-def classify(exc: BaseException) -> str:
+def classify(exc: BaseException) -> ErrorKind:
     """One kind from :data:`tornado_engine.retry.OUTCOMES` for a yt-dlp exception."""
     inner: BaseException | None = exc
     if isinstance(exc, DownloadError) and exc.exc_info and exc.exc_info[1] is not None:
@@ -241,7 +241,7 @@ def classify(exc: BaseException) -> str:
 _UPCOMING = re.compile(r"live event will begin|premieres? in|stream (is )?(scheduled|upcoming)|will begin in")
 
 
-def _classify_text(msg: str) -> str:
+def _classify_text(msg: str) -> ErrorKind:
     # Download-phase errors carry no cause, only text (recipe: media.md section 5).
     low = msg.lower()
     if m := re.search(r"HTTP Error (\d{3})", msg):

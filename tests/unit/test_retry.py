@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+from typing import get_args
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tornado_engine.errors import ErrorKind
 from tornado_engine.retry import OUTCOMES, Outcome, RetryPolicy, outcome_for
 from tornado_engine.states import TERMINAL, Status
 
@@ -65,10 +67,19 @@ def test_outcome_row(kind: str) -> None:
     assert "yt-dlp" not in low and "youtube-dl" not in low and "ffmpeg" not in low
 
 
+def test_every_error_kind_has_an_outcome_and_no_other() -> None:
+    assert set(OUTCOMES) == set(get_args(ErrorKind))
+    assert len(get_args(ErrorKind)) == len(set(get_args(ErrorKind)))
+
+
 @pytest.mark.parametrize("kind", ["", "nonsense", "NETWORK", "http_403"])
-def test_unknown_kind_falls_back_to_unknown(kind: str) -> None:
-    outcome = outcome_for(kind)
-    assert outcome is OUTCOMES["unknown"]
+def test_a_misspelt_kind_is_an_error_not_unknown(kind: str) -> None:
+    with pytest.raises(KeyError):
+        outcome_for(kind)  # type: ignore[arg-type]
+
+
+def test_unknown_kind_fails_without_retry() -> None:
+    outcome = outcome_for("unknown")
     assert outcome.status is Status.FAILED and outcome.error_type == "error" and not outcome.transient
 
 
@@ -86,7 +97,7 @@ def test_transient_kinds_retried_until_max(kind: str) -> None:
     assert [policy.should_retry(kind, n) for n in range(6)] == [True, True, True, False, False, False]
 
 
-@pytest.mark.parametrize("kind", [*sorted(set(OUTCOMES) - TRANSIENT), "nonsense"])
+@pytest.mark.parametrize("kind", sorted(set(OUTCOMES) - TRANSIENT))
 def test_permanent_kinds_never_retried(kind: str) -> None:
     policy = RetryPolicy(max_retries=10)
     assert not any(policy.should_retry(kind, n) for n in range(12))

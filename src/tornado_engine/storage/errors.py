@@ -18,11 +18,22 @@ import errno
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from ..errors import TornadoError
+from ..errors import MissingBackend
 
-__all__ = ["Classified", "MissingBackend", "classify", "describe", "exception_chain", "redact", "require"]
+__all__ = [
+    "Classified",
+    "MissingBackend",
+    "StorageKind",
+    "classify",
+    "describe",
+    "exception_chain",
+    "redact",
+    "require",
+]
+
+StorageKind = Literal["storage_transient", "storage_denied", "storage_error"]  # the ErrorKinds of storage
 
 _DENIED_CODES = {
     "AccessDenied", "AllAccessDisabled", "AuthenticationFailed", "AuthorizationFailure",
@@ -49,13 +60,9 @@ _TRANSIENT_ERRNOS = {
 _NOT_FOUND_CODES = {"NoSuchBucket", "ContainerNotFound", "BucketNotFound", "NoSuchKey", "BlobNotFound"}
 
 
-class MissingBackend(TornadoError):
-    """A storage backend's optional package is not installed; the message says which extra to add."""
-
-
 @dataclass(frozen=True)
 class Classified:
-    kind: str  # storage_transient | storage_denied | storage_error
+    kind: StorageKind
     status: int | None  # HTTP status, when any exception in the chain carried one
     code: str | None  # the service's error code (SignatureDoesNotMatch, AuthenticationFailed ...)
     not_found: bool  # the bucket / container / object does not exist
@@ -125,7 +132,7 @@ def classify(exc: BaseException) -> Classified:
     if code in _TRANSIENT_CODES or status in _TRANSIENT_STATUS:
         transient = True
     # denial wins: retrying a refused key only delays the answer
-    kind = "storage_denied" if denied else "storage_transient" if transient else "storage_error"
+    kind: StorageKind = "storage_denied" if denied else "storage_transient" if transient else "storage_error"
     return Classified(kind, status, code, not_found and not denied)
 
 
