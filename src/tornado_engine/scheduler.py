@@ -17,11 +17,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .store.base import Claim, JobStore
 
-__all__ = ["PoolLimits", "Pools", "Scheduler", "is_dead_local_owner", "new_worker_id"]
+__all__ = ["Pool", "PoolLimits", "Pools", "Scheduler", "is_dead_local_owner", "new_worker_id"]
 
 log = logging.getLogger("tornado_engine.scheduler")
 
@@ -50,6 +50,9 @@ def is_dead_local_owner(worker_id: str) -> bool:
     return False
 
 
+Pool = Literal["io", "cpu", "upload"]  # resolve and download; ffmpeg; storage
+
+
 @dataclass(frozen=True)
 class PoolLimits:
     io: int = 32
@@ -62,14 +65,14 @@ class Pools:
 
     def __init__(self, limits: PoolLimits) -> None:
         self.limits = limits
-        self._sems = {
+        self._sems: dict[Pool, asyncio.Semaphore] = {
             "io": asyncio.Semaphore(limits.io),
             "cpu": asyncio.Semaphore(limits.cpu),
             "upload": asyncio.Semaphore(limits.upload),
         }
 
     @contextlib.asynccontextmanager
-    async def acquire(self, pool: str, on_wait: Callable[[int], None]) -> AsyncIterator[None]:
+    async def acquire(self, pool: Pool, on_wait: Callable[[int], None]) -> AsyncIterator[None]:
         started = time.monotonic()
         async with self._sems[pool]:
             on_wait(int((time.monotonic() - started) * 1000))
