@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from tornado_engine.errors import InvalidState
-from tornado_engine.states import TERMINAL, Status, Step, check_transition
+from tornado_engine.states import TERMINAL, Status, Step, advance, check_transition
 
 ALLOWED = {
     (Status.PENDING, Status.PROCESSING),
@@ -81,3 +81,33 @@ def test_self_transitions_refused() -> None:
     for status in Status:
         with pytest.raises(InvalidState):
             check_transition(status, status)
+
+
+# every status change the engine makes, by who makes it
+_CHANGES_THE_CODE_MAKES = [
+    ("a worker claims a queued job (store.claim)", Status.PENDING, Status.PROCESSING),
+    ("a queued job is cancelled (Engine.cancel_job)", Status.PENDING, Status.CANCELLED),
+    ("shutdown or an expired lease re-queues it (store.release, reaper)", Status.PROCESSING, Status.PENDING),
+    ("the runner finishes it", Status.PROCESSING, Status.COMPLETED),
+    ("a stage fails (retry.OUTCOMES)", Status.PROCESSING, Status.FAILED),
+    ("a content issue", Status.PROCESSING, Status.WARNING),
+    ("content that cannot be processed", Status.PROCESSING, Status.SKIPPED),
+    ("a running job is cancelled", Status.PROCESSING, Status.CANCELLED),
+]
+
+
+@pytest.mark.parametrize(
+    ("who", "current", "new"), _CHANGES_THE_CODE_MAKES, ids=[c[0] for c in _CHANGES_THE_CODE_MAKES]
+)
+def test_advance_returns_the_new_status(who: str, current: Status, new: Status) -> None:
+    assert advance(current, new) is new
+
+
+def test_the_table_is_exactly_what_the_code_does() -> None:
+    assert {(current, new) for _, current, new in _CHANGES_THE_CODE_MAKES} == ALLOWED
+
+
+@pytest.mark.parametrize(("current", "new"), _REFUSED, ids=[f"{a.value}->{b.value}" for a, b in _REFUSED])
+def test_advance_refuses(current: Status, new: Status) -> None:
+    with pytest.raises(InvalidState, match=f"^a {current.value} job cannot become {new.value}$"):
+        advance(current, new)
