@@ -27,7 +27,7 @@ from .models import Job, JobRequest
 from .results import BatchCreated
 from .states import Status
 
-__all__ = ["EXIT_CODES", "main"]
+__all__ = ["EXIT_CODES", "EXIT_ENVIRONMENT", "EXIT_INTERRUPTED", "EXIT_USAGE", "main"]
 
 EXIT_CODES = {
     Status.COMPLETED: 0,

@@ -56,7 +56,7 @@ def add_worker_command(sub: Any) -> None:
     _add_options(sub.add_parser("worker", help="run jobs from the store until SIGTERM/SIGINT"))
 
 
-class DataDirBusy(Exception):
+class _DataDirBusy(Exception):
     """Another live worker holds this data dir."""
 
 
@@ -70,7 +70,7 @@ def _exclusive(data_dir: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise DataDirBusy(f"data dir {data_dir} is in use by another worker (pid {holder})") from None
+            raise _DataDirBusy(f"data dir {data_dir} is in use by another worker (pid {holder})") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
@@ -102,7 +102,7 @@ async def run_worker(args: argparse.Namespace) -> int:
     try:
         with _exclusive(data_dir):
             return await _serve(Engine(**_engine_options(args, data_dir)), args.grace)
-    except DataDirBusy as exc:
+    except _DataDirBusy as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)
         return _EXIT_ENVIRONMENT
 

@@ -5,9 +5,11 @@ boundary with ``raise ... from exc``, so nobody needs to import yt-dlp to handle
 
     TornadoError
      ├── InvalidRequest        bad input, refused before anything is stored (ValueError too)
+     │    └── BlockedAddress   a URL's host resolves to an address the network policy refuses
      ├── NotFound              unknown job id, or one that belongs to another tenant (LookupError too)
      ├── InvalidState          the operation does not fit the job's state (e.g. cancel a finished job)
      ├── FFmpegNotFound        neither a system ffmpeg nor the optional wheel is installed
+     ├── SecretBoxError        a stored secret cannot be decrypted (wrong or rotated-away key, damaged)
      ├── MissingBackend        a storage backend's optional package is not installed (names the extra)
      ├── StoreError            the job store failed
      ├── QuotaExceeded         a tenant's quota refuses the job (before any download)
@@ -27,6 +29,7 @@ from __future__ import annotations
 from typing import Literal
 
 __all__ = [
+    "BlockedAddress",
     "DownloadError",
     "ErrorKind",
     "FFmpegNotFound",
@@ -38,6 +41,7 @@ __all__ = [
     "NotFound",
     "QuotaExceeded",
     "ResolveError",
+    "SecretBoxError",
     "StageError",
     "StoreError",
     "TornadoError",
@@ -70,6 +74,10 @@ class InvalidRequest(TornadoError, ValueError):
         self.field = field
 
 
+class BlockedAddress(InvalidRequest):
+    """A URL whose host resolves to an address the network policy refuses."""
+
+
 class NotFound(TornadoError, LookupError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -86,6 +94,10 @@ class FFmpegNotFound(TornadoError):
 
 class MissingBackend(TornadoError):
     """A storage backend's optional package is not installed; the message says which extra to add."""
+
+
+class SecretBoxError(TornadoError):
+    """A secret could not be decrypted (wrong or rotated-away key, or a damaged token)."""
 
 
 class StoreError(TornadoError):

@@ -33,7 +33,16 @@ from .safety import strip_credentials
 from .states import TERMINAL, Status, Step
 from .storage.config import StorageConfig
 
-__all__ = ["Job", "JobCreated", "JobRequest", "now_ms"]
+__all__ = [
+    "Job",
+    "JobCreated",
+    "JobRequest",
+    "check_folder",
+    "has_control_chars",
+    "name_from_title",
+    "now_ms",
+    "sanitize_filename",
+]
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "format": VIDEO_CONTAINERS,

@@ -16,12 +16,14 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import InvalidRequest
+from .errors import BlockedAddress, InvalidRequest
 
 __all__ = [
     "ALLOW_ENV",
     "MEDIA_EXTENSIONS",
     "BlockedAddress",
+    "IPAddress",
+    "IPNetwork",
     "NetworkPolicy",
     "check_url_syntax",
     "is_media_extension",
@@ -33,10 +35,6 @@ ALLOW_ENV = "TORNADO_ALLOW_NETWORKS"
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class BlockedAddress(InvalidRequest):
-    """A URL whose host resolves to an address the network policy refuses."""
 
 
 def check_url_syntax(url: str, field: str = "url") -> urllib.parse.SplitResult:

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidRequest, TornadoError
+from .errors import InvalidRequest, SecretBoxError, TornadoError
 
 __all__ = ["KEY_ENV", "KEY_FILE", "SecretBox", "SecretBoxError", "load_or_create_key"]
 
@@ -27,10 +27,6 @@ _HINT = (
     "generate one with: "
     "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 )
-
-
-class SecretBoxError(TornadoError):
-    """A secret could not be decrypted (wrong or rotated-away key, or a damaged token)."""
 
 
 def _fernet() -> Any:

@@ -34,9 +34,9 @@ from .base import FsspecBackend, Progress
 from .config import S3Config
 from .errors import require
 
-__all__ = ["S3Backend"]
+__all__ = ["S3Backend", "crc32_b64"]
 
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 _MAX_PARTS = 10_000  # S3's limit: larger files get larger parts
 _CLEANUP_SECONDS = 30.0  # how long a cancel waits for in-flight parts to stop and the abort to answer
@@ -154,7 +154,7 @@ class _Multipart:
         except BaseException:
             future.cancel()  # the coroutine aborts the upload; wait for that before reporting
             if not self.finished.wait(_CLEANUP_SECONDS):
-                log.warning("S3 upload of %s: clean-up still running after a cancel", self.key)
+                _log.warning("S3 upload of %s: clean-up still running after a cancel", self.key)
             elif future.done() and not future.cancelled() and future.exception() is None:
                 # completed before the cancel got there (e.g. on_progress raised at the last part)
                 with contextlib.suppress(Exception):
@@ -219,7 +219,7 @@ class _Multipart:
         except FileNotFoundError:
             pass  # NoSuchUpload: already gone
         except Exception as exc:  # the first failure is the news; this one only gets logged
-            log.warning("S3 upload of %s: could not abort multipart upload %s: %s", self.key, upload_id, exc)
+            _log.warning("S3 upload of %s: could not abort multipart upload %s: %s", self.key, upload_id, exc)
 
     async def _send_parts(self, upload_id: str) -> list[dict[str, Any]]:
         loop = asyncio.get_running_loop()
