@@ -21,6 +21,8 @@ __all__ = [
     "AUDIO_FALLBACK",
     "AUDIO_FORMATS",
     "CONTAINERS",
+    "DEFAULT_AUDIO_FORMAT",
+    "ISO_BMFF",
     "MUXERS",
     "VIDEO_CHOICES",
     "VIDEO_CONTAINERS",
@@ -47,6 +49,7 @@ VideoChoice = Literal["copy", "h264", "h265", "vp9"]  # JobRequest.video_codec
 AudioChoice = Literal["copy", "aac", "opus", "mp3"]  # JobRequest.audio_codec
 AudioBitrate = Literal["64k", "128k", "192k", "256k", "320k"]
 
+DEFAULT_AUDIO_FORMAT: AudioContainer = "m4a"  # audio_only without an audio_format
 VIDEO_CONTAINERS: tuple[VideoContainer, ...] = get_args(VideoContainer)
 AUDIO_CONTAINERS: tuple[AudioContainer, ...] = get_args(AudioContainer)
 CONTAINERS: tuple[Container, ...] = (*VIDEO_CONTAINERS, *AUDIO_CONTAINERS)
@@ -99,6 +102,8 @@ _AUDIO_OK: dict[str, frozenset[str] | None] = {
     "ogg": frozenset({"vorbis"}),
     "opus": frozenset({"opus"}),
 }
+# ISO base media files: ffmpeg moves their index to the front (faststart) so playback starts before the end
+ISO_BMFF: frozenset[Container] = frozenset({"mp4", "mov", "m4a"})
 # what a stream is encoded to when the source's codec cannot be copied into the container
 VIDEO_FALLBACK: dict[str, str] = {"mp4": "h264", "mkv": "h264", "webm": "vp9", "mov": "h264"}
 AUDIO_FALLBACK: dict[str, str] = {

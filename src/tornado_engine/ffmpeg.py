@@ -28,6 +28,7 @@ from .codecs import (
     AUDIO_CONTAINERS,
     AUDIO_ENCODERS,
     AUDIO_FALLBACK,
+    ISO_BMFF,
     MUXERS,
     VIDEO_ENCODERS,
     VIDEO_FALLBACK,
@@ -288,7 +289,7 @@ def plan_mux(
         duration=duration,
         needs_work=needs_work,
         notes=tuple(notes),
-        output_options=(("movflags", "+faststart"),) if container in ("mp4", "mov", "m4a") else (),
+        output_options=(("movflags", "+faststart"),) if container in ISO_BMFF else (),
         clip=clip,
     )
 

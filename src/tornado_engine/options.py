@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from .codecs import AUDIO_CONTAINERS, AUDIO_FORMATS, VIDEO_CHOICES, AudioContainer, Container, VideoContainer
+from .codecs import (
+    AUDIO_CONTAINERS,
+    AUDIO_FORMATS,
+    DEFAULT_AUDIO_FORMAT,
+    VIDEO_CHOICES,
+    AudioContainer,
+    Container,
+    VideoContainer,
+)
 from .errors import InvalidRequest
 
 __all__ = [
@@ -189,7 +197,7 @@ def check_combinations(req: MediaRequest) -> None:
     if req.audio_format is not None and not req.audio_only:
         raise InvalidRequest("Audio format applies only with audio_only", "audio_format")
     if req.audio_only:
-        fmt = AUDIO_FORMATS[req.audio_format or "m4a"]
+        fmt = AUDIO_FORMATS[req.audio_format or DEFAULT_AUDIO_FORMAT]
         if req.format != "mp4":
             raise InvalidRequest(
                 "Format is a video container; with audio_only choose audio_format "
@@ -267,7 +275,7 @@ class MediaOptions:
             clip = (req.clip_start or 0.0, req.clip_end)
         langs = (req.subtitle_languages or DEFAULT_SUBTITLE_LANGUAGES) if req.download_subtitles else ()
         return cls(
-            container=(req.audio_format or "m4a") if req.audio_only else req.format,
+            container=(req.audio_format or DEFAULT_AUDIO_FORMAT) if req.audio_only else req.format,
             audio_only=req.audio_only,
             max_height=None if req.max_resolution == "best" else int(req.max_resolution),
             quality_preset=req.quality_preset,

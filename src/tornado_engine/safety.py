@@ -16,6 +16,7 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .codecs import CONTAINERS
 from .errors import BlockedAddress, InvalidRequest
 
 __all__ = [
@@ -108,7 +109,8 @@ class NetworkPolicy:
 # What a download may leave in the job folder; anything else (.sh, .exe, .html ...) is refused.
 MEDIA_EXTENSIONS = frozenset(
     {
-        *("mp4", "m4a", "m4v", "mov", "webm", "mkv", "mka", "mp3", "ogg", "oga", "opus", "aac", "flac"),
+        *CONTAINERS,  # what the muxer writes, and what downloads also bring:
+        *("m4v", "mka", "oga", "aac", "flac"),
         *("wav", "ts", "m2ts", "flv", "3gp", "avi", "mpg", "mpeg"),
         *("vtt", "srt", "ass", "ttml", "srv1", "srv2", "srv3", "json3"),  # subtitles
         *("jpg", "jpeg", "png", "webp"),  # thumbnails
