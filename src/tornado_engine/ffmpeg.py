@@ -41,7 +41,7 @@ from .codecs import (
     video_tag,
 )
 from .errors import FFmpegNotFound, InvalidRequest, MuxError
-from .options import encoder_settings
+from .options import QualityPreset, encoder_settings
 from .probe import MediaInfo, StreamInfo, StreamKind, detect_container, parse_probe
 
 __all__ = [
@@ -166,7 +166,7 @@ def _video_plan(
     crf: int,
     notes: list[str],
     *,
-    quality: str | None = None,
+    quality: QualityPreset | None = None,
     exact_cut: bool = False,
 ) -> tuple[str, str, list[tuple[str, str]]]:
     if choice == "copy" and holds_video(container, src.codec) and not exact_cut:
@@ -204,7 +204,7 @@ def plan_mux(
     audio_codec: AudioChoice = "copy",
     audio_bitrate: str = "192k",
     crf: int = 23,
-    quality: str | None = None,
+    quality: QualityPreset | None = None,
     clip: tuple[float, float | None] | None = None,
 ) -> MuxPlan:
     """Choose one video and one audio stream across ``inputs`` and how to write each (pure).

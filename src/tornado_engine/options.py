@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from .codecs import (
     AUDIO_CONTAINERS,
@@ -46,7 +46,7 @@ __all__ = [
 MaxResolution = Literal["best", "2160", "1440", "1080", "720", "480", "360"]
 QualityPreset = Literal["highest", "high", "medium", "low", "lowest"]
 
-MAX_RESOLUTIONS: tuple[str, ...] = ("best", "2160", "1440", "1080", "720", "480", "360")
+MAX_RESOLUTIONS: tuple[MaxResolution, ...] = get_args(MaxResolution)
 DEFAULT_SUBTITLE_LANGUAGES: tuple[str, ...] = ("en",)
 MAX_WAIT_SECONDS = 12 * 3600  # cap for max_duration and wait_for_video: a job holds a worker slot
 _MAX_CLIP_SECONDS = 100 * 3600
@@ -56,7 +56,7 @@ _MAX_LANGUAGES = 20
 # quality_preset -> encoder -> (CRF, speed). CRF scales differ per encoder, so one preset is one
 # perceived quality: x264 23 ~ x265 28 ~ vp9 32. Speed is x264/x265's -preset, or vp9's
 # "deadline:cpu-used". "medium" equals the defaults used without a preset (CRF 23, veryfast).
-QUALITY_PRESETS: dict[str, dict[str, tuple[int, str]]] = {
+QUALITY_PRESETS: dict[QualityPreset, dict[str, tuple[int, str]]] = {
     "highest": {"libx264": (17, "slow"), "libx265": (20, "slow"), "libvpx-vp9": (20, "good:2")},
     "high": {"libx264": (20, "medium"), "libx265": (24, "medium"), "libvpx-vp9": (27, "good:4")},
     "medium": {"libx264": (23, "veryfast"), "libx265": (28, "veryfast"), "libvpx-vp9": (32, "realtime:8")},
@@ -67,7 +67,7 @@ QUALITY_PRESETS: dict[str, dict[str, tuple[int, str]]] = {
 _DEFAULT_SPEED = {"libx264": "veryfast", "libx265": "veryfast", "libvpx-vp9": "realtime:8"}
 
 
-def encoder_settings(encoder: str, crf: int, preset: str | None) -> tuple[int, str]:
+def encoder_settings(encoder: str, crf: int, preset: QualityPreset | None) -> tuple[int, str]:
     """(CRF, speed) for ``encoder``: the preset's row when one is set, else the request's CRF."""
     if preset is not None:
         return QUALITY_PRESETS[preset][encoder]
@@ -167,7 +167,7 @@ class MediaRequest(Protocol):
     @property
     def max_resolution(self) -> str: ...
     @property
-    def quality_preset(self) -> str | None: ...
+    def quality_preset(self) -> QualityPreset | None: ...
     @property
     def clip_start(self) -> float | None: ...
     @property
@@ -249,7 +249,7 @@ class MediaOptions:
     container: Container  # the muxer's target: a video container, or an audio format (audio_only)
     audio_only: bool = False
     max_height: int | None = None  # cap on the short side; None = best
-    quality_preset: str | None = None
+    quality_preset: QualityPreset | None = None
     clip: tuple[float, float | None] | None = None  # (start, end or None = to the end)
     subtitle_languages: tuple[str, ...] = ()  # empty: no subtitles
     thumbnail: bool = False

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from yt_dlp.utils import DownloadError, ExtractorError
 
+from tornado_engine.codecs import VIDEO_ENCODERS
 from tornado_engine.errors import InvalidRequest, MuxError, ResolveError
 from tornado_engine.ffmpeg import MediaInfo, StreamInfo, build_args, detect_container, plan_mux
 from tornado_engine.metadata import MediaMetadata, project
@@ -18,6 +19,7 @@ from tornado_engine.models import Job, JobRequest
 from tornado_engine.options import (
     QUALITY_PRESETS,
     MediaOptions,
+    QualityPreset,
     audio_quality,
     encoder_settings,
     parse_clip_time,
@@ -217,8 +219,8 @@ def test_quality_labels() -> None:
 
 def test_presets_cover_every_encoder_and_order_quality() -> None:
     order = ["highest", "high", "medium", "low", "lowest"]
-    assert list(QUALITY_PRESETS) == order
-    for encoder in ("libx264", "libx265", "libvpx-vp9"):
+    assert list(QUALITY_PRESETS) == order == list(get_args(QualityPreset))
+    for encoder in (enc.encoder for enc in VIDEO_ENCODERS.values()):
         crfs = [QUALITY_PRESETS[p][encoder][0] for p in order]
         assert crfs == sorted(crfs) and all(0 <= c <= 63 for c in crfs)  # lower CRF = higher quality
     assert encoder_settings("libx264", 23, "medium") == encoder_settings("libx264", 23, None)
