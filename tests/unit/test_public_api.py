@@ -28,6 +28,15 @@ def _top_level(body: list[ast.stmt]) -> list[ast.stmt]:
     return found
 
 
+def _bound(target: ast.expr) -> list[str]:
+    """The names an assignment binds: ``x`` and ``a, b``, not ``obj.attr`` or ``d[key]``."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Tuple | ast.List):
+        return [name for element in target.elts for name in _bound(element)]
+    return []
+
+
 def _names(tree: ast.Module) -> tuple[set[str], set[str], list[str] | None]:
     """(names the module defines, names it imports, its ``__all__`` or None)."""
     defined: set[str] = set()
@@ -40,7 +49,7 @@ def _names(tree: ast.Module) -> tuple[set[str], set[str], list[str] | None]:
             imported.update((a.asname or a.name).split(".")[0] for a in node.names)
         elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            names = {name for t in targets for name in _bound(t)}
             if "__all__" in names and node.value is not None:
                 exported = list(ast.literal_eval(node.value))
             defined |= names
