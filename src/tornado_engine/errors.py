@@ -9,6 +9,7 @@ boundary with ``raise ... from exc``, so nobody needs to import yt-dlp to handle
      ├── InvalidState          the operation does not fit the job's state (e.g. cancel a finished job)
      ├── FFmpegNotFound        neither a system ffmpeg nor the optional wheel is installed
      ├── StoreError            the job store failed
+     │    └── LeaseLost        a write refused: the job's lease now belongs to another attempt
      ├── QuotaExceeded         a tenant's quota refuses the job (before any download)
      ├── JobCancelled          raised inside a running job when it is cancelled
      └── StageError            a pipeline stage failed; carries how the job should end
@@ -26,6 +27,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidState",
     "JobCancelled",
+    "LeaseLost",
     "MuxError",
     "NotFound",
     "QuotaExceeded",
@@ -66,6 +68,10 @@ class FFmpegNotFound(TornadoError):
 
 class StoreError(TornadoError):
     pass
+
+
+class LeaseLost(StoreError):
+    """A write was refused because the job's lease now belongs to another attempt."""
 
 
 class QuotaExceeded(TornadoError):
