@@ -22,9 +22,8 @@ from typing import Any, NoReturn
 import pytest
 
 from tornado_engine import Engine, JobRequest, Status, Step
-from tornado_engine.errors import JobCancelled, StoreError
+from tornado_engine.errors import JobCancelled, LeaseLost, StoreError
 from tornado_engine.models import Job, JobCreated, now_ms
-from tornado_engine.errors import LeaseLost
 from tornado_engine.store import open_store
 from tornado_engine.store.base import BatchRecord, JobStore, OutboxMessage
 from tornado_engine.store.sqlite import SQLiteStore

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from tornado_engine.errors import StoreError
-from tornado_engine.errors import LeaseLost
+from tornado_engine.errors import LeaseLost, StoreError
 from tornado_engine.store.sqlite import SQLiteStore
 from tornado_engine.store.sqlite_group import Op, run_group
 
