@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from ..errors import JobCancelled, LeaseLost
 from ..states import Status
-from . import rules
 from .pg_pool import Conn
 from .pg_sql import OUTBOX_FIELDS, Q, after_jobs_ended, fetch_all, recordset
+from .rules import OutboxRow
 
 __all__ = ["Save", "save_group"]
 
@@ -28,7 +28,7 @@ class Save:
     data: str  # the record, JSON text
     terminal: bool
     batch_id: str | None
-    outbox: list[rules.OutboxRow]
+    outbox: list[OutboxRow]
 
 
 def _refusal(save: Save, token: int | None, status: str | None, cancel_requested: bool) -> Exception | None:

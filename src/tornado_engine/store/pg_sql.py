@@ -10,8 +10,8 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Json
 
 from ..models import Job
-from . import rules
 from .pg_pool import Conn
+from .rules import OutboxRow, batch_completed_message, dumps, job_columns, outbox_rows
 from .sqlfiles import load_queries
 
 __all__ = [
@@ -49,8 +49,8 @@ async def execute(conn: Conn, query: bytes, params: Sequence[Any] = ()) -> int:
 
 
 def columns(job: Job) -> tuple[str, int, int, Json]:
-    """:func:`rules.job_columns`, the record as a json parameter (already JSON text: sent as it is)."""
-    status, stored, reserved, data = rules.job_columns(job)
+    """:func:`job_columns`, the record as a json parameter (already JSON text: sent as it is)."""
+    status, stored, reserved, data = job_columns(job)
     return status, stored, reserved, Json(data, dumps=lambda text: text)
 
 
@@ -64,14 +64,14 @@ def recordset(names: Sequence[str], rows: Sequence[Sequence[Any]], raw: int) -> 
     with JSON records in them). Column ``raw`` already is JSON text and goes in as it is."""
 
     def fields(row: Sequence[Any]) -> str:
-        return ",".join(f'"{name}":{value if n == raw else rules.dumps(value)}'
+        return ",".join(f'"{name}":{value if n == raw else dumps(value)}'
                         for n, (name, value) in enumerate(zip(names, row, strict=False)))  # fmt: skip
 
     objects = (fields(row) for row in rows)
     return "[" + ",".join("{" + fields + "}" for fields in objects) + "]"
 
 
-async def insert_outbox(conn: Conn, rows: Sequence[rules.OutboxRow]) -> None:
+async def insert_outbox(conn: Conn, rows: Sequence[OutboxRow]) -> None:
     if rows:
         await conn.execute(Q["insert_outbox"], (recordset(OUTBOX_FIELDS, rows, raw=5),))
 
@@ -96,6 +96,6 @@ async def _notify_batch(conn: Conn, batch_id: str) -> None:
     if batch is None:
         return
     counts = {r[0]: r[1] for r in await fetch_all(conn, Q["status_counts"], (batch_id,))}
-    message = rules.batch_completed_message(batch_id, batch[0], batch[1], counts)
+    message = batch_completed_message(batch_id, batch[0], batch[1], counts)
     if message is not None:
-        await insert_outbox(conn, rules.outbox_rows([message]))
+        await insert_outbox(conn, outbox_rows([message]))

@@ -26,7 +26,6 @@ from psycopg.types.json import Json
 from ..errors import LeaseLost, StoreError
 from ..models import Job
 from ..states import Status
-from . import rules
 from .base import BatchRecord, Claim, Heartbeat, OutboxMessage, UsageTotals
 from .group_commit import GroupCommit
 from .pg_pool import Conn, Connections, StatementError, redact_dsn
@@ -43,12 +42,13 @@ from .pg_sql import (
     job_row,
     lock_batch,
 )
+from .rules import job_columns, job_from_record, marks_job, outbox_rows, released, webhook_fields
 
 __all__ = ["Migration", "PostgresStore", "load_migrations", "migrate", "redact_dsn"]
 
 
 def _job(status: str, data: dict[str, Any]) -> Job:
-    return rules.job_from_record(status, data)
+    return job_from_record(status, data)
 
 
 class PostgresStore:
@@ -209,7 +209,7 @@ class PostgresStore:
     async def request_cancel(
         self, job_id: str, owner: str | None, finished: Job | None, outbox: Sequence[OutboxMessage] = ()
     ) -> Job | None:
-        rows = rules.outbox_rows(outbox)
+        rows = outbox_rows(outbox)
 
         async def cancel(conn: Conn) -> Job | None:
             row = await fetch_one(conn, Q["get_job"], (job_id, owner, owner))
@@ -234,7 +234,7 @@ class PostgresStore:
     # -- webhook outbox ---------------------------------------------------------------------------------
 
     async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
-        rows = rules.outbox_rows(messages)
+        rows = outbox_rows(messages)
 
         async def enqueue(conn: Conn) -> None:
             await insert_outbox(conn, rows)
@@ -254,7 +254,7 @@ class PostgresStore:
         self, message: OutboxMessage, status: str, retry_in: float | None, error: str | None
     ) -> None:
         params = (status, message.attempts, error, float(retry_in or 0), message.id)
-        noted = rules.webhook_fields(status, message.attempts) if rules.marks_job(message) else None
+        noted = webhook_fields(status, message.attempts) if marks_job(message) else None
 
         async def finish(conn: Conn) -> None:
             await conn.execute(Q["finish_outbox"], params)
@@ -277,9 +277,9 @@ class PostgresStore:
         return await self._run(claim)
 
     async def save(self, job: Job, token: int, outbox: Sequence[OutboxMessage] = ()) -> None:
-        status, stored, reserved, data = rules.job_columns(job)
+        status, stored, reserved, data = job_columns(job)
         terminal = job.is_terminal
-        rows = rules.outbox_rows(outbox) if terminal else []
+        rows = outbox_rows(outbox) if terminal else []
         await self._saves.submit(
             Save(job.id, token, status, stored, reserved, data, terminal, job.batch_id, rows)
         )
@@ -320,7 +320,7 @@ class PostgresStore:
         return await self._run(beat, idempotent=True, transaction=False)
 
     async def release(self, job: Job, token: int, delay_seconds: float = 0.0) -> None:
-        reserved, text = rules.released(job)
+        reserved, text = released(job)
         data = Json(text, dumps=lambda raw: raw)
 
         async def release(conn: Conn) -> None:

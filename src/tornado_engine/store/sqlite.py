@@ -23,8 +23,19 @@ from typing import Any, TypeVar
 from ..errors import JobCancelled, LeaseLost, StoreError
 from ..models import Job
 from ..states import Status
-from . import rules
 from .base import BatchRecord, Claim, Heartbeat, OutboxMessage, UsageTotals
+from .rules import (
+    batch_completed_message,
+    batch_counts,
+    dumps,
+    job_columns,
+    job_from_record,
+    marks_job,
+    now_ms,
+    outbox_rows,
+    released,
+    webhook_fields,
+)
 from .sqlfiles import load_queries
 from .sqlite_group import MAX_GROUP, Op, run_group
 from .sqlite_schema import migrate
@@ -39,13 +50,13 @@ _OutboxRow = tuple[str, str, str | None, str, str, str, int, int]
 
 
 def _row_to_job(status: str, data: str) -> Job:
-    return rules.job_from_record(status, json.loads(data))
+    return job_from_record(status, json.loads(data))
 
 
 def _outbox_rows(messages: Sequence[OutboxMessage]) -> list[_OutboxRow]:
     """Encoded when the call is made, on the event loop: the thread gets plain values only. Due now."""
-    now = rules.now_ms()
-    return [(*row, now) for row in rules.outbox_rows(messages)]
+    now = now_ms()
+    return [(*row, now) for row in outbox_rows(messages)]
 
 
 def _insert_outbox(conn: sqlite3.Connection, rows: Sequence[_OutboxRow]) -> None:
@@ -64,9 +75,7 @@ def _after_job_ended(conn: sqlite3.Connection, batch_id: str | None) -> None:
     row = conn.execute(Q["mark_batch_notified"], (batch_id,)).fetchone()
     if row is None:
         return
-    message = rules.batch_completed_message(
-        batch_id, row[0], json.loads(row[1]), _status_counts(conn, batch_id)
-    )
+    message = batch_completed_message(batch_id, row[0], json.loads(row[1]), _status_counts(conn, batch_id))
     if message is not None:
         _insert_outbox(conn, _outbox_rows([message]))
 
@@ -155,7 +164,7 @@ class SQLiteStore:
         self, jobs: list[Job], batch: BatchRecord | None = None, idempotency_key: str | None = None
     ) -> list[Job]:
         paused = int(batch.paused) if batch else 0
-        rows = [(job.id, job.owner, *rules.job_columns(job), job.created_at, job.created_at, job.batch_id,
+        rows = [(job.id, job.owner, *job_columns(job), job.created_at, job.created_at, job.batch_id,
                  paused) for job in jobs]  # fmt: skip
         key = idempotency_key if jobs else None
 
@@ -197,7 +206,7 @@ class SQLiteStore:
             if row is None:
                 return None
             data: dict[str, Any] = json.loads(row[3])
-            completed, failed = rules.batch_counts(_status_counts(conn, batch_id))
+            completed, failed = batch_counts(_status_counts(conn, batch_id))
             return BatchRecord(batch_id, row[0], row[1], bool(row[2]), data.get("show_url"),
                                data.get("folder"), list(data["job_ids"]), completed, failed)  # fmt: skip
 
@@ -239,7 +248,7 @@ class SQLiteStore:
     # -- changes outside a lease ----------------------------------------------------------------------
 
     async def update_pending(self, job: Job) -> bool:
-        data = rules.job_columns(job)[3]
+        data = job_columns(job)[3]
 
         def update(conn: sqlite3.Connection) -> bool:
             return conn.execute(Q["update_pending"], (data, job.id)).rowcount == 1
@@ -247,7 +256,7 @@ class SQLiteStore:
         return await self._run(update)
 
     async def update_finished(self, job: Job) -> bool:
-        _, stored, _, data = rules.job_columns(job)
+        _, stored, _, data = job_columns(job)
 
         def update(conn: sqlite3.Connection) -> bool:
             return conn.execute(Q["update_finished"], (stored, data, job.id)).rowcount == 1
@@ -257,7 +266,7 @@ class SQLiteStore:
     async def request_cancel(
         self, job_id: str, owner: str | None, finished: Job | None, outbox: Sequence[OutboxMessage] = ()
     ) -> Job | None:
-        columns = rules.job_columns(finished) if finished is not None else None
+        columns = job_columns(finished) if finished is not None else None
         batch_id = finished.batch_id if finished is not None else None
         rows = _outbox_rows(outbox)
 
@@ -288,7 +297,7 @@ class SQLiteStore:
 
     async def claim_outbox(self, limit: int, lease_seconds: float) -> list[OutboxMessage]:
         def claim(conn: sqlite3.Connection) -> list[OutboxMessage]:
-            now = rules.now_ms()
+            now = now_ms()
             rows = conn.execute(Q["claim_outbox"], (now, now + int(lease_seconds * 1000), limit)).fetchall()
             return [OutboxMessage(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7]) for r in rows]
 
@@ -297,12 +306,10 @@ class SQLiteStore:
     async def finish_outbox(
         self, message: OutboxMessage, status: str, retry_in: float | None, error: str | None
     ) -> None:
-        noted = (
-            rules.dumps(rules.webhook_fields(status, message.attempts)) if rules.marks_job(message) else None
-        )
+        noted = dumps(webhook_fields(status, message.attempts)) if marks_job(message) else None
 
         def finish(conn: sqlite3.Connection) -> None:
-            due = rules.now_ms() + int((retry_in or 0) * 1000)
+            due = now_ms() + int((retry_in or 0) * 1000)
             conn.execute(Q["finish_outbox"], (status, message.attempts, error, due, message.id))
             if noted is not None:
                 conn.execute(Q["note_delivery"], (noted, message.job_id))
@@ -313,7 +320,7 @@ class SQLiteStore:
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Claim]:
         def claim(conn: sqlite3.Connection) -> list[Claim]:
-            now = rules.now_ms()
+            now = now_ms()
             params = (worker_id, now + int(lease_seconds * 1000), now, limit)
             rows = conn.execute(Q["claim"], params).fetchall()
             claims = [Claim(_row_to_job(Status.PROCESSING.value, data), token) for token, data in rows]
@@ -323,7 +330,7 @@ class SQLiteStore:
         return await self._run(claim)
 
     async def save(self, job: Job, token: int, outbox: Sequence[OutboxMessage] = ()) -> None:
-        columns = rules.job_columns(job)
+        columns = job_columns(job)
         terminal, batch_id = job.is_terminal, job.batch_id
         rows = _outbox_rows(outbox) if terminal else []
 
@@ -345,7 +352,7 @@ class SQLiteStore:
         held = json.dumps(tokens)
 
         def beat(conn: sqlite3.Connection) -> Heartbeat:
-            params = (rules.now_ms() + int(lease_seconds * 1000), held, worker_id)
+            params = (now_ms() + int(lease_seconds * 1000), held, worker_id)
             rows = conn.execute(Q["heartbeat"], params).fetchall()
             kept = {job_id for job_id, _ in rows}
             return Heartbeat(set(tokens) - kept, {job_id for job_id, cancel in rows if cancel})
@@ -353,10 +360,10 @@ class SQLiteStore:
         return await self._run(beat)
 
     async def release(self, job: Job, token: int, delay_seconds: float = 0.0) -> None:
-        reserved, data = rules.released(job)
+        reserved, data = released(job)
 
         def release(conn: sqlite3.Connection) -> None:
-            available = rules.now_ms() + int(delay_seconds * 1000)
+            available = now_ms() + int(delay_seconds * 1000)
             if conn.execute(Q["release"], (available, reserved, data, job.id, token)).rowcount != 1:
                 raise LeaseLost(f"job {job.id}: lease lost, release refused")
 
@@ -364,7 +371,7 @@ class SQLiteStore:
 
     async def requeue_expired(self, is_dead_owner: Callable[[str], bool]) -> list[str]:
         def requeue(conn: sqlite3.Connection) -> list[str]:
-            now = rules.now_ms()
+            now = now_ms()
             stale = [job_id for job_id, owner, expires in conn.execute(Q["leases"]).fetchall()
                      if (expires or 0) < now or (owner and is_dead_owner(owner))]  # fmt: skip
             conn.executemany(Q["requeue"], [(now, job_id) for job_id in stale])
