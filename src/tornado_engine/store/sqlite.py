@@ -25,59 +25,28 @@ from ..models import Job
 from ..states import Status
 from .base import BatchRecord, Claim, Heartbeat, OutboxMessage, UsageTotals
 from .rules import (
-    batch_completed_message,
     batch_counts,
     dumps,
     job_columns,
-    job_from_record,
     marks_job,
     now_ms,
-    outbox_rows,
     released,
     webhook_fields,
 )
-from .sqlfiles import load_queries
 from .sqlite_group import MAX_GROUP, Op, run_group
+from .sqlite_rows import (
+    Q,
+    after_job_ended,
+    insert_outbox,
+    outbox_rows_due,
+    row_to_job,
+    status_counts,
+)
 from .sqlite_schema import migrate
 
 __all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
-
-Q = load_queries("sqlite")
-
-_OutboxRow = tuple[str, str, str | None, str, str, str, int, int]
-
-
-def _row_to_job(status: str, data: str) -> Job:
-    return job_from_record(status, json.loads(data))
-
-
-def _outbox_rows(messages: Sequence[OutboxMessage]) -> list[_OutboxRow]:
-    """Encoded when the call is made, on the event loop: the thread gets plain values only. Due now."""
-    now = now_ms()
-    return [(*row, now) for row in outbox_rows(messages)]
-
-
-def _insert_outbox(conn: sqlite3.Connection, rows: Sequence[_OutboxRow]) -> None:
-    if rows:
-        conn.executemany(Q["insert_outbox"], rows)
-
-
-def _status_counts(conn: sqlite3.Connection, batch_id: str) -> dict[str, int]:
-    return dict(conn.execute(Q["batch_status_counts"], (batch_id,)).fetchall())
-
-
-def _after_job_ended(conn: sqlite3.Connection, batch_id: str | None) -> None:
-    """The last job of a batch to end queues the batch's completion message, exactly once."""
-    if batch_id is None or conn.execute(Q["batch_open"], (batch_id,)).fetchone()[0]:
-        return
-    row = conn.execute(Q["mark_batch_notified"], (batch_id,)).fetchone()
-    if row is None:
-        return
-    message = batch_completed_message(batch_id, row[0], json.loads(row[1]), _status_counts(conn, batch_id))
-    if message is not None:
-        _insert_outbox(conn, _outbox_rows([message]))
 
 
 class SQLiteStore:
@@ -172,7 +141,7 @@ class SQLiteStore:
             if key is not None:
                 row = conn.execute(Q["job_by_key"], (jobs[0].owner, key)).fetchone()
                 if row:
-                    return [_row_to_job(*row)]
+                    return [row_to_job(*row)]
             if batch is not None:
                 conn.execute(Q["insert_batch"], (batch.id, batch.owner, batch.created_at, int(batch.paused),
                                                  json.dumps(batch.to_data())))  # fmt: skip
@@ -186,7 +155,7 @@ class SQLiteStore:
     async def get_job(self, job_id: str, owner: str | None = None) -> Job | None:
         def get(conn: sqlite3.Connection) -> Job | None:
             row = conn.execute(Q["get_job"], (job_id, owner)).fetchone()
-            return _row_to_job(*row) if row else None
+            return row_to_job(*row) if row else None
 
         return await self._run(get, write=False)
 
@@ -196,7 +165,7 @@ class SQLiteStore:
         value = status.value if status else None
 
         def select(conn: sqlite3.Connection) -> list[Job]:
-            return [_row_to_job(*r) for r in conn.execute(Q["list_jobs"], (owner, value, limit, offset))]
+            return [row_to_job(*r) for r in conn.execute(Q["list_jobs"], (owner, value, limit, offset))]
 
         return await self._run(select, write=False)
 
@@ -206,7 +175,7 @@ class SQLiteStore:
             if row is None:
                 return None
             data: dict[str, Any] = json.loads(row[3])
-            completed, failed = batch_counts(_status_counts(conn, batch_id))
+            completed, failed = batch_counts(status_counts(conn, batch_id))
             return BatchRecord(batch_id, row[0], row[1], bool(row[2]), data.get("show_url"),
                                data.get("folder"), list(data["job_ids"]), completed, failed)  # fmt: skip
 
@@ -268,7 +237,7 @@ class SQLiteStore:
     ) -> Job | None:
         columns = job_columns(finished) if finished is not None else None
         batch_id = finished.batch_id if finished is not None else None
-        rows = _outbox_rows(outbox)
+        rows = outbox_rows_due(outbox)
 
         def cancel(conn: sqlite3.Connection) -> Job | None:
             row = conn.execute(Q["get_job"], (job_id, owner)).fetchone()
@@ -276,22 +245,22 @@ class SQLiteStore:
                 return None
             if row[0] == Status.PENDING.value and columns is not None:
                 conn.execute(Q["cancel_pending"], (*columns, job_id))
-                _insert_outbox(conn, rows)
-                _after_job_ended(conn, batch_id)
-                return _row_to_job(columns[0], columns[3])
+                insert_outbox(conn, rows)
+                after_job_ended(conn, batch_id)
+                return row_to_job(columns[0], columns[3])
             if row[0] == Status.PROCESSING.value:
                 conn.execute(Q["flag_cancel"], (job_id,))
-            return _row_to_job(*row)
+            return row_to_job(*row)
 
         return await self._run(cancel)
 
     # -- webhook outbox ---------------------------------------------------------------------------------
 
     async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
-        rows = _outbox_rows(messages)
+        rows = outbox_rows_due(messages)
 
         def enqueue(conn: sqlite3.Connection) -> None:
-            _insert_outbox(conn, rows)
+            insert_outbox(conn, rows)
 
         await self._run(enqueue)
 
@@ -323,7 +292,7 @@ class SQLiteStore:
             now = now_ms()
             params = (worker_id, now + int(lease_seconds * 1000), now, limit)
             rows = conn.execute(Q["claim"], params).fetchall()
-            claims = [Claim(_row_to_job(Status.PROCESSING.value, data), token) for token, data in rows]
+            claims = [Claim(row_to_job(Status.PROCESSING.value, data), token) for token, data in rows]
             claims.sort(key=lambda c: c.job.created_at)
             return claims
 
@@ -332,7 +301,7 @@ class SQLiteStore:
     async def save(self, job: Job, token: int, outbox: Sequence[OutboxMessage] = ()) -> None:
         columns = job_columns(job)
         terminal, batch_id = job.is_terminal, job.batch_id
-        rows = _outbox_rows(outbox) if terminal else []
+        rows = outbox_rows_due(outbox) if terminal else []
 
         def save(conn: sqlite3.Connection) -> None:
             if conn.execute(Q["save"], (*columns, job.id, token)).rowcount != 1:
@@ -341,8 +310,8 @@ class SQLiteStore:
                     raise JobCancelled(f"job {job.id} cancelled")
                 raise LeaseLost(f"job {job.id}: lease lost, write refused")
             if terminal:  # in the same transaction (savepoint) as the record
-                _insert_outbox(conn, rows)
-                _after_job_ended(conn, batch_id)
+                insert_outbox(conn, rows)
+                after_job_ended(conn, batch_id)
 
         await self._run(save)
 
