@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
+import tornado_engine.store
 from tornado_engine import JobRequest, Status
 from tornado_engine.models import Job
 from tornado_engine.outbox import _payload
@@ -131,3 +133,19 @@ def test_sqlite_queries_never_mix_numbered_and_bare_parameters() -> None:
         code = "\n".join(line.split("--")[0] for line in sql.splitlines())
         numbered, bare = re.search(r"\?\d", code), re.search(r"\?(?!\d)", code)
         assert not (numbered and bare), name
+
+
+@pytest.mark.parametrize(
+    ("dialect", "modules"),
+    [("sqlite", ["sqlite", "sqlite_rows"]), ("postgres", ["postgres", "pg_sql", "pg_saves"])],
+)
+def test_every_query_named_in_the_code_is_in_the_file_and_every_one_is_used(
+    dialect: str, modules: list[str]
+) -> None:
+    folder = Path(tornado_engine.store.__file__).parent
+    used = {
+        name
+        for module in modules
+        for name in re.findall(r'Q\["(\w+)"\]', (folder / f"{module}.py").read_text())
+    }
+    assert used == set(load_queries(dialect))

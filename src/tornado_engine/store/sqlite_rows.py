@@ -43,7 +43,7 @@ def insert_outbox(conn: sqlite3.Connection, rows: Sequence[OutboxRow]) -> None:
 
 
 def status_counts(conn: sqlite3.Connection, batch_id: str) -> dict[str, int]:
-    return dict(conn.execute(Q["batchstatus_counts"], (batch_id,)).fetchall())
+    return dict(conn.execute(Q["batch_status_counts"], (batch_id,)).fetchall())
 
 
 def after_job_ended(conn: sqlite3.Connection, batch_id: str | None) -> None:
