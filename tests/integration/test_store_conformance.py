@@ -449,6 +449,8 @@ async def test_outbox_with_terminal_write_and_batch_completed_once(backend: Back
                          webhook_url="https://hooks.example/batch")  # fmt: skip
     try:
         await store.insert_jobs(jobs, record)
+        stored = await store.get_batch(batch_id)
+        assert stored is not None and stored.webhook_url == "https://hooks.example/batch"
         claims = await store.claim("w1", 2, 30)
 
         def message(job: Job) -> OutboxMessage:

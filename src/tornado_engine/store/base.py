@@ -49,6 +49,15 @@ class BatchRecord:
         return {"show_url": self.show_url, "folder": self.folder, "job_ids": self.job_ids,
                 "webhook_url": self.webhook_url}  # fmt: skip
 
+    @classmethod
+    def from_row(
+        cls, batch_id: str, owner: str, created_at: int, paused: bool, data: dict[str, Any],
+        counts: tuple[int, int],
+    ) -> BatchRecord:  # fmt: skip
+        """A stored batch: its columns, its :meth:`to_data` and its (completed, failed) counts."""
+        return cls(batch_id, owner, created_at, bool(paused), data.get("show_url"), data.get("folder"),
+                   list(data["job_ids"]), *counts, data.get("webhook_url"))  # fmt: skip
+
 
 @dataclass
 class OutboxMessage:

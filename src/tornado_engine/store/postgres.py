@@ -145,9 +145,7 @@ class PostgresStore:
             if row is None:
                 return None
             completed, failed = await fetch_one(conn, Q["batch_counts"], (batch_id,)) or (0, 0)
-            data: dict[str, Any] = row[3]
-            return BatchRecord(batch_id, row[0], row[1], row[2], data.get("show_url"), data.get("folder"),
-                               list(data["job_ids"]), completed, failed, data.get("webhook_url"))  # fmt: skip
+            return BatchRecord.from_row(batch_id, row[0], row[1], row[2], row[3], (completed, failed))
 
         return await self._run(get, idempotent=True)
 

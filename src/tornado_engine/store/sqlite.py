@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..errors import JobCancelled, LeaseLost, StoreError
 from ..models import Job
@@ -174,10 +174,8 @@ class SQLiteStore:
             row = conn.execute(Q["get_batch"], (batch_id, owner)).fetchone()
             if row is None:
                 return None
-            data: dict[str, Any] = json.loads(row[3])
-            completed, failed = batch_counts(status_counts(conn, batch_id))
-            return BatchRecord(batch_id, row[0], row[1], bool(row[2]), data.get("show_url"),
-                               data.get("folder"), list(data["job_ids"]), completed, failed)  # fmt: skip
+            counts = batch_counts(status_counts(conn, batch_id))
+            return BatchRecord.from_row(batch_id, row[0], row[1], row[2], json.loads(row[3]), counts)
 
         return await self._run(get, write=False)
 
