@@ -30,7 +30,8 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 
 def _statements(script: str) -> list[str]:
-    """A script's statements, one by one: ``executescript`` would COMMIT the migration's transaction."""
+    """A script's statements, one by one (each ends its line): ``executescript`` would COMMIT the
+    migration's transaction."""
     statements, pending = [], ""
     for line in script.splitlines(keepends=True):
         pending += line
