@@ -36,7 +36,7 @@ from .scheduler import PoolLimits, Pools, Scheduler
 from .secrets import SecretBox
 from .states import TERMINAL, Status
 from .storage import StorageConfig, StorageTarget, open_target, seal_config
-from .store.base import JobStore, open_store
+from .store import JobStore, open_store
 from .tenant_storage import StorageMixin, storage_endpoints
 from .webhooks import WebhookPolicy
 

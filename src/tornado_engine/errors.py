@@ -12,6 +12,7 @@ boundary with ``raise ... from exc``, so nobody needs to import yt-dlp to handle
      ├── SecretBoxError        a stored secret cannot be decrypted (wrong or rotated-away key, damaged)
      ├── MissingBackend        a storage backend's optional package is not installed (names the extra)
      ├── StoreError            the job store failed
+     │    └── LeaseLost        a write refused: the job's lease now belongs to another attempt
      ├── QuotaExceeded         a tenant's quota refuses the job (before any download)
      ├── JobCancelled          raised inside a running job when it is cancelled
      └── StageError            a pipeline stage failed; carries how the job should end
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidState",
     "JobCancelled",
+    "LeaseLost",
     "MissingBackend",
     "MuxError",
     "NotFound",
@@ -102,6 +104,10 @@ class SecretBoxError(TornadoError):
 
 class StoreError(TornadoError):
     pass
+
+
+class LeaseLost(StoreError):
+    """A write was refused because the job's lease now belongs to another attempt."""
 
 
 class QuotaExceeded(TornadoError):

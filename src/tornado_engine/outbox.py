@@ -15,13 +15,16 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .models import Job
 from .safety import NetworkPolicy, redact
 from .states import Status, Step
 from .store.base import JobStore, OutboxMessage
+from .store.rules import BATCH_COMPLETED, BatchSummary
 from .webhooks import (
     WebhookPolicy,
+    batch_payload,
     deliver,
     encode,
     generate_secret,
@@ -48,6 +51,14 @@ _TERMINAL_EVENTS = {
     Status.SKIPPED: "job_skipped",
     Status.CANCELLED: "job_cancelled",
 }
+
+
+def _payload(message: OutboxMessage) -> dict[str, Any]:
+    """The JSON receivers get: a batch's message holds the store's neutral summary, rendered here."""
+    if message.event != BATCH_COMPLETED:
+        return message.payload
+    summary = BatchSummary.from_data(message.payload)
+    return batch_payload(summary.batch_id, summary.completed, summary.failed, summary.total)
 
 
 def job_messages(job: Job) -> list[OutboxMessage]:
@@ -149,7 +160,7 @@ class WebhookDispatcher:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
     async def _send(self, message: OutboxMessage) -> None:
-        body = encode(message.payload)
+        body = encode(_payload(message))
         timestamp = int(time.time())
         headers = {
             "webhook-id": message.id,

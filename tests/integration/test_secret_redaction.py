@@ -20,7 +20,7 @@ from storage_fixtures import BUCKET, S3_REGION
 
 from tornado_engine import Engine, RetryPolicy, Status, StoreError
 from tornado_engine.storage import S3Config, StorageTarget
-from tornado_engine.store.base import open_store
+from tornado_engine.store import open_store
 from tornado_engine.testing import MediaServer, MediaSet
 from tornado_engine.webhooks import WebhookPolicy, generate_secret
 

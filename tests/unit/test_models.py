@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tornado_engine.errors import InvalidRequest, StoreError
 from tornado_engine.models import Job, JobRequest, check_folder, sanitize_filename
 from tornado_engine.states import Status, Step
-from tornado_engine.store.base import open_store
+from tornado_engine.store import open_store
 
 URL = "https://example.com/watch?v=abc"
 

@@ -10,9 +10,10 @@ import pytest
 
 pytest.importorskip("psycopg")
 
-from tornado_engine.errors import StoreError
-from tornado_engine.store.base import LeaseLost
-from tornado_engine.store.postgres import _GroupCommit, _QuickReconnect, _recordset
+from tornado_engine.errors import LeaseLost, StoreError
+from tornado_engine.store.group_commit import GroupCommit
+from tornado_engine.store.pg_pool import _QuickReconnect
+from tornado_engine.store.pg_sql import recordset
 
 
 class Recorder:
@@ -39,7 +40,7 @@ class Recorder:
 
 async def test_calls_made_together_share_one_flush_and_keep_their_own_outcome() -> None:
     flush = Recorder()
-    group: _GroupCommit[str] = _GroupCommit(flush)
+    group: GroupCommit[str] = GroupCommit(flush)
     results = await asyncio.gather(*(group.submit(x) for x in ["a", "stale", "b"]), return_exceptions=True)
     assert results[0] == "A" and results[2] == "B" and isinstance(results[1], LeaseLost)
     assert flush.groups == [["a", "stale", "b"]]
@@ -47,7 +48,7 @@ async def test_calls_made_together_share_one_flush_and_keep_their_own_outcome() 
 
 async def test_calls_made_during_a_flush_wait_for_the_next_one() -> None:
     flush = Recorder(delay=0.05)
-    group: _GroupCommit[str] = _GroupCommit(flush, limit=3)
+    group: GroupCommit[str] = GroupCommit(flush, limit=3)
     first = asyncio.ensure_future(group.submit("a"))
     await asyncio.sleep(0.01)  # "a" is being flushed
     rest = [group.submit(x) for x in "bcdef"]
@@ -57,7 +58,7 @@ async def test_calls_made_during_a_flush_wait_for_the_next_one() -> None:
 
 async def test_one_key_is_never_in_two_flushes_at_once() -> None:
     flush = Recorder(delay=0.02)
-    group: _GroupCommit[str] = _GroupCommit(flush, parallel=3, key=lambda item: item[0])
+    group: GroupCommit[str] = GroupCommit(flush, parallel=3, key=lambda item: item[0])
     results = await asyncio.gather(*(group.submit(x) for x in ["j1", "j2", "k1", "j3"]))
     assert results == ["J1", "J2", "K1", "J3"]
     firsts = next(g for g in flush.groups if "j1" in g)
@@ -67,7 +68,7 @@ async def test_one_key_is_never_in_two_flushes_at_once() -> None:
 
 
 async def test_a_failed_flush_fails_each_of_its_callers_with_an_error_of_its_own() -> None:
-    group: _GroupCommit[str] = _GroupCommit(Recorder())
+    group: GroupCommit[str] = GroupCommit(Recorder())
     results = await asyncio.gather(*(group.submit(x) for x in ["a", "boom"]), return_exceptions=True)
     assert all(isinstance(r, StoreError) for r in results) and results[0] is not results[1]
     assert await group.submit("c") == "C"  # and the queue goes on
@@ -75,7 +76,7 @@ async def test_a_failed_flush_fails_each_of_its_callers_with_an_error_of_its_own
 
 async def test_a_caller_cancelled_before_its_flush_is_left_out() -> None:
     flush = Recorder(delay=0.05)
-    group: _GroupCommit[str] = _GroupCommit(flush)
+    group: GroupCommit[str] = GroupCommit(flush)
     first = asyncio.ensure_future(group.submit("a"))
     await asyncio.sleep(0.01)
     gone = asyncio.ensure_future(group.submit("gone"))
@@ -89,11 +90,11 @@ async def test_a_caller_cancelled_before_its_flush_is_left_out() -> None:
 
 def test_record_sets_are_json_whatever_the_text() -> None:
     rows = [('id"1', 1, None, 'tab\t "quoted" back\\slash \u00e9 \U0001f600 \u0000', '{"a":[1,"x"]}')]
-    text = _recordset(("id", "n", "none", "text", "data"), rows, raw=4)
+    text = recordset(("id", "n", "none", "text", "data"), rows, raw=4)
     assert json.loads(text) == [
         {"id": 'id"1', "n": 1, "none": None, "text": rows[0][3], "data": {"a": [1, "x"]}}
     ]
-    assert _recordset(("id",), [], raw=0) == "[]"
+    assert recordset(("id",), [], raw=0) == "[]"
 
 
 def test_reconnect_attempts_stay_about_a_second_apart() -> None:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tornado_engine.errors import StoreError
-from tornado_engine.store.base import LeaseLost
-from tornado_engine.store.sqlite import SQLiteStore, _Op, _run_group
+from tornado_engine.errors import LeaseLost, StoreError
+from tornado_engine.store.sqlite import SQLiteStore
+from tornado_engine.store.sqlite_group import Op, run_group
 
 
 @pytest.fixture
@@ -24,10 +24,10 @@ def conn() -> Iterator[sqlite3.Connection]:
     conn.close()
 
 
-def _ops(*fns: Callable[[sqlite3.Connection], Any], write: bool = True) -> list[_Op]:
+def _ops(*fns: Callable[[sqlite3.Connection], Any], write: bool = True) -> list[Op]:
     loop = asyncio.new_event_loop()
     try:
-        return [_Op(fn, loop.create_future(), write) for fn in fns]
+        return [Op(fn, loop.create_future(), write) for fn in fns]
     finally:
         loop.close()
 
@@ -50,7 +50,7 @@ def test_a_failing_operation_is_rolled_back_alone(conn: sqlite3.Connection) -> N
         raise LeaseLost("stale")
 
     duplicate = _insert("a", 9)  # a constraint error, after "a" went in earlier in the same group
-    outcomes = _run_group(conn, _ops(_insert("a", 1), half_then_fence, duplicate, _insert("b", 2)))
+    outcomes = run_group(conn, _ops(_insert("a", 1), half_then_fence, duplicate, _insert("b", 2)))
     assert outcomes[0] == (True, "a") and outcomes[3] == (True, "b")
     assert outcomes[1][0] is False and isinstance(outcomes[1][1], LeaseLost)
     assert outcomes[2][0] is False and isinstance(outcomes[2][1], StoreError)
@@ -67,7 +67,7 @@ def test_reads_alone_take_no_write_lock(conn: sqlite3.Connection) -> None:
         seen.append(c.in_transaction)
         return int(c.execute("SELECT v FROM t WHERE k = 'a'").fetchone()[0])
 
-    assert _run_group(conn, _ops(read, read, write=False)) == [(True, 1), (True, 1)]
+    assert run_group(conn, _ops(read, read, write=False)) == [(True, 1), (True, 1)]
     assert seen == [False, False]
 
 
@@ -78,14 +78,14 @@ def test_a_failed_commit_fails_every_operation(conn: sqlite3.Connection) -> None
     def orphan(c: sqlite3.Connection) -> None:
         c.execute("INSERT INTO child VALUES ('nobody')")  # checked only at COMMIT
 
-    outcomes = _run_group(conn, _ops(_insert("a", 1), orphan))
+    outcomes = run_group(conn, _ops(_insert("a", 1), orphan))
     assert [ok for ok, _ in outcomes] == [False, False]
     assert all(isinstance(error, StoreError) for _, error in outcomes)
     assert not conn.in_transaction and _rows(conn) == {}  # nothing of the group is left
 
 
 def test_a_closed_store_fails_every_operation() -> None:
-    outcomes = _run_group(None, _ops(_insert("a", 1), _insert("b", 2)))
+    outcomes = run_group(None, _ops(_insert("a", 1), _insert("b", 2)))
     assert [type(error) for _, error in outcomes] == [StoreError, StoreError]
 
 

@@ -1,7 +1,8 @@
 """The store protocol: everything the engine asks of a job store, so stores can be swapped.
 
 Every write made on behalf of a running job carries the fencing token handed out by ``claim``; a write
-with a stale token (the job was re-queued and claimed again meanwhile) raises :class:`LeaseLost`.
+with a stale token (the job was re-queued and claimed again meanwhile) raises
+:class:`~tornado_engine.errors.LeaseLost` (importable from here too, where the runner looks for it).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..errors import StoreError
+from ..errors import LeaseLost
 from ..models import Job
 from ..states import Status
 
@@ -22,12 +23,7 @@ __all__ = [
     "LeaseLost",
     "OutboxMessage",
     "UsageTotals",
-    "open_store",
 ]
-
-
-class LeaseLost(StoreError):
-    """A write was refused because the job's lease now belongs to another attempt."""
 
 
 @dataclass
@@ -52,6 +48,15 @@ class BatchRecord:
     def to_data(self) -> dict[str, object]:
         return {"show_url": self.show_url, "folder": self.folder, "job_ids": self.job_ids,
                 "webhook_url": self.webhook_url}  # fmt: skip
+
+    @classmethod
+    def from_row(
+        cls, batch_id: str, owner: str, created_at: int, paused: bool, data: dict[str, Any],
+        counts: tuple[int, int],
+    ) -> BatchRecord:  # fmt: skip
+        """A stored batch: its columns, its :meth:`to_data` and its (completed, failed) counts."""
+        return cls(batch_id, owner, created_at, bool(paused), data.get("show_url"), data.get("folder"),
+                   list(data["job_ids"]), *counts, data.get("webhook_url"))  # fmt: skip
 
 
 @dataclass
@@ -165,24 +170,3 @@ class JobStore(Protocol):
     async def requeue_expired(self, is_dead_owner: Callable[[str], bool]) -> list[str]:
         """Re-queue Processing jobs whose lease expired or whose owner process is gone."""
         ...
-
-
-def open_store(url: str) -> JobStore:
-    """A store for a URL: ``sqlite:///path/jobs.db`` (or a plain path), ``postgresql://...``."""
-    from .sqlite import SQLiteStore
-
-    if url.startswith("sqlite:///"):
-        # as in SQLAlchemy: sqlite:///rel/jobs.db is relative, sqlite:////abs/jobs.db absolute
-        return SQLiteStore(url.removeprefix("sqlite:///"))
-    if url.startswith(("postgresql://", "postgres://")):
-        try:  # psycopg is an optional extra: import it only for a PostgreSQL URL
-            from .postgres import PostgresStore
-        except ImportError as exc:
-            raise StoreError(
-                f"a PostgreSQL store needs {exc.name or 'psycopg'}: pip install 'tornado-engine[postgres]'"
-            ) from None
-        return PostgresStore(url)
-    if "://" in url:
-        scheme = url.split("://", 1)[0]
-        raise StoreError(f"unsupported store URL scheme {scheme!r} (supported: sqlite, postgresql)")
-    return SQLiteStore(url)
