@@ -142,7 +142,7 @@ class JobRunner:
             await self._cancelled(run)
             return
         except StageError as exc:
-            await self._fail(run, exc.kind, exc.message)
+            await self._fail(run, exc)
             return
         except StoreError:
             # the store, not the job, failed (an outage, a lost lease): this attempt is abandoned and the
@@ -150,7 +150,7 @@ class JobRunner:
             raise
         except Exception as exc:  # a bug of ours must still end the job, not leave it Processing
             log.exception("job %s: unexpected error", job.id)
-            await self._fail(run, "unknown", f"Internal error: {type(exc).__name__}")
+            await self._fail(run, StageError(f"Internal error: {type(exc).__name__}"))
             return
         await self._complete(run, stored)
 
@@ -262,14 +262,14 @@ class JobRunner:
         await run.save()
         run.emit(job.step, 0.0, message=job.error)
 
-    async def _fail(self, run: Attempt, kind: str, message: str) -> None:
+    async def _fail(self, run: Attempt, exc: StageError) -> None:
         await self._clear_dir(run)
-        outcome = outcome_for(kind)
+        outcome = outcome_for(exc.kind)
         job = run.job
         job.checkpoint = None
         job.status = advance(job.status, outcome.status)
         job.error_type = outcome.error_type
-        job.error = message or outcome.message
+        job.error = exc.message or outcome.message
         _finish_times(job)
         await run.save()
         run.emit(job.step, 0.0, message=job.error)

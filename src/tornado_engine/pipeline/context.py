@@ -24,6 +24,7 @@ from ..options import MediaOptions
 from ..progress import expected_bytes
 from ..results import Quota
 from ..safety import NetworkPolicy
+from ..scheduler import Pools
 from ..states import Step
 from ..storage import StorageTarget, StoredObject
 from ..ytdlp import is_live
@@ -54,10 +55,6 @@ class Retrier(Protocol):
     def __call__(
         self, counter: Counter, attempt: Callable[[], Awaitable[T]], cleanup: Callable[[], None] | None = None
     ) -> Awaitable[T]: ...
-
-
-class _Pools(Protocol):
-    def acquire(self, pool: str, on_wait: Callable[[int], None]) -> AbstractAsyncContextManager[None]: ...
 
 
 @dataclass(frozen=True)
@@ -191,7 +188,7 @@ class StageContext:
     progress: Progress
     record: Callable[[Result], None]  # a fact the job's record must show even if the attempt fails
     retry: Retrier
-    pools: _Pools
+    pools: Pools
     storage: StorageTarget
     quota: Quota | None
 
