@@ -6,13 +6,10 @@ yt-dlp lets that exception through unchanged.
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import functools
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,7 @@ from ..ytdlp_registry import new_ydl
 from .resolver import SELECTED_KEY
 from .sidecar import SideFiles, fetch_side_files
 
-__all__ = ["DownloadResult", "download", "requested_formats"]
+__all__ = ["DownloadResult", "download_sync", "requested_formats"]
 
 ProgressCallback = Callable[[float, int, float | None, float | None], None]
 
@@ -48,16 +45,18 @@ def requested_formats(info: dict[str, Any]) -> list[dict[str, Any]]:
     return chosen or [info]
 
 
-def _download_sync(
+def download_sync(
     info: dict[str, Any],
     job_dir: Path,
-    ffmpeg_dir: str | None,
+    *,
     on_progress: ProgressCallback,
     cancel: threading.Event,
-    socket_timeout: float,
+    socket_timeout: float = 20.0,
     options: MediaOptions | None = None,
     proxy: str | None = None,
+    ffmpeg_dir: str | None = None,
 ) -> DownloadResult:
+    """Blocking (run it in a thread): yt-dlp downloads the resolved ``info`` into ``job_dir``."""
     tracker = DownloadProgress(requested_formats(info), info.get("duration"))
 
     def hook(d: dict[str, Any]) -> None:
@@ -91,21 +90,3 @@ def _download_sync(
     if options is not None:
         side = fetch_side_files(info, job_dir, params, options)
     return DownloadResult(files, ids, size, time.monotonic() - started, side)
-
-
-async def download(
-    info: dict[str, Any],
-    job_dir: Path,
-    *,
-    ffmpeg_dir: str | None,
-    on_progress: ProgressCallback,
-    cancel: threading.Event,
-    socket_timeout: float = 20,
-    executor: Executor | None = None,
-    options: MediaOptions | None = None,
-    proxy: str | None = None,
-) -> DownloadResult:
-    call = functools.partial(
-        _download_sync, info, job_dir, ffmpeg_dir, on_progress, cancel, socket_timeout, options, proxy
-    )
-    return await asyncio.get_running_loop().run_in_executor(executor, call)

@@ -19,29 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from ..attempt import StageRun
 from ..engine import Engine
 from ..ffmpeg import FFmpegPaths
-from ..models import Job
 from ..states import Step
 from ..storage import StoredObject
 
 __all__ = ["NoopStages", "StageRun", "noop_engine"]
-
-
-class StageRun(Protocol):
-    """What stages get from the runner for one attempt at one job (see ``runner.StageRunner``)."""
-
-    job: Job
-
-    async def enter(self, step: Step) -> None: ...
-
-    async def save(self) -> None: ...
-
-    def emit(self, step: Step, stage_percent: float, **extra: Any) -> None: ...
-
-    def check_cancel(self) -> None: ...
 
 
 @dataclass

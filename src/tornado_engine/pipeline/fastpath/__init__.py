@@ -38,11 +38,8 @@ Connections beyond each download's first come from an engine-wide budget (:data:
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import threading
 import time
-from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +57,8 @@ from .progressive import fetch_file
 from .tuning import EXTRA_CONNECTIONS, TICK, FastPathTuning, ProgressCallback
 
 __all__ = [
-    "EXTRA_CONNECTIONS", "TICK", "FastDash", "FastPathTuning", "FastSource", "FastStream", "download",
-    "download_sync", "eligible",
+    "EXTRA_CONNECTIONS", "TICK", "FastDash", "FastPathTuning", "FastSource", "FastStream", "download_sync",
+    "eligible",
 ]  # fmt: skip
 
 
@@ -124,27 +121,3 @@ def download_sync(
 def _remove(paths: list[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
-
-
-async def download(
-    info: dict[str, Any],
-    job_dir: Path,
-    *,
-    on_progress: ProgressCallback,
-    cancel: threading.Event,
-    socket_timeout: float = 20.0,
-    executor: Executor | None = None,
-    policy: NetworkPolicy | None = None,
-    proxy: str | None = None,
-    options: MediaOptions | None = None,
-    ffmpeg_dir: str | None = None,
-    tuning: FastPathTuning | None = None,
-) -> DownloadResult | None:
-    """:func:`download_sync` in ``executor``; None when the caller should use yt-dlp."""
-    if eligible(info, options) is None:
-        return None
-    call = functools.partial(
-        download_sync, info, job_dir, on_progress=on_progress, cancel=cancel, socket_timeout=socket_timeout,
-        policy=policy, proxy=proxy, options=options, ffmpeg_dir=ffmpeg_dir, tuning=tuning,
-    )  # fmt: skip
-    return await asyncio.get_running_loop().run_in_executor(executor, call)

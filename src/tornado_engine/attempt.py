@@ -1,0 +1,213 @@
+"""One attempt at one claimed job: its fenced saves, progress events, retries, and :func:`apply`, the one
+place where what the stages found reaches the Job.
+
+The runner (:mod:`tornado_engine.runner`) sequences the stages; an :class:`Attempt` is what it holds for
+the job while they run, and what a replacement for the stages (``Engine(stages=...)``) is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from .errors import JobCancelled, StageError
+from .models import Job
+from .outbox import job_messages, progress_messages
+from .pipeline.context import (
+    Counter,
+    Fetched,
+    Labels,
+    Muxed,
+    Resolved,
+    Result,
+    Stored,
+    Strategy,
+    Uploaded,
+    Waited,
+)
+from .progress import Event, job_percent
+from .retry import RetryPolicy
+from .states import Status, Step
+from .storage import StorageTarget
+from .store.base import Claim, JobStore
+
+__all__ = ["Attempt", "StageRun", "apply"]
+
+log = logging.getLogger("tornado_engine.runner")
+T = TypeVar("T")
+
+
+class StageRun(Protocol):
+    """What a replacement for the stages gets from the runner for one attempt (see ``runner.StageRunner``)."""
+
+    job: Job
+
+    async def enter(self, step: Step) -> None: ...
+
+    async def save(self) -> None: ...
+
+    def emit(self, step: Step, stage_percent: float, **extra: Any) -> None: ...
+
+    def check_cancel(self) -> None: ...
+
+
+def apply(job: Job, result: Result) -> None:
+    """Write what a stage found into the job record (the only place stage results reach the Job)."""
+    match result:
+        case Resolved():
+            job.title, job.description = result.title, result.description
+            job.release_date = result.release_date
+            job.folder = job.request.folder
+            job.reserved_bytes = result.expected_bytes  # usage() counts it once saved
+        case Strategy():
+            job.download_strategy = result.name
+        case Fetched():
+            job.download_duration_ms = int(result.seconds * 1000)
+            if result.seconds > 0:
+                job.download_speed_mbps = round(result.bytes / result.seconds / 1e6, 2)
+        case Labels():
+            _apply_labels(job, result)
+        case Muxed() if result.seconds is not None:
+            job.mux_duration_ms = int(result.seconds * 1000)
+        case Uploaded(kind="media"):
+            job.storage_url = result.storage_url
+        case Uploaded():
+            job.side_keys.append(result.stored.key)
+            if result.kind == "thumbnail":
+                job.thumbnail_url = result.stored.url
+            elif job.subtitle_url is None:  # the first requested language found
+                job.subtitle_url = result.stored.url
+        case Stored():
+            job.upload_duration_ms = int(result.seconds * 1000)
+            if result.seconds > 0:
+                job.upload_speed_mbps = round(result.media.size / result.seconds / 1e6, 2)
+        case Waited(pool="io"):
+            job.io_pool_wait_ms = (job.io_pool_wait_ms or 0) + result.ms
+        case Waited(pool="cpu"):
+            job.cpu_pool_wait_ms = (job.cpu_pool_wait_ms or 0) + result.ms
+        case Waited():
+            job.upload_pool_wait_ms = (job.upload_pool_wait_ms or 0) + result.ms
+
+
+def _apply_labels(job: Job, labels: Labels) -> None:
+    # an earlier attempt's labels stand (a resumed job probes the same files again)
+    if labels.video_codec is not None and job.native_video_codec is None:
+        job.native_video_codec = labels.video_codec
+        if labels.quality_from == "video":
+            job.actual_quality = labels.quality
+    if labels.audio_codec is not None and job.native_audio_codec is None:
+        job.native_audio_codec = labels.audio_codec
+        if labels.quality_from == "audio":
+            job.actual_quality = labels.quality
+
+
+class Attempt:
+    """State of one attempt at one job."""
+
+    def __init__(
+        self,
+        claim: Claim,
+        store: JobStore,
+        publish: Callable[[Event], None],
+        policy: RetryPolicy,
+        *,
+        folder: Path,
+        storage: StorageTarget,
+    ) -> None:
+        self.job = claim.job
+        self.token = claim.token
+        self._store = store
+        self._publish = publish
+        self._policy = policy
+        self.cancel = threading.Event()  # read by yt-dlp's progress hook, in its thread
+        self.cancel_async = asyncio.Event()  # awaited by the muxer and by retry back-offs
+        self.storage = storage  # replaced by the tenant's own, if any, when the run starts
+        self.uploaded: tuple[StorageTarget, str] | None = None  # the media object, once written
+        self.folder = folder
+        self.folder_in_use = False  # made lazily: stages that need no files (the no-op kit) never pay for it
+        self.loop = asyncio.get_running_loop()
+        self.last_emit = 0.0
+        self.task = asyncio.current_task()
+        self.finished = asyncio.Event()
+
+    async def save(self) -> None:
+        """Fenced write; a terminal one carries the job's webhook events in the same transaction."""
+        job, outbox = self.job, []
+        if job.is_terminal:
+            outbox = job_messages(job)
+            if job.status is Status.COMPLETED:
+                outbox += progress_messages(job, Step.FINISHED)
+            if outbox:
+                job.webhook_status = "pending"
+        await self._store.save(job, self.token, outbox)
+
+    def emit(self, step: Step, stage_percent: float, **extra: Any) -> None:
+        job = self.job
+        job.progress = job_percent(step, stage_percent)
+        self._publish(Event(job.id, job.status, step, job.progress, round(stage_percent, 2), **extra))
+
+    def emit_threadsafe(self, step: Step, stage_percent: float, **extra: Any) -> None:
+        now = time.monotonic()
+        if stage_percent < 100 and now - self.last_emit < 0.1:
+            return  # hooks fire per block; ten events a second are plenty
+        self.last_emit = now
+        self.loop.call_soon_threadsafe(lambda: self.emit(step, stage_percent, **extra))
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise JobCancelled(f"job {self.job.id} cancelled")
+
+    async def enter(self, step: Step) -> None:
+        self.check_cancel()
+        self.job.step = step
+        await self.save()
+        if events := progress_messages(self.job, step):
+            await self._store.enqueue(events)
+        self.emit(step, 0.0)
+
+    def record(self, result: Result) -> None:
+        apply(self.job, result)
+        if isinstance(result, Uploaded) and result.kind == "media":
+            self.uploaded = (self.storage, result.stored.key)
+
+    def reset_folder(self) -> None:
+        """Blocking: an empty job folder (partial files would be resumed with a Range request)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    async def retrying(
+        self, counter: Counter, attempt: Callable[[], Awaitable[T]], cleanup: Callable[[], None] | None = None
+    ) -> T:
+        """``attempt()``, again after a transient failure while the policy allows, counted in ``counter``."""
+        while True:
+            try:
+                return await attempt()
+            except StageError as exc:
+                retries = self.job.download_retries if counter == "download" else self.job.upload_retries
+                if not self._policy.should_retry(exc.kind, retries):
+                    raise
+                if counter == "download":
+                    self.job.download_retries = retries + 1
+                else:
+                    self.job.upload_retries = retries + 1
+                if cleanup is not None:
+                    cleanup()
+                delay = self._policy.delay(retries)
+                log.info(
+                    "job %s: %s (%s); retry %d in %.1fs",
+                    self.job.id,
+                    exc.message,
+                    exc.kind,
+                    retries + 1,
+                    delay,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.cancel_async.wait(), delay)
+                self.check_cancel()

@@ -1,0 +1,22 @@
+"""Resolve stage: what is behind the job's URL (yt-dlp, through the network guard), as :class:`Resolved`."""
+
+from __future__ import annotations
+
+from . import resolver
+from .context import Resolved, StageContext
+
+__all__ = ["resolve"]
+
+
+async def resolve(ctx: StageContext) -> Resolved:
+    """Raises ResolveError (a scheduled stream that does not start, a playlist, a refused option...)."""
+    info = await resolver.resolve(
+        ctx.url,
+        ffmpeg_dir=ctx.ffmpeg_dir,
+        socket_timeout=ctx.socket_timeout,
+        executor=ctx.executor,
+        options=ctx.options,
+        cancel=ctx.cancel_async,
+        proxy=ctx.proxy,
+    )
+    return Resolved(info)
