@@ -22,9 +22,11 @@ class EventHub:
         self._finished: dict[str, asyncio.Event] = {}
 
     def has_subscribers(self, job_id: str) -> bool:
+        """Whether anyone follows ``job_id`` now."""
         return bool(self._queues.get(job_id))
 
     def publish(self, event: Event) -> None:
+        """Hand ``event`` to its job's subscribers; a terminal one also wakes the job's waiters."""
         if event.status in TERMINAL:
             self._last.pop(event.job_id, None)
             if done := self._finished.get(event.job_id):
