@@ -91,7 +91,7 @@ class Engine(TenantView):
         super().__init__(Services(submitter, jobs, tenants, label), owner="")
 
     def __repr__(self) -> str:
-        return f"Engine(store={self.store!r}, storage={self.storage!r})"
+        return f"Engine({self._services.label})"
 
     @property
     def proxy_url(self) -> str:

@@ -64,12 +64,12 @@ class Runtime:
         webhook_secrets: Sequence[str],
         options: RuntimeOptions,
     ) -> None:
-        self.store = store
-        self.storage = storage
-        self.network = network
+        self._store = store
+        self._storage = storage
+        self._network = network
         self.hub = hub
         self.options = options
-        self.webhook_secrets = list(webhook_secrets)
+        self._webhook_secrets = list(webhook_secrets)
         self._netguard = NetGuard(network, connect_timeout=options.socket_timeout)
         limits = options.pools or PoolLimits(
             io=min(options.concurrency, 64), upload=min(options.concurrency, 16)
@@ -115,12 +115,12 @@ class Runtime:
         ``quota_for(owner)`` and ``storage_for(job)`` are how the runner learns a tenant's limits and
         where a job's file goes."""
         opts = self.options
-        await self.store.open()
+        await self._store.open()
         self._netguard.start()
         if not opts.run_jobs:
             return
         self._dispatcher = WebhookDispatcher(
-            self.store, self.network, self.webhook_secrets, opts.webhook_policy,
+            self._store, self._network, self._webhook_secrets, opts.webhook_policy,
             poll_interval=opts.poll_interval,
         )  # fmt: skip
         self._dispatcher.start()
@@ -128,18 +128,18 @@ class Runtime:
         config = RunnerConfig(
             work_dir=opts.data_dir / "tmp",
             ffmpeg=ffmpeg,
-            storage=self.storage,
+            storage=self._storage,
             retry=opts.retry,
             socket_timeout=opts.socket_timeout,
             proxy=self.proxy_url or None,
-            network=self.network,
+            network=self._network,
         )
         self._runner = JobRunner(
-            self.store, self._pools, config, self._publish, self.executor, quota_for=quota_for,
+            self._store, self._pools, config, self._publish, self.executor, quota_for=quota_for,
             storage_for=storage_for, stages=opts.stages,
         )  # fmt: skip
         self._scheduler = Scheduler(
-            self.store,
+            self._store,
             self._runner,
             concurrency=opts.concurrency,
             poll_interval=opts.poll_interval,
@@ -178,5 +178,5 @@ class Runtime:
             await self._dispatcher.stop()
             self._dispatcher = None
         self._netguard.stop()
-        await self.store.close()
+        await self._store.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
