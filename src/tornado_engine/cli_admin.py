@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from .engine import Engine, default_data_dir
 from .models import Job
+from .tenant_view import TenantView
 
 __all__ = ["ADMIN_COMMANDS", "add_admin_commands", "run_admin"]
 
@@ -67,7 +68,7 @@ def _print(value: Any, as_json: bool) -> None:
     print(json.dumps(value, indent=None if as_json else 2))
 
 
-async def _job_action(engine: Engine, args: argparse.Namespace) -> Any:
+async def _job_action(engine: TenantView, args: argparse.Namespace) -> Any:
     if args.action == "list":
         return await engine.list_jobs(limit=args.limit, offset=args.offset, status=args.status)
     if args.action == "cancel":

@@ -49,6 +49,7 @@ def _demo_requests(server: MediaServer, media: Any) -> list[tuple[str, JobReques
 
 
 async def run_demo(data_dir: Path | None = None, as_json: bool = False) -> int:
+    """Run the demo jobs and print one line (or, ``as_json``, one record) each; 0 when all are good."""
     paths = locate_ffmpeg()
     scratch = Path(tempfile.mkdtemp(prefix="tornado-demo-"))
     home = data_dir or scratch / "engine"

@@ -133,12 +133,15 @@ class WebhookDispatcher:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        """Deliver due messages in a background task until :meth:`stop`."""
         self._task = asyncio.create_task(self._loop(), name="tornado-webhooks")
 
     def wake(self) -> None:
+        """Look at the outbox now instead of at the next poll."""
         self._wake.set()
 
     async def stop(self) -> None:
+        """End the delivery task (a message it was sending stays leased and is sent again later)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

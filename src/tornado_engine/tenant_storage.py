@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -20,7 +21,7 @@ from .secrets import SecretBox
 from .storage import StorageConfig, StorageTarget, open_config, parse_storage_config, seal_config
 from .store.base import JobStore
 
-__all__ = ["StorageMixin", "storage_endpoints"]
+__all__ = ["TenantStorage", "storage_endpoints"]
 
 # TornadoAPI's endpoint names, /user/bucket being the legacy name of /user/s3
 _KIND_ALIASES = {"bucket": "s3", "blob": "azure", "s3": "s3", "azure": "azure", "gcs": "gcs", "oss": "oss",
@@ -28,62 +29,73 @@ _KIND_ALIASES = {"bucket": "s3", "blob": "azure", "s3": "s3", "azure": "azure", 
 
 
 def storage_endpoints(config: StorageConfig) -> list[str]:
+    """The URLs a storage config makes the engine connect to (judged by the network policy)."""
     found = [getattr(config, name, None) for name in ("endpoint_url", "endpoint")]
     return [url for url in found if isinstance(url, str) and url]
 
 
-class StorageMixin:
-    store: JobStore
-    storage: StorageTarget
-    network: NetworkPolicy
-    _owner: str
-    _executor: Executor
-    _targets: dict[str, tuple[str, StorageTarget]]  # owner or sealed config -> (sealed, its target)
+class TenantStorage:
+    """Each tenant's storage: kept sealed in the store, resolved (and cached) for the jobs that need it."""
 
-    if TYPE_CHECKING:  # provided by Engine
+    def __init__(
+        self,
+        store: JobStore,
+        default: StorageTarget,
+        network: NetworkPolicy,
+        executor: Executor,
+        secrets_dir: Path,
+    ) -> None:
+        self._store = store
+        self._default = default
+        self._network = network
+        self._executor = executor
+        self._secrets_dir = secrets_dir
+        self._secret_box: SecretBox | None = None
+        self._targets: dict[str, tuple[str, StorageTarget]] = {}  # owner or sealed config -> (sealed, target)
 
-        @property
-        def _box(self) -> SecretBox: ...
+    @property
+    def _box(self) -> SecretBox:
+        """Encrypts tenants' storage credentials at rest; key from $TORNADO_SECRET_KEY or the data dir."""
+        if self._secret_box is None:
+            self._secret_box = SecretBox.from_env(self._secrets_dir)
+        return self._secret_box
 
-    async def configure_storage(
-        self, config: StorageConfig | dict[str, Any], *, verify: bool = True
+    def seal(self, config: StorageConfig) -> str:
+        """``config`` encrypted for the store (a job's own storage travels with the job like this)."""
+        return seal_config(self._box, config)
+
+    async def configure(
+        self, owner: str, config: StorageConfig | dict[str, Any], *, verify: bool = True
     ) -> dict[str, str]:
-        """Verify and keep this tenant's storage; returns ``{kind, description, base_folder}``."""
+        """Verify and keep ``owner``'s storage; returns ``{kind, description, base_folder}``."""
         if isinstance(config, dict):
-            data = dict(config)
-            data["kind"] = _KIND_ALIASES.get(str(data.get("kind", "")).lower(), data.get("kind"))
-            try:
-                config = parse_storage_config(data)
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                field = ".".join(str(p) for p in err.get("loc", ()))
-                raise InvalidRequest(f"storage {field}: {err['msg']}", field="storage") from None
+            config = _parse(config)
         loop = asyncio.get_running_loop()
         for endpoint in storage_endpoints(config):
-            await loop.run_in_executor(self._executor, self.network.check_url, endpoint, "storage")
+            await loop.run_in_executor(self._executor, self._network.check_url, endpoint, "storage")
         target = StorageTarget(config)
         if verify:
             await loop.run_in_executor(self._executor, lambda: target.verify())
-        data = dict(await self.store.get_tenant(self._owner) or {})
-        data["storage"] = seal_config(self._box, config)
-        await self.store.put_tenant(self._owner, data)
-        self._targets.pop(self._owner, None)
+        data = dict(await self._store.get_tenant(owner) or {})
+        data["storage"] = self.seal(config)
+        await self._store.put_tenant(owner, data)
+        self._targets.pop(owner, None)
         return {"kind": config.kind, "description": config.describe(), "base_folder": config.base_folder}
 
-    async def remove_storage(self) -> bool:
-        """Forget this tenant's storage (its files stay where they are); False if it had none."""
-        data = dict(await self.store.get_tenant(self._owner) or {})
+    async def remove(self, owner: str) -> bool:
+        """Forget ``owner``'s storage (its files stay where they are); False if it had none."""
+        data = dict(await self._store.get_tenant(owner) or {})
         had = data.pop("storage", None) is not None
-        await self.store.put_tenant(self._owner, data)
-        self._targets.pop(self._owner, None)
+        await self._store.put_tenant(owner, data)
+        self._targets.pop(owner, None)
         return had
 
-    async def _storage_of(self, owner: str) -> StorageTarget:
+    async def _of_owner(self, owner: str) -> StorageTarget:
         """Where ``owner``'s jobs go now: its own storage, else the engine's."""
-        data = await self.store.get_tenant(owner)
+        data = await self._store.get_tenant(owner)
         sealed = (data or {}).get("storage")
         if not isinstance(sealed, str):
-            return self.storage
+            return self._default
         cached = self._targets.get(owner)
         if cached is None or cached[0] != sealed:  # built once: backends keep connection pools
             cached = (sealed, StorageTarget(open_config(self._box, sealed)))
@@ -97,21 +109,33 @@ class StorageMixin:
             self._targets[sealed] = cached
         return cached[1]
 
-    async def _storage_for_job(self, job: Job) -> StorageTarget:
+    async def for_job(self, job: Job) -> StorageTarget:
         """Where a job's file goes: the request's own storage, else its tenant's, else the engine's."""
         if job.storage_sealed:
             return self._sealed_target(job.storage_sealed)
-        return await self._storage_of(job.owner)
+        return await self._of_owner(job.owner)
 
-    async def _storage_of_job(self, job: Job) -> StorageTarget:
+    async def of_stored_file(self, job: Job) -> StorageTarget:
         """The target a finished job's file is in (for delete_file)."""
         if job.storage_sealed:
             return self._sealed_target(job.storage_sealed)
-        tenant = await self._storage_of(job.owner)
+        tenant = await self._of_owner(job.owner)
         if job.storage_url in (None, tenant.url):
             return tenant
-        if job.storage_url == self.storage.url:
-            return self.storage
+        if job.storage_url == self._default.url:
+            return self._default
         if job.storage_url.startswith("file://"):
             return StorageTarget(job.storage_url)
         raise InvalidRequest("the storage this file went to is no longer configured", field="storage")
+
+
+def _parse(config: dict[str, Any]) -> StorageConfig:
+    """A storage config from TornadoAPI's JSON (its endpoint names accepted as kinds)."""
+    data = dict(config)
+    data["kind"] = _KIND_ALIASES.get(str(data.get("kind", "")).lower(), data.get("kind"))
+    try:
+        return parse_storage_config(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ()))
+        raise InvalidRequest(f"storage {field}: {err['msg']}", field="storage") from None

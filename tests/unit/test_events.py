@@ -166,3 +166,17 @@ def test_publish_without_subscribers_needs_no_loop() -> None:
     hub = EventHub()
     hub.publish(ev(pct=1))
     assert not hub.has_subscribers("j1")
+
+
+def test_watch_is_set_by_the_jobs_terminal_event_only() -> None:
+    hub = EventHub()
+    with hub.watch("j1") as done, hub.watch("j1") as same:
+        assert same is done  # waiters of one job share one signal
+        hub.publish(ev(pct=50))
+        hub.publish(ev(Status.COMPLETED, Step.FINISHED, 100, job="j2"))
+        assert not done.is_set()
+        hub.publish(ev(Status.FAILED, Step.MUXING, 60))
+        assert done.is_set()
+    assert "j1" not in hub._finished  # nothing kept once the waiters are gone
+    hub.publish(ev(Status.COMPLETED, Step.FINISHED, 100))  # no waiter: nothing to set, nothing kept
+    assert not hub._finished

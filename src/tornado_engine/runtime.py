@@ -1,0 +1,182 @@
+"""What runs while an engine is open: the store connection, the network guard, the webhook dispatcher, the
+job runner and the scheduler that feeds it, and the sweeper of leftover job folders.
+
+Started and stopped in one order (:meth:`Runtime.start`, :meth:`Runtime.close`); the job operations reach
+it only to wake the scheduler after a submit and to stop a job running here on cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .events import EventHub
+from .ffmpeg import FFmpegPaths, locate_ffmpeg
+from .models import Job
+from .netguard import NetGuard
+from .outbox import WebhookDispatcher
+from .progress import Event
+from .results import Quota
+from .retry import RetryPolicy
+from .runner import JobRunner, RunnerConfig, StageRunner
+from .safety import NetworkPolicy
+from .scheduler import PoolLimits, Pools, Scheduler
+from .storage import StorageTarget
+from .store.base import JobStore
+from .webhooks import WebhookPolicy
+
+__all__ = ["Runtime", "RuntimeOptions"]
+
+log = logging.getLogger("tornado_engine.engine")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeOptions:
+    """How the running parts behave; ``Engine()``'s keyword arguments of the same names."""
+
+    data_dir: Path
+    concurrency: int = 500
+    pools: PoolLimits | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    ffmpeg: FFmpegPaths | None = None
+    lease_seconds: float = 30.0
+    poll_interval: float = 0.5
+    socket_timeout: float = 20.0
+    run_jobs: bool = True
+    webhook_policy: WebhookPolicy = field(default_factory=WebhookPolicy)
+    # replaces every job's stages (resolve, download, mux, upload); tornado_engine.testing.noop
+    stages: StageRunner | None = None
+
+
+class Runtime:
+    """Owns the engine's running parts; the job operations only :meth:`wake` it and :meth:`cancel` jobs."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        storage: StorageTarget,
+        network: NetworkPolicy,
+        hub: EventHub,
+        webhook_secrets: Sequence[str],
+        options: RuntimeOptions,
+    ) -> None:
+        self._store = store
+        self._storage = storage
+        self._network = network
+        self.hub = hub
+        self.options = options
+        self._webhook_secrets = list(webhook_secrets)
+        self._netguard = NetGuard(network, connect_timeout=options.socket_timeout)
+        limits = options.pools or PoolLimits(
+            io=min(options.concurrency, 64), upload=min(options.concurrency, 16)
+        )
+        self._pools = Pools(limits)
+        # Blocking stage work (yt-dlp, storage SDKs) gets threads of its own, sized to the pools, so the
+        # host application's default executor is neither used up nor resized.
+        self.executor = ThreadPoolExecutor(
+            max_workers=limits.io + limits.upload + 4, thread_name_prefix="tornado-stage"
+        )
+        self._dispatcher: WebhookDispatcher | None = None
+        self._runner: JobRunner | None = None
+        self._scheduler: Scheduler | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closed = False
+        self.swept = (0, 0)  # (removed, kept) job folders at start, for the worker's start-up line
+
+    @property
+    def proxy_url(self) -> str:
+        """The filtering proxy every yt-dlp request goes through, once started ("" before)."""
+        return self._netguard.url
+
+    def wake(self) -> None:
+        """A job was submitted or un-paused: let the scheduler look now instead of at its next poll."""
+        if self._scheduler is not None:
+            self._scheduler.wake()
+
+    def cancel(self, job_id: str) -> None:
+        """Stop ``job_id`` if it runs here (elsewhere its heartbeat sees the store's cancel flag)."""
+        if self._runner is not None:
+            self._runner.cancel(job_id)
+
+    def _publish(self, event: Event) -> None:
+        self.hub.publish(event)  # looked up per event: callers may wrap the hub's publish after start
+
+    async def start(
+        self,
+        quota_for: Callable[[str], Awaitable[Quota | None]],
+        storage_for: Callable[[Job], Awaitable[StorageTarget]],
+    ) -> None:
+        """Open the store and the network guard; with ``run_jobs``, deliver webhooks and run jobs.
+
+        ``quota_for(owner)`` and ``storage_for(job)`` are how the runner learns a tenant's limits and
+        where a job's file goes."""
+        opts = self.options
+        await self._store.open()
+        self._netguard.start()
+        if not opts.run_jobs:
+            return
+        self._dispatcher = WebhookDispatcher(
+            self._store, self._network, self._webhook_secrets, opts.webhook_policy,
+            poll_interval=opts.poll_interval,
+        )  # fmt: skip
+        self._dispatcher.start()
+        ffmpeg = opts.ffmpeg or locate_ffmpeg()
+        config = RunnerConfig(
+            work_dir=opts.data_dir / "tmp",
+            ffmpeg=ffmpeg,
+            storage=self._storage,
+            retry=opts.retry,
+            socket_timeout=opts.socket_timeout,
+            proxy=self.proxy_url or None,
+            network=self._network,
+        )
+        self._runner = JobRunner(
+            self._store, self._pools, config, self._publish, self.executor, quota_for=quota_for,
+            storage_for=storage_for, stages=opts.stages,
+        )  # fmt: skip
+        self._scheduler = Scheduler(
+            self._store,
+            self._runner,
+            concurrency=opts.concurrency,
+            poll_interval=opts.poll_interval,
+            lease_seconds=opts.lease_seconds,
+            on_cancel_requested=self._runner.cancel,
+        )
+        await self._scheduler.start()  # re-queues jobs of dead local workers first
+        self.swept = await self._runner.sweep()
+        self._sweeper = asyncio.create_task(self._sweep_loop(self._runner), name="tornado-sweep")
+
+    async def _sweep_loop(self, runner: JobRunner) -> None:
+        """Folders kept for a resume go once their job ends elsewhere (another worker took it over)."""
+        while True:
+            await asyncio.sleep(max(30.0, self.options.lease_seconds))
+            try:
+                await runner.sweep()
+            except Exception:  # the store may be down for a while; the next round tries again
+                log.warning("sweeping temporary folders failed", exc_info=True)
+
+    async def close(self, grace: float = 0.0) -> None:
+        """Stop claiming; running jobs get ``grace`` seconds, then go back to Pending for a later run.
+
+        Then webhooks, the network guard, the store and the stage threads stop, in that order. Closing
+        again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+        if self._scheduler is not None:
+            await self._scheduler.stop(grace)
+            self._scheduler = None
+        if self._dispatcher is not None:
+            await self._dispatcher.stop()
+            self._dispatcher = None
+        self._netguard.stop()
+        await self._store.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,203 @@
+"""Submitting work: one job, a playlist expanded into a batch, a bulk batch, a retry of a failed job; and
+the metadata look-up that applies a job's URL rules without creating one.
+
+Everything is validated before anything is stored (the network policy judges the source, storage and
+webhook hosts; the tenant's storage quota is checked), and a submit returns once the store committed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidRequest, InvalidState
+from .lifecycle import Lifecycle
+from .metadata import MediaMetadata, extract_metadata
+from .models import Job, JobCreated, JobRequest, has_control_chars, name_from_title, now_ms
+from .pipeline.playlist import Playlist, probe_playlist
+from .results import BatchCreated, BulkCreated, BulkError, EpisodeRef
+from .runtime import Runtime
+from .safety import NetworkPolicy
+from .states import Status
+from .store.base import BatchRecord, JobStore
+from .tenant_storage import TenantStorage, storage_endpoints
+
+__all__ = ["MAX_BULK", "PlaylistOptions", "Submitter"]
+
+MAX_BULK = 100
+
+
+@dataclass(frozen=True)
+class PlaylistOptions:
+    """Whether a playlist, channel or show URL becomes a batch of its entries, and at most how many."""
+
+    expand: bool = True
+    max_entries: int = 500
+
+
+class Submitter:
+    """Creates jobs and batches for any tenant; :class:`TenantView` supplies the tenant (``owner``)."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        jobs: Lifecycle,
+        storage: TenantStorage,
+        network: NetworkPolicy,
+        runtime: Runtime,
+        playlists: PlaylistOptions,
+    ) -> None:
+        self._store = store
+        self._jobs = jobs
+        self._storage = storage
+        self._network = network
+        self._runtime = runtime
+        self._playlists = playlists
+
+    async def create_job(
+        self, owner: str, request: JobRequest | dict[str, Any], idempotency_key: str | None
+    ) -> JobCreated | BatchCreated:
+        """Validate and durably store a job (or, for a playlist URL, a batch of one job per entry)."""
+        if not isinstance(request, JobRequest):
+            request = JobRequest.from_dict(request)
+        if idempotency_key is not None and (
+            not 0 < len(idempotency_key) <= 200 or has_control_chars(idempotency_key)
+        ):
+            raise InvalidRequest(
+                "idempotency_key must be 1-200 printable characters", field="idempotency_key"
+            )
+        await self._check_urls(request)
+        await self._jobs.check_storage_quota(owner)
+        if self._playlists.expand and idempotency_key is None:
+            playlist = await probe_playlist(
+                request.url, max_entries=self._playlists.max_entries,
+                socket_timeout=self._runtime.options.socket_timeout, executor=self._runtime.executor,
+                proxy=self._runtime.proxy_url,
+            )  # fmt: skip
+            if playlist is not None:
+                return await self._create_playlist_batch(owner, request, playlist)
+        job = self._new_job(owner, request)
+        stored = await self._store.insert_jobs([job], None, idempotency_key)
+        self._runtime.wake()
+        return JobCreated(job_id=stored[0].id)
+
+    async def _check_urls(self, request: JobRequest) -> None:
+        """SSRF guard at the boundary: the source and webhook hosts must resolve to allowed addresses."""
+        loop, executor, check = asyncio.get_running_loop(), self._runtime.executor, self._network.check_url
+        await loop.run_in_executor(executor, check, request.url, "url")
+        for endpoint in storage_endpoints(request.storage) if request.storage else ():
+            await loop.run_in_executor(executor, check, endpoint, "storage")
+        if request.webhook_url:
+            await loop.run_in_executor(executor, check, request.webhook_url, "webhook_url")
+
+    def _new_job(
+        self, owner: str, request: JobRequest, batch_id: str | None = None, title: str | None = None
+    ) -> Job:
+        return Job(
+            id=_new_id(), url=request.url, request=request, owner=owner,
+            folder=request.folder, batch_id=batch_id, title=title,
+            storage_sealed=self._storage.seal(request.storage) if request.storage else None,
+        )  # fmt: skip
+
+    async def _create_playlist_batch(
+        self, owner: str, request: JobRequest, playlist: Playlist
+    ) -> BatchCreated:
+        if not playlist.entries:
+            raise InvalidRequest("The playlist has no entries that can be downloaded", field="url")
+        folder = request.folder or name_from_title(playlist.title)
+        batch_id = _new_id()
+        taken: set[str] = set()
+        jobs = []
+        for index, entry in enumerate(playlist.entries):
+            fields = {**request.model_dump(exclude_none=True), "storage": request.storage}
+            fields.update(url=entry.url, folder=folder, paused=False)
+            if request.filename is None:
+                fields["filename"] = _episode_filename(entry.title, index, taken)
+            jobs.append(self._new_job(owner, JobRequest(**fields), batch_id, entry.title))
+        record = BatchRecord(
+            batch_id, owner, now_ms(), request.paused, playlist.url, folder, [j.id for j in jobs],
+            webhook_url=request.webhook_url,
+        )  # fmt: skip
+        await self._store.insert_jobs(jobs, record)
+        self._runtime.wake()
+        return BatchCreated(
+            batch_id=batch_id,
+            total_episodes=len(jobs),
+            episode_jobs=record.job_ids,
+            episodes=[EpisodeRef(job_id=j.id, url=j.url, title=j.title) for j in jobs],
+            paused=request.paused,
+        )
+
+    async def create_bulk(
+        self, owner: str, items: list[str | dict[str, Any]], shared: dict[str, Any]
+    ) -> BulkCreated:
+        """Up to MAX_BULK URLs (or dicts) with shared options as one batch; bad entries go to ``errors``."""
+        if not isinstance(items, list) or not items:
+            raise InvalidRequest("urls must be a non-empty list", field="urls")
+        if len(items) > MAX_BULK:
+            raise InvalidRequest(f"Too many URLs (max {MAX_BULK})", field="urls")
+        if "url" in shared:
+            raise InvalidRequest("shared options must not contain 'url'", field="url")
+        await self._jobs.check_storage_quota(owner)
+        batch_id = _new_id()
+        jobs, errors = [], []
+        for index, item in enumerate(items):
+            fields = {**shared, **(item if isinstance(item, dict) else {"url": item})}
+            try:
+                request = JobRequest(**fields)
+                await self._check_urls(request)
+                jobs.append(self._new_job(owner, request, batch_id))
+            except InvalidRequest as exc:
+                url = fields.get("url") if isinstance(fields.get("url"), str) else None
+                errors.append(BulkError(index=index, url=url, error=exc.message))
+        if jobs:
+            paused = bool(jobs[0].request.paused)
+            record = BatchRecord(batch_id, owner, now_ms(), paused, None, shared.get("folder"),
+                                 [j.id for j in jobs], webhook_url=jobs[0].request.webhook_url)  # fmt: skip
+            await self._store.insert_jobs(jobs, record)
+            self._runtime.wake()
+        return BulkCreated(
+            batch_id=batch_id if jobs else None,
+            total_jobs=len(jobs),
+            job_ids=[j.id for j in jobs],
+            errors=errors,
+        )
+
+    async def retry_job(self, owner: str, job_id: str) -> JobCreated:
+        """A Failed job runs again as a new job with the same parameters; the old one stays as it is."""
+        job = await self._jobs.get_job(owner, job_id)
+        if job.status is not Status.FAILED:
+            raise InvalidState(f"Only Failed jobs can be retried (this one is {job.status.value})")
+        await self._jobs.check_storage_quota(owner)
+        new = self._new_job(owner, job.request)  # not in the old batch: its counts stay as they were
+        new.storage_sealed = job.storage_sealed  # the request's own storage, if it had one
+        await self._store.insert_jobs([new])
+        self._runtime.wake()
+        return JobCreated(job_id=new.id)
+
+    async def extract_metadata(self, url: str) -> MediaMetadata:
+        """What is behind ``url``, under the same URL rules, network policy and retries as a job."""
+        request = JobRequest(url=url)
+        await self._check_urls(request)
+        return await extract_metadata(
+            request.url,
+            socket_timeout=self._runtime.options.socket_timeout,
+            proxy=self._runtime.proxy_url or None,
+            retry=self._runtime.options.retry,
+            executor=self._runtime.executor,
+        )
+
+
+def _episode_filename(title: str | None, index: int, taken: set[str]) -> str:
+    base = name_from_title(title) or f"episode-{index + 1}"
+    name, n = base, 2
+    while name.casefold() in taken:  # two episodes with one title must not overwrite each other
+        name, n = f"{base} ({n})", n + 1
+    taken.add(name.casefold())
+    return name
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,154 @@
+"""The public job API, scoped to one tenant: what ``engine.tenant(key)`` returns, and what an ``Engine``
+is for the default tenant ("").
+
+A view holds only the engine's shared services and its tenant key, so making one costs nothing; it
+shares the engine's store, scheduler and in-flight state, and it has no open, start or close of its own:
+only the engine runs and stops. Every call is scoped to the view's tenant (another tenant's ids are
+NotFound, never revealed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidRequest
+from .lifecycle import Lifecycle
+from .metadata import MediaMetadata
+from .models import Job, JobCreated, JobRequest, has_control_chars
+from .progress import Event
+from .results import BatchCreated, BatchStatus, BulkCreated, Quota, RenameResult, Usage
+from .states import Status
+from .storage import StorageConfig
+from .submit import Submitter
+from .tenant_storage import TenantStorage
+
+__all__ = ["Services", "TenantView"]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The parts every view of one engine shares; the engine builds them once."""
+
+    submitter: Submitter
+    jobs: Lifecycle
+    storage: TenantStorage
+    label: str  # how the engine describes itself (no secrets): "store=..., storage=..."
+
+
+class TenantView:
+    """Jobs, batches, storage, usage and quota of one tenant. Get one with ``engine.tenant(key)``."""
+
+    __slots__ = ("_owner", "_services")
+
+    def __init__(self, services: Services, owner: str) -> None:
+        self._services = services
+        self._owner = owner
+
+    def __repr__(self) -> str:
+        return f"TenantView({self._services.label})"  # the key may be an API key: never shown
+
+    @property
+    def owner(self) -> str:
+        """The tenant key this view acts for ("" is the default tenant)."""
+        return self._owner
+
+    def tenant(self, key: str) -> TenantView:
+        """A view of the same engine scoped to tenant ``key``: its jobs, batches, usage and quota only.
+
+        Another tenant's ids are simply not found (NotFound), never revealed."""
+        if not isinstance(key, str) or not key or len(key) > 200 or has_control_chars(key):
+            raise InvalidRequest("tenant key must be 1-200 printable characters", field="tenant")
+        return TenantView(self._services, key)
+
+    # -- submit ---------------------------------------------------------------------------------------
+
+    async def create_job(
+        self, request: JobRequest | dict[str, Any], *, idempotency_key: str | None = None
+    ) -> JobCreated | BatchCreated:
+        """Validate and durably store a job; it returns once the job is committed.
+
+        A playlist, channel or show URL becomes a batch of one job per entry (``BatchCreated``)."""
+        return await self._services.submitter.create_job(self._owner, request, idempotency_key)
+
+    async def create_bulk(self, items: list[str | dict[str, Any]], **shared: Any) -> BulkCreated:
+        """Up to 100 URLs (or ``{"url", "filename", ...}`` dicts) with shared options, one batch.
+
+        Entries that fail validation are listed in ``errors``; the good ones are still created."""
+        return await self._services.submitter.create_bulk(self._owner, items, shared)
+
+    async def retry_job(self, job_id: str) -> JobCreated:
+        """A Failed job runs again as a new job with the same parameters; the old one stays as it is."""
+        return await self._services.submitter.retry_job(self._owner, job_id)
+
+    async def extract_metadata(self, url: str) -> MediaMetadata:
+        """TornadoAPI's POST /metadata: what is behind ``url`` (title, duration, size, qualities...),
+        without downloading it. Same URL rules and network policy as a job; transient failures are
+        retried with the engine's RetryPolicy; others raise ``ResolveError`` whose ``kind`` says how a
+        job would have ended (``retry.outcome_for``)."""
+        return await self._services.submitter.extract_metadata(url)
+
+    # -- jobs -----------------------------------------------------------------------------------------
+
+    async def get_job(self, job_id: str) -> Job:
+        """The job, or NotFound."""
+        return await self._services.jobs.get_job(self._owner, job_id)
+
+    async def list_jobs(
+        self, *, limit: int = 20, offset: int = 0, status: str | Status | None = None
+    ) -> list[Job]:
+        """A page of this tenant's jobs (``limit`` 1-100), optionally only those of one status."""
+        return await self._services.jobs.list_jobs(self._owner, limit, offset, status)
+
+    async def wait(self, job_id: str, *, timeout: float | None = None) -> Job:
+        """Return the job once it reaches a terminal status (polls the store for other processes' jobs)."""
+        return await self._services.jobs.wait(self._owner, job_id, timeout)
+
+    def events(self, job_id: str) -> AsyncIterator[Event]:
+        """Progress of one job (stage, bytes, speed, ETA, job-level percent) until it ends."""
+        return self._services.jobs.events(self._owner, job_id)
+
+    async def cancel_job(self, job_id: str) -> Job:
+        """Cancel a Pending job, or stop a Processing one (its download or ffmpeg stops, temporary
+        files and any uploaded object are removed). Cancelling twice is harmless; a finished job
+        cannot be cancelled."""
+        return await self._services.jobs.cancel_job(self._owner, job_id)
+
+    async def delete_file(self, job_id: str) -> Job:
+        """Remove the stored media; the job then says the file is gone (``file_deleted_at``)."""
+        return await self._services.jobs.delete_file(self._owner, job_id)
+
+    # -- batches --------------------------------------------------------------------------------------
+
+    async def get_batch(self, batch_id: str) -> BatchStatus:
+        """The batch's status and episode counts, or NotFound."""
+        return await self._services.jobs.get_batch(self._owner, batch_id)
+
+    async def rename_batch_jobs(self, batch_id: str, renames: list[dict[str, Any]]) -> RenameResult:
+        """Rename jobs of a paused batch: ``[{"job_id", "filename"}]`` -> ``{updated, errors}``."""
+        return await self._services.jobs.rename_batch_jobs(self._owner, batch_id, renames)
+
+    async def start_batch(self, batch_id: str) -> BatchStatus:
+        """Start a paused batch; returns its status."""
+        return await self._services.jobs.start_batch(self._owner, batch_id)
+
+    # -- usage, quota and storage ---------------------------------------------------------------------
+
+    async def usage(self) -> Usage:
+        """This tenant's job counts, stored bytes (by backend) and what is left of its quota."""
+        return await self._services.jobs.usage(self._owner)
+
+    async def set_quota(self, quota: Quota | None) -> None:
+        """Set (or clear, with None) this tenant's limits."""
+        await self._services.jobs.set_quota(self._owner, quota)
+
+    async def configure_storage(
+        self, config: StorageConfig | dict[str, Any], *, verify: bool = True
+    ) -> dict[str, str]:
+        """Verify and keep this tenant's storage; returns ``{kind, description, base_folder}``."""
+        return await self._services.storage.configure(self._owner, config, verify=verify)
+
+    async def remove_storage(self) -> bool:
+        """Forget this tenant's storage (its files stay where they are); False if it had none."""
+        return await self._services.storage.remove(self._owner)
