@@ -40,8 +40,8 @@ from .store.base import Claim, JobStore
 
 __all__ = ["Attempt", "StageRun", "apply"]
 
-log = logging.getLogger("tornado_engine.runner")
-T = TypeVar("T")
+_log = logging.getLogger("tornado_engine.runner")
+_T = TypeVar("_T")
 
 
 class StageRun(Protocol):
@@ -183,8 +183,11 @@ class Attempt:
         self.folder.mkdir(parents=True, exist_ok=True)
 
     async def retrying(
-        self, counter: Counter, attempt: Callable[[], Awaitable[T]], cleanup: Callable[[], None] | None = None
-    ) -> T:
+        self,
+        counter: Counter,
+        attempt: Callable[[], Awaitable[_T]],
+        cleanup: Callable[[], None] | None = None,
+    ) -> _T:
         """``attempt()``, again after a transient failure while the policy allows, counted in ``counter``."""
         while True:
             try:
@@ -200,7 +203,7 @@ class Attempt:
                 if cleanup is not None:
                     cleanup()
                 delay = self._policy.delay(retries)
-                log.info(
+                _log.info(
                     "job %s: %s (%s); retry %d in %.1fs",
                     self.job.id,
                     exc.message,

@@ -14,6 +14,7 @@ boundary with ``raise ... from exc``, so nobody needs to import yt-dlp to handle
      ├── StoreError            the job store failed
      │    └── LeaseLost        a write refused: the job's lease now belongs to another attempt
      ├── QuotaExceeded         a tenant's quota refuses the job (before any download)
+     ├── MediaGenerationError  the testing kit could not generate its media (ffmpeg failed)
      ├── JobCancelled          raised inside a running job when it is cancelled
      └── StageError            a pipeline stage failed; carries how the job should end
           ├── ResolveError     metadata extraction
@@ -38,6 +39,7 @@ __all__ = [
     "InvalidState",
     "JobCancelled",
     "LeaseLost",
+    "MediaGenerationError",
     "MissingBackend",
     "MuxError",
     "NotFound",
@@ -114,6 +116,17 @@ class QuotaExceeded(TornadoError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class MediaGenerationError(TornadoError, RuntimeError):
+    """An ffmpeg command failed; the message ends with the tail of its stderr."""
+
+    def __init__(self, cmd: list[str], returncode: int, stderr: str) -> None:
+        tail = "\n".join(stderr.strip().splitlines()[-15:])
+        super().__init__(f"ffmpeg failed (rc={returncode}): {' '.join(cmd)}\n{tail}")
+        self.cmd = cmd
+        self.returncode = returncode
+        self.stderr = stderr
 
 
 class JobCancelled(TornadoError):

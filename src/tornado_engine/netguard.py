@@ -19,7 +19,7 @@ from .safety import NetworkPolicy
 
 __all__ = ["BLOCKED_REASON", "NetGuard"]
 
-log = logging.getLogger("tornado_engine.netguard")
+_log = logging.getLogger("tornado_engine.netguard")
 
 BLOCKED_REASON = "Blocked by network policy"
 _HOP_HEADERS = {"connection", "proxy-connection", "keep-alive", "proxy-authorization", "te", "upgrade"}
@@ -90,7 +90,7 @@ class NetGuard:
         except asyncio.CancelledError:
             pass  # stop(): asyncio's stream callback would log a cancelled handler as an error
         except Exception:  # one bad client must never take the proxy down
-            log.exception("netguard: request failed")
+            _log.exception("netguard: request failed")
         finally:
             writer.close()  # no await here: a handler closed at loop shutdown must not suspend again
 
@@ -145,7 +145,7 @@ class NetGuard:
             addresses = await loop.run_in_executor(None, self.policy.resolve, host, port)
         except InvalidRequest as exc:
             self.blocked += 1
-            log.warning("netguard: %s", exc.message)
+            _log.warning("netguard: %s", exc.message)
             await _refuse(writer, 403, BLOCKED_REASON, exc.message)
             return None
         cause = "no address"

@@ -42,7 +42,7 @@ __all__ = [
     "progress_messages",
 ]
 
-log = logging.getLogger("tornado_engine.webhooks")
+_log = logging.getLogger("tornado_engine.webhooks")
 
 _TERMINAL_EVENTS = {
     Status.COMPLETED: "job_completed",
@@ -153,7 +153,7 @@ class WebhookDispatcher:
             try:
                 due = await self.store.claim_outbox(self.concurrency, self.policy.timeout * 2 + 5)
             except Exception:
-                log.exception("webhooks: reading the outbox failed")
+                _log.exception("webhooks: reading the outbox failed")
                 due = []
             if due:
                 await asyncio.gather(*(self._send(m) for m in due), return_exceptions=True)
@@ -178,7 +178,7 @@ class WebhookDispatcher:
             return
         error = redact(result.error or "delivery failed", self.secrets)
         if result.give_up or message.attempts >= self.policy.max_attempts:
-            log.warning("webhook %s to %s failed for good: %s", message.id, redact(message.url), error)
+            _log.warning("webhook %s to %s failed for good: %s", message.id, redact(message.url), error)
             await self.store.finish_outbox(message, "failed", None, error)
             return
         delay = self.policy.next_delay(message.attempts, result.retry_after)

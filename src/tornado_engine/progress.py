@@ -8,12 +8,16 @@ so the percent never restarts at 0 when the audio stream begins.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .states import Status, Step
 
-__all__ = ["STAGE_SLICES", "DownloadProgress", "Event", "expected_bytes", "job_percent"]
+__all__ = ["STAGE_SLICES", "DownloadProgress", "Event", "ProgressCallback", "expected_bytes", "job_percent"]
+
+# What a download reports: (stage percent, bytes done, speed in bytes/s, seconds left); called from threads.
+ProgressCallback = Callable[[float, int, float | None, float | None], None]
 
 STAGE_SLICES: dict[Step, tuple[float, float]] = {
     Step.QUEUED: (0.0, 0.0),

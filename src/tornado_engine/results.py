@@ -13,6 +13,7 @@ from .errors import InvalidRequest
 
 __all__ = [
     "BatchCreated",
+    "BatchState",
     "BatchStatus",
     "BulkCreated",
     "BulkError",

@@ -20,7 +20,7 @@ from .pipeline.sidecar import SideFiles
 
 __all__ = ["downloaded", "fetched_from", "muxed", "muxed_from", "resumable"]
 
-log = logging.getLogger("tornado_engine.runner")
+_log = logging.getLogger("tornado_engine.runner")
 
 
 def _mark(path: Path) -> FileMark:
@@ -85,6 +85,6 @@ async def resumable(job: Job, folder: Path, executor: Executor | None) -> Checkp
     ):
         return checkpoint
     if checkpoint is not None:
-        log.info("job %s: the earlier attempt's files are not here; starting from the beginning", job.id)
+        _log.info("job %s: the earlier attempt's files are not here; starting from the beginning", job.id)
     job.checkpoint = None
     return None

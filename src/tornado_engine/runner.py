@@ -44,7 +44,7 @@ from .sweep import sweep
 
 __all__ = ["JobRunner", "RunnerConfig", "StageRunner"]
 
-log = logging.getLogger("tornado_engine.runner")
+_log = logging.getLogger("tornado_engine.runner")
 
 # Runs an attempt's stages in place of resolve -> download -> mux -> upload and returns what it stored;
 # the runner still claims, saves, times and finishes the job. ``tornado_engine.testing.noop`` has one
@@ -101,7 +101,7 @@ class JobRunner:
             await self._run(run)
         except LeaseLost:
             abandoned = True
-            log.warning("job %s: lease lost; another attempt owns it now", run.job.id)
+            _log.warning("job %s: lease lost; another attempt owns it now", run.job.id)
         except StoreError:
             abandoned = True
             raise
@@ -135,7 +135,7 @@ class JobRunner:
         if checkpoint is None:
             await run.enter(Step.DOWNLOADING)
         else:
-            log.info("job %s: resuming after the %s stage of an earlier attempt", job.id, checkpoint.stage)
+            _log.info("job %s: resuming after the %s stage of an earlier attempt", job.id, checkpoint.stage)
         try:
             stored = await (self.stages(run) if self.stages else self._pipeline(run, checkpoint))
         except JobCancelled:
@@ -149,7 +149,7 @@ class JobRunner:
             # job runs again after its lease; recording it Failed would blame the media for our database
             raise
         except Exception as exc:  # a bug of ours must still end the job, not leave it Processing
-            log.exception("job %s: unexpected error", job.id)
+            _log.exception("job %s: unexpected error", job.id)
             await self._fail(run, StageError(f"Internal error: {type(exc).__name__}"))
             return
         await self._complete(run, stored)

@@ -31,7 +31,7 @@ from .webhooks import WebhookPolicy
 
 __all__ = ["Runtime", "RuntimeOptions"]
 
-log = logging.getLogger("tornado_engine.engine")
+_log = logging.getLogger("tornado_engine.engine")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,7 +157,7 @@ class Runtime:
             try:
                 await runner.sweep()
             except Exception:  # the store may be down for a while; the next round tries again
-                log.warning("sweeping temporary folders failed", exc_info=True)
+                _log.warning("sweeping temporary folders failed", exc_info=True)
 
     async def close(self, grace: float = 0.0) -> None:
         """Stop claiming; running jobs get ``grace`` seconds, then go back to Pending for a later run.

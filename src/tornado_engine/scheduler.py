@@ -23,7 +23,7 @@ from .store.base import Claim, JobStore
 
 __all__ = ["Pool", "PoolLimits", "Pools", "Scheduler", "is_dead_local_owner", "new_worker_id"]
 
-log = logging.getLogger("tornado_engine.scheduler")
+_log = logging.getLogger("tornado_engine.scheduler")
 
 _HOST = socket.gethostname()
 
@@ -117,7 +117,7 @@ class Scheduler:
     async def reap(self) -> list[str]:
         requeued = await self.store.requeue_expired(is_dead_local_owner)
         if requeued:
-            log.info("re-queued %d job(s) left by a stopped worker", len(requeued))
+            _log.info("re-queued %d job(s) left by a stopped worker", len(requeued))
             self.wake()
         return requeued
 
@@ -130,7 +130,7 @@ class Scheduler:
                 try:
                     claims = await self.store.claim(self.worker_id, min(free, 100), self.lease_seconds)
                 except Exception:
-                    log.exception("claiming jobs failed; retrying")
+                    _log.exception("claiming jobs failed; retrying")
             for claim in claims:
                 self._spawn(claim)
             if time.monotonic() - last_reap > self.lease_seconds / 2:
@@ -156,7 +156,7 @@ class Scheduler:
                 # e.g. the store unreachable for longer than it waits: the job stays Processing under a
                 # lease nobody renews now, and runs again once it expires (said here, not by asyncio's
                 # "Task exception was never retrieved" whenever the task is collected)
-                log.warning("job %s: attempt abandoned (%s); it runs again after its lease", job_id, exc)
+                _log.warning("job %s: attempt abandoned (%s); it runs again after its lease", job_id, exc)
             self.wake()  # a slot is free
 
         task.add_done_callback(done)
@@ -171,12 +171,12 @@ class Scheduler:
             try:  # one store call (one statement) for every lease this worker holds
                 beat = await self.store.heartbeat(self.worker_id, held, self.lease_seconds)
             except Exception:
-                log.exception("heartbeat failed")
+                _log.exception("heartbeat failed")
                 continue
             for job_id in beat.lost:
                 if self.tokens.get(job_id) != held[job_id]:
                     continue  # the attempt ended while the heartbeat ran: its final write ended the lease
-                log.warning("job %s: lease lost; stopping this attempt", job_id)
+                _log.warning("job %s: lease lost; stopping this attempt", job_id)
                 if task := self.running.get(job_id):
                     task.cancel()
             for job_id in beat.cancel_requested:

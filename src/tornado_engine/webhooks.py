@@ -31,6 +31,7 @@ __all__ = [
     "WebhookPolicy",
     "batch_payload",
     "deliver",
+    "encode",
     "generate_secret",
     "job_payload",
     "progress_payload",
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 _PREFIX = "whsec_"
-PROGRESS_EVENTS = {
+_PROGRESS_EVENTS = {
     "downloading": 0,
     "download_complete": 33,
     "muxing": 33,
@@ -92,7 +93,7 @@ def job_payload(event: str, job: Job) -> dict[str, Any]:
 
 
 def progress_payload(event: str, job: Job) -> dict[str, Any]:
-    return {"event": event, "job_id": job.id, "progress": PROGRESS_EVENTS[event], "step": job.step.value}
+    return {"event": event, "job_id": job.id, "progress": _PROGRESS_EVENTS[event], "step": job.step.value}
 
 
 def batch_payload(batch_id: str, completed: int, failed: int, total: int) -> dict[str, Any]:

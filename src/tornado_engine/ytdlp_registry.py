@@ -49,9 +49,9 @@ try:
 except ImportError:  # pragma: no cover
     _extractor_table = None
 try:
-    from yt_dlp.networking._helper import make_ssl_context
+    from yt_dlp.networking._helper import make_ssl_context as _make_ssl_context
 except ImportError:  # pragma: no cover
-    make_ssl_context = None
+    _make_ssl_context = None
 
 __all__ = ["Matcher", "extract_info", "extractor_registry", "first_suitable", "new_ydl", "shared_ssl_context"]
 
@@ -196,7 +196,7 @@ class _YoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
 
     def build_request_director(self, handlers: Sequence[Any], preferences: Any = None) -> Any:
         director = super().build_request_director(handlers, preferences)
-        for handler in director.handlers.values() if make_ssl_context is not None else ():
+        for handler in director.handlers.values() if _make_ssl_context is not None else ():
             make = getattr(handler, "_make_sslcontext", None)
             if make is not None and all(
                 hasattr(handler, a) for a in ("verify", "legacy_ssl_support", "prefer_system_certs")
@@ -265,7 +265,7 @@ def shared_ssl_context(*, verify: bool, legacy_support: bool, use_certifi: bool)
         with _ssl_lock:
             context = _ssl_contexts.get(key)
             if context is None:
-                context = _ssl_contexts[key] = make_ssl_context(
+                context = _ssl_contexts[key] = _make_ssl_context(
                     verify=key[0], legacy_support=key[1], use_certifi=key[2]
                 )
     return context

@@ -36,7 +36,7 @@ __all__ = [
     "StageContext", "Stored", "Strategy", "Uploaded", "Waited",
 ]  # fmt: skip
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 Counter = Literal["download", "upload"]  # which retry count a retried step adds to
 PoolName = Literal["io", "cpu", "upload"]
 
@@ -53,8 +53,11 @@ class Retrier(Protocol):
     """Runs ``attempt`` again on a transient failure (after ``cleanup``), as the runner's policy says."""
 
     def __call__(
-        self, counter: Counter, attempt: Callable[[], Awaitable[T]], cleanup: Callable[[], None] | None = None
-    ) -> Awaitable[T]: ...
+        self,
+        counter: Counter,
+        attempt: Callable[[], Awaitable[_T]],
+        cleanup: Callable[[], None] | None = None,
+    ) -> Awaitable[_T]: ...
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,15 +17,13 @@ import yt_dlp
 
 from ..errors import DownloadError, JobCancelled
 from ..options import MediaOptions
-from ..progress import DownloadProgress
+from ..progress import DownloadProgress, ProgressCallback
 from ..ytdlp import download_params, is_live, map_error
 from ..ytdlp_registry import new_ydl
 from .resolver import SELECTED_KEY
 from .sidecar import SideFiles, fetch_side_files
 
 __all__ = ["DownloadResult", "download_sync", "requested_formats"]
-
-ProgressCallback = Callable[[float, int, float | None, float | None], None]
 
 
 @dataclass(frozen=True)

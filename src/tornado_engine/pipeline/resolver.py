@@ -21,7 +21,7 @@ from ..options import MediaOptions
 from ..ytdlp import base_params, check_resolved, format_selection, is_live, map_error, option_params
 from ..ytdlp_registry import extract_info, new_ydl
 
-__all__ = ["SELECTED_KEY", "resolve", "resolve_sync"]
+__all__ = ["SELECTED_KEY", "resolve", "resolve_sync", "wait_poll_seconds"]
 
 # yt-dlp records its pick only for merged ("+") selections; we keep the "bv,ba/b" pick ourselves so the
 # downloader can weigh each stream's share of the progress from the start.

@@ -12,10 +12,10 @@ from ..errors import StoreError
 
 __all__ = ["GroupCommit"]
 
-ItemT = TypeVar("ItemT")
+_ItemT = TypeVar("_ItemT")
 
 
-class GroupCommit(Generic[ItemT]):
+class GroupCommit(Generic[_ItemT]):
     """The next flush takes every item waiting (up to ``limit``). ``flush`` returns one outcome per item,
     in order: a result, or an exception for that caller alone. At most ``parallel`` flushes run at once;
     an item whose ``key`` (a job id) is already in a flush waits for the next one, so one job's writes
@@ -23,18 +23,18 @@ class GroupCommit(Generic[ItemT]):
 
     def __init__(
         self,
-        flush: Callable[[list[ItemT]], Awaitable[list[Any]]],
+        flush: Callable[[list[_ItemT]], Awaitable[list[Any]]],
         *,
         limit: int = 500,
         parallel: int = 1,
-        key: Callable[[ItemT], Hashable] | None = None,
+        key: Callable[[_ItemT], Hashable] | None = None,
     ) -> None:
         self._flush, self._limit, self._parallel, self._key = flush, limit, parallel, key
-        self._queue: deque[tuple[ItemT, asyncio.Future[Any]]] = deque()
+        self._queue: deque[tuple[_ItemT, asyncio.Future[Any]]] = deque()
         self._busy: set[Hashable] = set()  # keys of the items being flushed
         self._drains: set[asyncio.Task[None]] = set()
 
-    async def submit(self, item: ItemT) -> Any:
+    async def submit(self, item: _ItemT) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((item, future))
@@ -46,8 +46,8 @@ class GroupCommit(Generic[ItemT]):
         while self._drains:
             await asyncio.gather(*self._drains, return_exceptions=True)
 
-    def _take(self) -> tuple[list[tuple[ItemT, asyncio.Future[Any]]], set[Hashable]]:
-        group: list[tuple[ItemT, asyncio.Future[Any]]] = []
+    def _take(self) -> tuple[list[tuple[_ItemT, asyncio.Future[Any]]], set[Hashable]]:
+        group: list[tuple[_ItemT, asyncio.Future[Any]]] = []
         keys: set[Hashable] = set()
         later = []
         while self._queue and len(group) < self._limit:

@@ -31,11 +31,11 @@ from psycopg_pool.base import AttemptWithBackoff
 
 from ..errors import StoreError
 
-__all__ = ["Conn", "Connections", "StatementError", "redact_dsn"]
+__all__ = ["Conn", "Connections", "redact_dsn"]
 
-log = logging.getLogger("tornado_engine.store.postgres")
+_log = logging.getLogger("tornado_engine.store.postgres")
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 Conn = psycopg.AsyncConnection[TupleRow]
 
 _RETRY_DELAY = 0.2
@@ -56,7 +56,7 @@ def _password_forms(dsn: str) -> list[str]:
     return sorted({f for f in forms if f}, key=len, reverse=True)
 
 
-class StatementError(StoreError):
+class _StatementError(StoreError):
     """The server refused a statement (not a connection problem)."""
 
 
@@ -159,8 +159,8 @@ class Connections:
             self._pool = None
 
     async def run(
-        self, fn: Callable[[Conn], Awaitable[T]], *, idempotent: bool = False, transaction: bool = True
-    ) -> T:
+        self, fn: Callable[[Conn], Awaitable[_T]], *, idempotent: bool = False, transaction: bool = True
+    ) -> _T:
         """Run ``fn`` in one transaction, or for a single statement in none (two round trips fewer); retry
         once on a connection error that cannot have committed."""
         for attempt in (1, 2):
@@ -185,8 +185,8 @@ class Connections:
                     ) from None
                 if attempt == 2:
                     raise StoreError(f"PostgreSQL store unavailable: {self.redact(exc)}") from None
-                log.warning("PostgreSQL: %s; retrying once", self.redact(exc))
+                _log.warning("PostgreSQL: %s; retrying once", self.redact(exc))
                 await asyncio.sleep(_RETRY_DELAY * random.uniform(0.5, 1.5))
             except psycopg.Error as exc:
-                raise StatementError(f"PostgreSQL store error: {self.redact(exc)}") from None
+                raise _StatementError(f"PostgreSQL store error: {self.redact(exc)}") from None
         raise AssertionError("unreachable")

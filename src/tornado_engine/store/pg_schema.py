@@ -12,7 +12,7 @@ from .sqlfiles import load_migrations as _load
 
 __all__ = ["Migration", "load_migrations", "migrate"]
 
-log = logging.getLogger("tornado_engine.store.postgres")
+_log = logging.getLogger("tornado_engine.store.postgres")
 
 _LOCK_KEY = 0x746F726E61646F  # "tornado": the advisory lock that serializes schema changes
 _MIGRATIONS_TABLE = b"""
@@ -65,5 +65,5 @@ async def migrate(conn: Conn, *, upto: int | None = None) -> list[int]:
                 (migration.version, migration.name),
             )
     if todo:
-        log.info("PostgreSQL schema: applied %s", ", ".join(f"{m.version:04d}_{m.name}" for m in todo))
+        _log.info("PostgreSQL schema: applied %s", ", ".join(f"{m.version:04d}_{m.name}" for m in todo))
     return [m.version for m in todo]

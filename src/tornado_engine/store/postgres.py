@@ -28,7 +28,7 @@ from ..models import Job
 from ..states import Status
 from .base import BatchRecord, Claim, Heartbeat, OutboxMessage, UsageTotals
 from .group_commit import GroupCommit
-from .pg_pool import Conn, Connections, StatementError, redact_dsn
+from .pg_pool import Conn, Connections, _StatementError, redact_dsn
 from .pg_saves import Save, save_group
 from .pg_schema import Migration, load_migrations, migrate
 from .pg_sql import (
@@ -290,7 +290,7 @@ class PostgresStore:
         only that one fails."""
         try:
             return await self._run(lambda conn: save_group(conn, saves), idempotent=True)
-        except StatementError:
+        except _StatementError:
             if len(saves) == 1:
                 raise
         outcomes: list[Exception | None] = []

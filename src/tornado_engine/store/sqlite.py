@@ -46,7 +46,7 @@ from .sqlite_schema import migrate
 
 __all__ = ["SQLiteStore"]
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 class SQLiteStore:
@@ -60,10 +60,10 @@ class SQLiteStore:
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
+    async def _run(self, fn: Callable[[sqlite3.Connection], _T], *, write: bool = True) -> _T:
         """Queue ``fn`` for the store's thread; it runs in the next group (see the module's doc)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
+        future: asyncio.Future[_T] = loop.create_future()
         self._queue.append(Op(fn, future, write))
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush(), name="tornado-sqlite-flush")

@@ -19,7 +19,7 @@ from .sqlfiles import Migration, load_migrations
 
 __all__ = ["MIGRATIONS", "migrate", "schema_version"]
 
-log = logging.getLogger("tornado_engine.store.sqlite")
+_log = logging.getLogger("tornado_engine.store.sqlite")
 
 MIGRATIONS = load_migrations("sqlite")
 
@@ -74,5 +74,5 @@ def migrate(conn: sqlite3.Connection, migrations: list[Migration] = MIGRATIONS) 
             conn.execute("ROLLBACK")
         raise
     if todo:
-        log.info("SQLite schema: applied %s", ", ".join(f"{m.version:04d}_{m.name}" for m in todo))
+        _log.info("SQLite schema: applied %s", ", ".join(f"{m.version:04d}_{m.name}" for m in todo))
     return [m.version for m in todo]

@@ -3,7 +3,8 @@
 Used by the test suite and by the ``demo`` CLI command; everything stays on 127.0.0.1.
 """
 
-from tornado_engine.testing.media import MediaGenerationError, MediaSet, generate_media, write_pages
+from tornado_engine.errors import MediaGenerationError
+from tornado_engine.testing.media import MediaSet, generate_media, write_pages
 from tornado_engine.testing.server import MediaServer
 
 __all__ = ["MediaGenerationError", "MediaServer", "MediaSet", "generate_media", "write_pages"]

@@ -14,7 +14,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MediaGenerationError", "MediaSet", "generate_media", "write_pages"]
+from ..errors import MediaGenerationError
+
+__all__ = ["MediaSet", "generate_media", "write_pages"]
 
 # Bump when the generated set changes, so cached roots are regenerated.
 _LAYOUT_VERSION = 1
@@ -24,17 +26,6 @@ _GOP = ["-g", str(2 * _FPS), "-keyint_min", str(2 * _FPS), "-sc_threshold", "0"]
 _X264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p"]
 _EPISODES = (("ep1", 300), ("ep2", 500), ("ep3", 700))  # (name, sine Hz)
 _EPISODE_SECONDS = 3
-
-
-class MediaGenerationError(RuntimeError):
-    """An ffmpeg command failed; the message ends with the tail of its stderr."""
-
-    def __init__(self, cmd: list[str], returncode: int, stderr: str) -> None:
-        tail = "\n".join(stderr.strip().splitlines()[-15:])
-        super().__init__(f"ffmpeg failed (rc={returncode}): {' '.join(cmd)}\n{tail}")
-        self.cmd = cmd
-        self.returncode = returncode
-        self.stderr = stderr
 
 
 @dataclass(frozen=True)

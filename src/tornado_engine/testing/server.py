@@ -29,7 +29,7 @@ from typing import Self
 __all__ = ["MediaServer"]
 
 # Explicit, not from /etc/mime.types (which often maps .ts to "text/vnd.trolltech.linguist").
-CONTENT_TYPES: dict[str, str] = {
+_CONTENT_TYPES: dict[str, str] = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".mpd": "application/dash+xml",
     ".vtt": "text/vtt",
@@ -54,9 +54,9 @@ _FAULT_MODES = frozenset({"drop", "short", "slow"})
 _CHUNK = 16 * 1024
 
 
-def content_type(path: str | Path) -> str:
+def _content_type(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
-    return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(str(path))[0] or "application/octet-stream"
+    return _CONTENT_TYPES.get(suffix) or mimetypes.guess_type(str(path))[0] or "application/octet-stream"
 
 
 class _Server(ThreadingHTTPServer):
@@ -158,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         length = end - start + 1
         self.send_response(206 if partial else 200)
-        self.send_header("Content-Type", content_type(fs))
+        self.send_header("Content-Type", _content_type(fs))
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(length + (1000 if mode == "short" else 0)))
         if partial:

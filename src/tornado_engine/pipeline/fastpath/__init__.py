@@ -45,16 +45,17 @@ from typing import Any
 
 from ...errors import JobCancelled
 from ...options import MediaOptions
+from ...progress import ProgressCallback
 from ...safety import NetworkPolicy
 from ...ytdlp import download_params, map_error
 from ..downloader import DownloadResult
 from ..sidecar import SideFiles, fetch_side_files
+from ._signals import Fallback, NetError
 from .connection import Session
 from .dash import fetch_dash
 from .eligibility import FastDash, FastSource, FastStream, eligible
-from .errors import Fallback, NetError
 from .progressive import fetch_file
-from .tuning import EXTRA_CONNECTIONS, TICK, FastPathTuning, ProgressCallback
+from .tuning import EXTRA_CONNECTIONS, TICK, FastPathTuning
 
 __all__ = [
     "EXTRA_CONNECTIONS", "TICK", "FastDash", "FastPathTuning", "FastSource", "FastStream", "download_sync",

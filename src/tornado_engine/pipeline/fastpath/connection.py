@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from ...errors import DownloadError, InvalidRequest, JobCancelled
 from ...safety import BlockedAddress, NetworkPolicy
+from ._signals import Fallback, NetError, Stopped
 from .eligibility import FastDash, FastSource
-from .errors import Fallback, NetError, Stopped
 from .tuning import TICK
 
 __all__ = ["Response", "Session"]

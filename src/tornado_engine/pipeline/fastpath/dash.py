@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 from ...errors import StageError
+from ...progress import ProgressCallback
 from ...ytdlp import map_error
+from ._signals import Fallback, NetError, Stopped
 from .connection import Response, Session
 from .eligibility import FastDash
-from .errors import Fallback, NetError, Stopped
-from .tuning import CREATE, MIB, TICK, FastPathTuning, ProgressCallback, start_extra
+from .tuning import CREATE, MIB, TICK, FastPathTuning, start_extra
 
 __all__ = ["fetch_dash"]
 

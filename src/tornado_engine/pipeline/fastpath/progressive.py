@@ -12,11 +12,12 @@ import threading
 import time
 from pathlib import Path
 
+from ...progress import ProgressCallback
 from ...ytdlp import map_error
+from ._signals import Fallback, NetError, Stopped
 from .connection import Response, Session
 from .eligibility import FastSource
-from .errors import Fallback, NetError, Stopped
-from .tuning import CREATE, FastPathTuning, ProgressCallback, start_extra
+from .tuning import CREATE, FastPathTuning, start_extra
 
 __all__ = ["fetch_file"]
 

@@ -10,10 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
-    "CREATE", "EXTRA_CONNECTIONS", "MIB", "TICK", "FastPathTuning", "ProgressCallback", "start_extra",
+    "CREATE", "EXTRA_CONNECTIONS", "MIB", "TICK", "FastPathTuning", "start_extra",
 ]  # fmt: skip
-
-ProgressCallback = Callable[[float, int, float | None, float | None], None]
 
 TICK = 0.25  # seconds: how often a waiting connection looks at the cancel flag
 MIB = 1 << 20
