@@ -11,13 +11,13 @@ from tornado_engine.pipeline.context import (
     Fetched,
     Labels,
     Muxed,
-    PoolName,
     Resolved,
     Stored,
     Strategy,
     Uploaded,
     Waited,
 )  # fmt: skip
+from tornado_engine.scheduler import Pool
 from tornado_engine.storage import StoredObject
 
 
@@ -63,7 +63,7 @@ def test_stored_objects_the_strategy_and_pool_waits() -> None:
             job, Uploaded("subtitle", StoredObject(key=f"m.{lang}.vtt", url=f"u/{lang}", size=1), "file:///s")
         )
     apply(job, Uploaded("thumbnail", StoredObject(key="m.jpg", url="u/jpg", size=1), "file:///s"))
-    waits: list[tuple[PoolName, int]] = [("io", 5), ("io", 7), ("cpu", 3), ("upload", 2)]
+    waits: list[tuple[Pool, int]] = [("io", 5), ("io", 7), ("cpu", 3), ("upload", 2)]
     for pool, ms in waits:
         apply(job, Waited(pool, ms))
     assert job.download_strategy == "fastpath" and job.storage_url == "file:///s"

@@ -24,7 +24,7 @@ from ..options import MediaOptions
 from ..progress import expected_bytes
 from ..results import Quota
 from ..safety import NetworkPolicy
-from ..scheduler import Pools
+from ..scheduler import Pool, Pools
 from ..states import Step
 from ..storage import StorageTarget, StoredObject
 from ..ytdlp import is_live
@@ -32,13 +32,12 @@ from .downloader import requested_formats
 from .sidecar import SideFiles
 
 __all__ = [
-    "Counter", "Fetched", "Labels", "Muxed", "PoolName", "Progress", "Resolved", "Result", "Retrier",
+    "Counter", "Fetched", "Labels", "Muxed", "Progress", "Resolved", "Result", "Retrier",
     "StageContext", "Stored", "Strategy", "Uploaded", "Waited",
 ]  # fmt: skip
 
 _T = TypeVar("_T")
 Counter = Literal["download", "upload"]  # which retry count a retried step adds to
-PoolName = Literal["io", "cpu", "upload"]
 
 
 class Progress(Protocol):
@@ -165,7 +164,7 @@ class Uploaded:
 
 @dataclass(frozen=True)
 class Waited:
-    pool: PoolName
+    pool: Pool
     ms: int
 
 
@@ -203,7 +202,7 @@ class StageContext:
         if self.cancel.is_set():
             raise JobCancelled(f"job {self.job_id} cancelled")
 
-    def acquire(self, pool: PoolName) -> AbstractAsyncContextManager[None]:
+    def acquire(self, pool: Pool) -> AbstractAsyncContextManager[None]:
         """A slot in ``pool``; the time spent waiting for it is recorded."""
         return self.pools.acquire(pool, lambda ms: self.record(Waited(pool, ms)))
 
