@@ -196,6 +196,49 @@ def _video_plan(
     return encoder, codec, opts
 
 
+def _audio_plan(
+    container: Container, choice: str, bitrate: str, src: StreamInfo, notes: list[str]
+) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    if choice == "copy" and holds_audio(container, src.codec):
+        return "copy", src.codec, ()
+    if choice == "copy":
+        choice = AUDIO_FALLBACK[container]
+        notes.append(
+            f"audio: {src.codec} cannot be copied into {container}; transcoding to {choice} at {bitrate}"
+        )
+    return AUDIO_ENCODERS[choice].encoder, AUDIO_ENCODERS[choice].codec, (("b:a", bitrate),)
+
+
+def _choose_streams(
+    inputs: Sequence[MediaInfo], audio_only: bool, notes: list[str]
+) -> tuple[tuple[int, StreamInfo] | None, tuple[int, StreamInfo] | None]:
+    """(input index, stream) of the video and the audio to keep: the largest picture, the default audio."""
+    video = _pick(inputs, "video", lambda s: ((s.width or 0) * (s.height or 0), s.default))
+    audio = _pick(inputs, "audio", lambda s: (s.default, s.channels or 0, s.bit_rate or 0))
+    if video is None and audio is None:
+        raise MuxError("no audio or video stream in the downloaded media", kind="invalid_media")
+    if audio_only:
+        if audio is None:
+            raise MuxError("no audio stream in the downloaded media", kind="invalid_media")
+        if video is not None:
+            notes.append("audio only: video dropped")
+        video = None
+    return video, audio
+
+
+def _unchanged(inputs: Sequence[MediaInfo], container: Container, streams: Sequence[StreamPlan]) -> bool:
+    """ffmpeg would change nothing: one input already in the container, nothing re-encoded or re-tagged,
+    no extra streams to drop."""
+    only = inputs[0]
+    return (
+        len(inputs) == 1
+        and detect_container(only) == container
+        and all(s.copied for s in streams)
+        and len(only.streams) == len(streams)
+        and not any(video_tag(container, s.codec) not in (None, _tag(only, s.stream_index)) for s in streams)
+    )
+
+
 def plan_mux(
     inputs: Sequence[MediaInfo],
     *,
@@ -219,16 +262,7 @@ def plan_mux(
         raise InvalidRequest("Video quality must be an integer CRF from 0 to 51", "video_quality")
     notes: list[str] = []
     audio_only = container in AUDIO_CONTAINERS
-    video = _pick(inputs, "video", lambda s: ((s.width or 0) * (s.height or 0), s.default))
-    audio = _pick(inputs, "audio", lambda s: (s.default, s.channels or 0, s.bit_rate or 0))
-    if video is None and audio is None:
-        raise MuxError("no audio or video stream in the downloaded media", kind="invalid_media")
-    if audio_only:
-        if audio is None:
-            raise MuxError("no audio stream in the downloaded media", kind="invalid_media")
-        if video is not None:
-            notes.append("audio only: video dropped")
-        video = None
+    video, audio = _choose_streams(inputs, audio_only, notes)
     # A clip re-encodes the video: a stream copy starts at a keyframe and, with B-frames, ends up to a
     # few frames late (a 2 s cut of the DASH fixture gave 2.2 s). Audio packets are short: copied.
     exact_cut = clip is not None
@@ -248,19 +282,7 @@ def plan_mux(
         notes.append("no video stream in the source: audio only")
     if audio is not None:
         i, src = audio
-        choice: str = audio_codec
-        aopts: tuple[tuple[str, str], ...] = ()
-        if choice == "copy" and holds_audio(container, src.codec):
-            encoder, codec = "copy", src.codec
-        else:
-            if choice == "copy":
-                choice = AUDIO_FALLBACK[container]
-                notes.append(
-                    f"audio: {src.codec} cannot be copied into {container}; "
-                    f"transcoding to {choice} at {audio_bitrate}"
-                )
-            encoder, codec = AUDIO_ENCODERS[choice].encoder, AUDIO_ENCODERS[choice].codec
-            aopts = (("b:a", audio_bitrate),)
+        encoder, codec, aopts = _audio_plan(container, audio_codec, audio_bitrate, src, notes)
         audio_plan = StreamPlan("audio", position[i], src.index, src.codec, codec, encoder, aopts)
     else:
         notes.append("no audio stream in the source: video only")
@@ -271,16 +293,7 @@ def plan_mux(
     if clip is not None:
         duration = _clip_duration(clip, duration)
     streams = [s for s in (video_plan, audio_plan) if s is not None]
-    only = used_inputs[0]
-    # Skippable only when ffmpeg would change nothing: same container, nothing re-encoded or re-tagged,
-    # no extra streams to drop.
-    needs_work = clip is not None or not (
-        len(inputs) == 1
-        and detect_container(only) == container
-        and all(s.copied for s in streams)
-        and len(only.streams) == len(streams)
-        and not any(video_tag(container, s.codec) not in (None, _tag(only, s.stream_index)) for s in streams)
-    )
+    needs_work = clip is not None or not _unchanged(inputs, container, streams)
     return MuxPlan(
         container=container,
         inputs=tuple(info.path for info in used_inputs),
