@@ -13,15 +13,18 @@ import contextlib
 import logging
 import os
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import StoreError
 from .models import Job
 from .safety import NetworkPolicy, redact
 from .states import Status, Step
 from .store.base import JobStore, OutboxMessage
 from .store.rules import BATCH_COMPLETED, BatchSummary
+from .supervise import supervised_task
 from .webhooks import (
     WebhookPolicy,
     batch_payload,
@@ -105,11 +108,18 @@ def load_or_create_secret(data_dir: Path) -> str:
     with contextlib.suppress(FileNotFoundError):
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
-    secret = generate_secret()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # written whole under a private name, then linked into place: an engine starting at the same time
+    # on this data folder either wins the link or reads the winner's secret, never a half-written one
+    draft = data_dir / f".webhook_secret.{os.getpid()}.{uuid.uuid4().hex}"
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(secret)
-    return secret
+        handle.write(generate_secret())
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        draft.unlink()
+    return path.read_text().strip()
 
 
 class WebhookDispatcher:
@@ -134,7 +144,7 @@ class WebhookDispatcher:
 
     def start(self) -> None:
         """Deliver due messages in a background task until :meth:`stop`."""
-        self._task = asyncio.create_task(self._loop(), name="tornado-webhooks")
+        self._task = supervised_task("tornado-webhooks", self._loop, _log)
 
     def wake(self) -> None:
         """Look at the outbox now instead of at the next poll."""
@@ -156,11 +166,26 @@ class WebhookDispatcher:
                 _log.exception("webhooks: reading the outbox failed")
                 due = []
             if due:
-                await asyncio.gather(*(self._send(m) for m in due), return_exceptions=True)
+                await asyncio.gather(*(self._send_or_fail(m) for m in due))
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def _send_or_fail(self, message: OutboxMessage) -> None:
+        """:meth:`_send`; a message that cannot be signed or sent (a bad secret, a bug) is logged and
+        marked failed with the reason, instead of staying pending for ever with nothing said."""
+        try:
+            await self._send(message)
+        except StoreError:  # the outcome could not be written: the lease runs out, it is sent again
+            _log.exception("webhook %s: recording the delivery failed; it is sent again later", message.id)
+        except Exception as exc:
+            reason = redact(f"could not be sent: {type(exc).__name__}: {exc}", self.secrets)
+            _log.error("webhook %s to %s %s", message.id, redact(message.url), reason, exc_info=True)
+            try:
+                await self.store.finish_outbox(message, "failed", None, reason)
+            except Exception:
+                _log.exception("webhook %s: marking it failed did not work either", message.id)
 
     async def _send(self, message: OutboxMessage) -> None:
         body = encode(_payload(message))

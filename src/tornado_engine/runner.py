@@ -41,6 +41,7 @@ from .states import Status, Step, advance
 from .storage import StorageTarget, StoredObject
 from .store.base import Claim, JobStore, LeaseLost
 from .sweep import sweep
+from .workspace import hide_local_paths
 
 __all__ = ["JobRunner", "RunnerConfig", "StageRunner"]
 
@@ -61,6 +62,7 @@ class RunnerConfig:
     socket_timeout: float = 20.0
     proxy: str | None = None  # the network guard (SSRF filter) every yt-dlp request goes through
     network: NetworkPolicy | None = None  # the fast download path connects only to what this allows
+    data_dir: Path | None = None  # hidden from job errors (as is each job folder); default work_dir
 
 
 class JobRunner:
@@ -269,7 +271,9 @@ class JobRunner:
         job.checkpoint = None
         job.status = advance(job.status, outcome.status)
         job.error_type = outcome.error_type
-        job.error = exc.message or outcome.message
+        # the boundary where stage errors become the job's message: no local path gets past it
+        data_dir = self.config.data_dir or self.config.work_dir
+        job.error = hide_local_paths(exc.message or outcome.message, run.folder, data_dir)
         _finish_times(job)
         await run.save()
         run.emit(job.step, 0.0, message=job.error)

@@ -8,6 +8,7 @@ it only to wake the scheduler after a submit and to stop a job running here on c
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,9 @@ from .safety import NetworkPolicy
 from .scheduler import PoolLimits, Pools, Scheduler
 from .storage import StorageTarget
 from .store.base import JobStore
+from .supervise import supervised_task
 from .webhooks import WebhookPolicy
+from .workspace import Workspace
 
 __all__ = ["Runtime", "RuntimeOptions"]
 
@@ -84,6 +87,8 @@ class Runtime:
         self._runner: JobRunner | None = None
         self._scheduler: Scheduler | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self.sweep_interval = max(30.0, options.lease_seconds)  # seconds between sweeps after the first
+        self.workspace: Workspace | None = None  # this engine's slot of DATA_DIR/tmp, held while it runs
         self._closed = False
         self.swept = (0, 0)  # (removed, kept) job folders at start, for the worker's start-up line
 
@@ -125,8 +130,11 @@ class Runtime:
         )  # fmt: skip
         self._dispatcher.start()
         ffmpeg = opts.ffmpeg or locate_ffmpeg()
+        loop = asyncio.get_running_loop()
+        self.workspace = await loop.run_in_executor(self.executor, Workspace.take, opts.data_dir / "tmp")
         config = RunnerConfig(
-            work_dir=opts.data_dir / "tmp",
+            work_dir=self.workspace.path,
+            data_dir=opts.data_dir,
             ffmpeg=ffmpeg,
             storage=self._storage,
             retry=opts.retry,
@@ -148,16 +156,17 @@ class Runtime:
         )
         await self._scheduler.start()  # re-queues jobs of dead local workers first
         self.swept = await self._runner.sweep()
-        self._sweeper = asyncio.create_task(self._sweep_loop(self._runner), name="tornado-sweep")
+        sweep_loop = functools.partial(self._sweep_loop, self._runner)
+        self._sweeper = supervised_task("tornado-sweep", sweep_loop, _log)
 
     async def _sweep_loop(self, runner: JobRunner) -> None:
         """Folders kept for a resume go once their job ends elsewhere (another worker took it over)."""
         while True:
-            await asyncio.sleep(max(30.0, self.options.lease_seconds))
+            await asyncio.sleep(self.sweep_interval)
             try:
                 await runner.sweep()
             except Exception:  # the store may be down for a while; the next round tries again
-                _log.warning("sweeping temporary folders failed", exc_info=True)
+                _log.exception("sweeping temporary folders failed; the next round tries again")
 
     async def close(self, grace: float = 0.0) -> None:
         """Stop claiming; running jobs get ``grace`` seconds, then go back to Pending for a later run.
@@ -174,6 +183,9 @@ class Runtime:
         if self._scheduler is not None:
             await self._scheduler.stop(grace)
             self._scheduler = None
+        if self.workspace is not None:  # no job of ours runs now: the slot may go to another engine
+            self.workspace.release()
+            self.workspace = None
         if self._dispatcher is not None:
             await self._dispatcher.stop()
             self._dispatcher = None

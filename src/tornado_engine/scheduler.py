@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .store.base import Claim, JobStore
+from .supervise import restart_delay, supervised_task
 
 __all__ = ["Pool", "PoolLimits", "Pools", "Scheduler", "is_dead_local_owner", "new_worker_id"]
 
@@ -110,8 +111,8 @@ class Scheduler:
     async def start(self) -> None:
         await self.reap()
         self._loops = [
-            asyncio.create_task(self._claim_loop(), name="tornado-claim"),
-            asyncio.create_task(self._heartbeat_loop(), name="tornado-heartbeat"),
+            supervised_task("tornado-claim", self._claim_loop, _log),
+            supervised_task("tornado-heartbeat", self._heartbeat_loop, _log),
         ]
 
     async def reap(self) -> list[str]:
@@ -123,25 +124,31 @@ class Scheduler:
 
     async def _claim_loop(self) -> None:
         last_reap = time.monotonic()
+        failures = 0  # claims failed in a row: the next try waits longer (the store may be down)
         while not self._stopping:
             free = self.concurrency - len(self.running)
             claims: list[Claim] = []
             if free > 0:
                 try:
                     claims = await self.store.claim(self.worker_id, min(free, 100), self.lease_seconds)
+                    failures = 0
                 except Exception:
-                    _log.exception("claiming jobs failed; retrying")
+                    failures += 1
+                    _log.exception("claiming jobs failed (%d in a row); retrying", failures)
             for claim in claims:
                 self._spawn(claim)
             if time.monotonic() - last_reap > self.lease_seconds / 2:
                 last_reap = time.monotonic()
-                with contextlib.suppress(Exception):
+                try:
                     await self.reap()
+                except Exception:  # the next round tries again; jobs of dead workers wait that long
+                    _log.exception("re-queuing expired jobs failed; retrying")
             if claims and len(claims) == min(free, 100):
                 continue  # more may be waiting: claim again at once
             self._wake.clear()
+            pause = max(self.poll_interval, restart_delay(failures)) if failures else self.poll_interval
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), pause)
 
     def _spawn(self, claim: Claim) -> None:
         job_id = claim.job.id
