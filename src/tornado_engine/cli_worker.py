@@ -2,9 +2,10 @@
 
 Scale out by starting workers on one PostgreSQL store (``--store postgresql://...``) and one shared
 storage (``--storage s3://...`` or a shared folder). Each worker needs a data dir of its own: its
-temporary files live in ``DATA_DIR/tmp``. A worker holds an exclusive lock on ``DATA_DIR/worker.lock``
-while it runs, so two live workers never share a data dir; that is what makes it safe to remove, at
-start, the temporary files a worker that died there (kill -9, power loss) left behind. Its jobs
+temporary files live in ``DATA_DIR/tmp/engine-N`` (every engine's own locked slot, see
+:mod:`tornado_engine.workspace`), and a worker holds an exclusive lock on ``DATA_DIR/worker.lock`` while
+it runs, so a second worker there is refused with the holder's pid, host and start time. The temporary
+files a worker that died there (kill -9, power loss) left behind go when the next one starts; its jobs
 themselves come back through the store once their leases expire.
 
 The first SIGTERM or SIGINT stops claiming and gives running jobs ``--grace`` seconds; the rest go back
@@ -28,6 +29,7 @@ from typing import Any
 
 from .engine import Engine, default_data_dir
 from .errors import FFmpegNotFound, StoreError
+from .workspace import holder_line, holder_of
 
 __all__ = ["add_worker_command", "main", "run_worker"]
 
@@ -69,10 +71,10 @@ def _exclusive(data_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise _DataDirBusy(f"data dir {data_dir} is in use by another worker (pid {holder})") from None
+            holder = holder_of(data_dir / _LOCK_NAME)
+            raise _DataDirBusy(f"data dir {data_dir} is in use by another worker ({holder})") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{holder_line()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)

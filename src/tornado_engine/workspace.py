@@ -20,12 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MAX_SLOTS", "Workspace", "hide_local_paths", "holder_of"]
+__all__ = ["MAX_SLOTS", "Workspace", "hide_local_paths", "holder_line", "holder_of"]
 
 MAX_SLOTS = 1024  # engines running at once on one data folder; a safety stop, not a limit anyone meets
 
 
-def _holder_line() -> str:
+def holder_line() -> str:
+    """What a lock file says of its holder: "pid N on HOST since TIME" (UTC)."""
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return f"pid {os.getpid()} on {socket.gethostname()} since {since}"
 
@@ -46,7 +47,7 @@ def _try_lock(lock_path: Path) -> int | None:
         os.close(fd)
         return None
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{_holder_line()}\n".encode(), 0)
+    os.pwrite(fd, f"{holder_line()}\n".encode(), 0)
     return fd
 
 

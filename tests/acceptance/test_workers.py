@@ -104,8 +104,8 @@ class Worker:
         return self.log.read_text(errors="replace")
 
     def temp_entries(self) -> list[Path]:
-        tmp = self.data_dir / "tmp"
-        return list(tmp.iterdir()) if tmp.is_dir() else []
+        slots = (self.data_dir / "tmp").glob("engine-*")  # each engine's own slot (and its lock file)
+        return [entry for slot in slots if slot.is_dir() for entry in slot.iterdir()]
 
 
 @dataclass
@@ -226,7 +226,7 @@ def test_killed_worker_jobs_still_complete_and_its_temp_files_go(
     while True:  # wait until the victim is downloading: jobs leased to it, partial files on its disk
         held = _sql(cluster.dsn, "SELECT id FROM tornado_jobs WHERE status = 'Processing'"
                                  " AND lease_owner LIKE %s", (f"%:{victim.pid}:%",))  # fmt: skip
-        if len(held) >= 2 and any(p.is_file() for p in (victim.data_dir / "tmp").rglob("*")):
+        if len(held) >= 2 and any(p.is_file() for p in (victim.data_dir / "tmp" / "engine-0").rglob("*")):
             break
         assert time.monotonic() < deadline, "the victim never started downloading"
         time.sleep(0.05)

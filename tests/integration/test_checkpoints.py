@@ -50,7 +50,7 @@ async def test_shutdown_during_mux_resumes_without_downloading_again(
     assert (parked.status, parked.step) == (Status.PENDING, Step.MUXING)
     checkpoint = Checkpoint.from_data(parked.checkpoint)
     assert checkpoint is not None and checkpoint.stage == DOWNLOADED
-    folder = data / "tmp" / job_id
+    folder = data / "tmp" / "engine-0" / job_id
     assert checkpoint.folder == str(folder) and all((folder / m.name).is_file() for m in checkpoint.media)
     requests_before = sum(media_server.hits.values())
 
@@ -65,7 +65,7 @@ async def test_shutdown_during_mux_resumes_without_downloading_again(
     assert path.name == "resumed.mkv"
     codecs = {s["codec_type"]: s["codec_name"] for s in probe(path)["streams"]}
     assert codecs == {"video": "hevc", "audio": "opus"}
-    assert list((data / "tmp").iterdir()) == []
+    assert list((data / "tmp" / "engine-0").iterdir()) == []
 
 
 async def _reopen_store(data: Path) -> list[Any]:
@@ -79,7 +79,7 @@ async def _park(data: Path, url: str, stage: str, files: dict[str, Path], title:
         job_id = (await engine.create_job(JobRequest(url=url))).job_id
         [claim] = await engine.store.claim("gone-host:1:x", 1, lease_seconds=30)
         job = claim.job
-        folder = data / "tmp" / job_id
+        folder = data / "tmp" / "engine-0" / job_id
         folder.mkdir(parents=True)
         for name, source in files.items():
             shutil.copyfile(source, folder / name)
@@ -110,7 +110,7 @@ async def test_muxed_checkpoint_resumes_at_the_upload(
     path = local_path(job.s3_url)
     assert path.name == "Resumed clip.mp4"  # the key from the saved title, as the first attempt's
     assert path.read_bytes() == source.read_bytes()
-    assert list((data / "tmp").iterdir()) == []
+    assert list((data / "tmp" / "engine-0").iterdir()) == []
 
 
 async def test_checkpoint_with_a_damaged_file_starts_over(
@@ -138,12 +138,12 @@ async def test_start_removes_job_folders_nobody_can_use(
     source = media_set.path(media_set.progressive_mp4)
     url = media_server.url(media_set.progressive_mp4)
     resumable, kept = await _park(data, url, DOWNLOADED, {"media.mp4": source}, "Kept")
-    stray = data / "tmp" / "not-a-job"
-    stray.mkdir()
+    stray = data / "tmp" / "engine-0" / "not-a-job"
+    stray.mkdir(parents=True)
     (stray / "part").write_bytes(b"x")
     async with Engine.open(data_dir=data, run_jobs=False) as engine:
         done = (await engine.create_job(JobRequest(url=url))).job_id
-    (data / "tmp" / done).mkdir()  # a folder whose job is about to end
+    (data / "tmp" / "engine-0" / done).mkdir()  # a folder whose job is about to end
     async with Engine.open(data_dir=data, poll_interval=0.1, concurrency=1) as engine:
         assert engine._swept == (2, 1)  # the stray and the not-yet-started job's; the resumable one kept
         assert not stray.exists()
