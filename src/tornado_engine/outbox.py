@@ -24,7 +24,7 @@ from .safety import NetworkPolicy, redact
 from .states import Status, Step
 from .store.base import JobStore, OutboxMessage
 from .store.rules import BATCH_COMPLETED, BatchSummary
-from .supervise import supervised_task
+from .supervise import restart_delay, supervised_task
 from .webhooks import (
     WebhookPolicy,
     batch_payload,
@@ -159,18 +159,22 @@ class WebhookDispatcher:
             self._task = None
 
     async def _loop(self) -> None:
+        failures = 0  # reads of the outbox failed in a row: the next waits longer (the store may be down)
         while True:
             try:
                 due = await self.store.claim_outbox(self.concurrency, self.policy.timeout * 2 + 5)
+                failures = 0
             except Exception:
-                _log.exception("webhooks: reading the outbox failed")
+                failures += 1
+                _log.exception("webhooks: reading the outbox failed (%d in a row)", failures)
                 due = []
             if due:
                 await asyncio.gather(*(self._send_or_fail(m) for m in due))
                 continue
             self._wake.clear()
+            pause = max(self.poll_interval, restart_delay(failures)) if failures else self.poll_interval
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), pause)
 
     async def _send_or_fail(self, message: OutboxMessage) -> None:
         """:meth:`_send`; a message that cannot be signed or sent (a bad secret, a bug) is logged and
