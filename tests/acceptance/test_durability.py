@@ -254,8 +254,9 @@ def test_frozen_worker_is_fenced_once_its_lease_is_taken_over(
         submit(cluster.dsn, tmp_path / "submitter", [JobRequest(url=slow, filename="clip")])
     )
     cluster.wait_ready(frozen)
+    slot = frozen.data_dir / "tmp" / "engine-0"
     wait_for("the download under the first worker", lambda: held_by(cluster.dsn, frozen, "Downloading")
-             and any(p.is_file() for p in (frozen.data_dir / "tmp").rglob("*")), 60, frozen)  # fmt: skip
+             and any(p.is_file() for p in slot.rglob("*")), 60, frozen)  # fmt: skip
     freeze(cluster.dsn, frozen)  # frozen mid-download, its lease running out (a VM pause, a GC)
     try:
         taker = launch(cluster, "taker", concurrency=1)

@@ -70,7 +70,7 @@ async def test_progressive_copy_to_mp4(
     # the source already is an h264/aac mp4: no ffmpeg run, so no wait for the CPU pool
     assert "cpu_pool_wait_ms" not in api
     # temporary files are gone after the job
-    assert not any((tmp_path / "engine" / "tmp").iterdir())
+    assert not any((tmp_path / "engine" / "tmp" / "engine-0").iterdir())
 
 
 async def test_dash_separate_streams_to_mkv_h264(

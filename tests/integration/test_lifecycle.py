@@ -33,7 +33,7 @@ def _media_files(tmp_path: Path) -> list[Path]:
 
 
 def _temp_files(tmp_path: Path) -> list[Path]:
-    root = tmp_path / "engine" / "tmp"
+    root = tmp_path / "engine" / "tmp" / "engine-0"  # the engine's own slot
     return [p for p in root.rglob("*")] if root.exists() else []
 
 

@@ -926,6 +926,6 @@ async def test_engine_runs_a_real_job_on_postgres(
         assert path == tmp_path / "media" / "on-postgres.mp4" and job.file_size == path.stat().st_size
         assert {s["codec_type"] for s in probe(path)["streams"]} >= {"video", "audio"}
         assert (await engine.usage()).storage_usage_bytes == job.file_size
-    assert not any((tmp_path / "tmp").rglob("*"))  # temporary files removed
+    assert not any((tmp_path / "tmp" / "engine-0").rglob("*"))  # temporary files removed
     rows = _sql(dsn, "SELECT status, lease_token FROM tornado_jobs")
     assert rows == [("Completed", 1)]
