@@ -108,7 +108,14 @@ class Engine(TenantView):
     async def open(cls, **options: Any) -> AsyncIterator[Engine]:
         """Open the store, start processing jobs; on exit stop and close. Options as for ``Engine()``."""
         engine = cls(**options)
-        await engine.start()
+        try:
+            await engine.start()
+        except BaseException:
+            # what did start is undone (the store, the guard, this engine's slot of the data folder);
+            # the start's error is the one to report
+            with contextlib.suppress(Exception):
+                await engine.close()
+            raise
         try:
             yield engine
         finally:

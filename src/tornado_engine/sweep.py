@@ -1,4 +1,8 @@
-"""Sweeping the work dir: job folders no attempt can use any more go; running and resumable ones stay."""
+"""Sweeping the work dir: job folders no attempt can use any more go; running and resumable ones stay.
+
+The work dir is this engine's own slot of ``DATA_DIR/tmp`` (:mod:`tornado_engine.workspace`): other
+engines on the data folder work in slots of their own, so the store this engine uses is the one that
+knows every job whose folder can be here."""
 
 from __future__ import annotations
 
@@ -49,6 +53,6 @@ def _worth_keeping(job: Job, folder: Path) -> bool:
     if job.status in TERMINAL:
         return False
     if job.status is Status.PROCESSING:
-        return True  # perhaps by another engine on this data dir; its lease decides, not us
+        return True  # here, or elsewhere: its lease decides, and a later sweep looks again
     checkpoint = Checkpoint.from_data(job.checkpoint)
     return checkpoint is not None and checkpoint.folder == str(folder) and checkpoint.host == this_host()

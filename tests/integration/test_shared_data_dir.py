@@ -18,8 +18,9 @@ import pytest
 
 from tornado_engine import Engine, JobRequest, Status
 from tornado_engine.attempt import Attempt, StageRun
-from tornado_engine.errors import DownloadError
+from tornado_engine.errors import DownloadError, StoreError
 from tornado_engine.storage import StoredObject
+from tornado_engine.store import JobStore, open_store
 from tornado_engine.testing import MediaServer, MediaSet
 from tornado_engine.testing.noop import noop_engine
 from tornado_engine.workspace import holder_of
@@ -130,3 +131,27 @@ async def test_job_errors_show_no_local_path(tmp_path: Path) -> None:
         " (cache in DATA_DIR/cache)"
     )
     assert str(tmp_path) not in json.dumps(job.to_api())
+
+
+class _StoreGoneAtStart:
+    """A real store whose first re-queue (the scheduler's, at start, after the slot is taken) fails."""
+
+    def __init__(self, inner: JobStore) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def requeue_expired(self, is_dead_owner: Callable[[str], bool]) -> list[str]:
+        raise StoreError("injected fault: the store went away")
+
+
+async def test_an_engine_that_fails_to_start_gives_its_slot_back(tmp_path: Path) -> None:
+    data, url = tmp_path / "shared", f"sqlite:///{tmp_path / 'jobs.db'}"
+    broken = cast(JobStore, _StoreGoneAtStart(open_store(url)))
+    with pytest.raises(StoreError):
+        async with noop_engine(data_dir=data, store=broken):
+            pass
+    async with noop_engine(data_dir=data, store=url) as engine:
+        assert engine._runtime.workspace is not None
+        assert engine._runtime.workspace.path.name == "engine-0"
