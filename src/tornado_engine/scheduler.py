@@ -181,8 +181,8 @@ class Scheduler:
                 _log.exception("heartbeat failed")
                 continue
             for job_id in beat.lost:
-                if self.tokens.get(job_id) != held[job_id]:
-                    continue  # the attempt ended while the heartbeat ran: its final write ended the lease
+                if job_id not in held or self.tokens.get(job_id) != held[job_id]:
+                    continue  # not ours, or the attempt ended meanwhile (its final write ended the lease)
                 _log.warning("job %s: lease lost; stopping this attempt", job_id)
                 if task := self.running.get(job_id):
                     task.cancel()
