@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import shutil
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -22,7 +23,8 @@ from pathlib import Path
 from . import resume
 from .attempt import Attempt, StageRun
 from .checkpoint import DOWNLOADED, Checkpoint
-from .errors import JobCancelled, ResolveError, StageError, StoreError
+from .diskspace import DEFAULT_RESERVE_BYTES, room_problem
+from .errors import DownloadError, JobCancelled, ResolveError, StageError, StoreError
 from .ffmpeg import FFmpegPaths
 from .models import Job, now_ms
 from .options import MediaOptions
@@ -61,6 +63,7 @@ class RunnerConfig:
     socket_timeout: float = 20.0
     proxy: str | None = None  # the network guard (SSRF filter) every yt-dlp request goes through
     network: NetworkPolicy | None = None  # the fast download path connects only to what this allows
+    disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES  # kept free in the work dir: a download must fit above
 
 
 class JobRunner:
@@ -172,7 +175,9 @@ class JobRunner:
             fetched = resume.fetched_from(run.folder, checkpoint)
         if checkpoint.stage == DOWNLOADED:
             await run.enter(Step.MUXING)
-            muxed = await mux(ctx, fetched)
+            # only a full disk is transient here; the muxer removed its partial output. The steps before
+            # the upload share the download's retry count (the job has no mux counter).
+            muxed = await run.retrying("download", functools.partial(mux, ctx, fetched))
             run.record(muxed)
             job.checkpoint = resume.muxed(checkpoint, muxed).to_data()
         else:
@@ -190,7 +195,15 @@ class JobRunner:
             run.record(resolved)
             await run.save()  # usage() counts the space reservation from now on
             await self._admit(run.job, ctx.quota, resolved)
+            await self._check_room(run, resolved)
             return await download(ctx, resolved)
+
+    async def _check_room(self, run: Attempt, resolved: Resolved) -> None:
+        """Refuse (``disk_full``, retried later) a download that would not fit above the reserve."""
+        free = await asyncio.get_running_loop().run_in_executor(self.executor, _free_bytes, run.folder)
+        reserve = self.config.disk_reserve_bytes
+        if problem := room_problem(free=free, expected=resolved.expected_bytes, reserve=reserve):
+            raise DownloadError(problem, kind="disk_full")
 
     async def _admit(self, job: Job, quota: Quota | None, resolved: Resolved) -> None:
         """Refuse, before any download, what the tenant's quota does not allow."""
@@ -274,6 +287,14 @@ class JobRunner:
         await run.save()
         run.emit(job.step, 0.0, message=job.error)
 
+    async def temp_bytes(self, owner: str) -> int:
+        """Bytes in the temporary folders of ``owner``'s jobs running here (``usage().temp_bytes``)."""
+        folders = [run.folder for run in self.active.values() if run.job.owner == owner]
+        if not folders:
+            return 0
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: sum(_tree_bytes(f) for f in folders))
+
     async def sweep(self) -> tuple[int, int]:
         """Remove job folders in the work dir that no attempt can use any more. -> (removed, kept)"""
         return await sweep(self.config.work_dir, self.active, self.store, self.executor)
@@ -296,3 +317,21 @@ def _finish_times(job: Job) -> None:
 
 def _remove_tree(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _free_bytes(folder: Path) -> int:
+    """Free bytes for an unprivileged writer on the disk that holds ``folder`` (made if missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return shutil.disk_usage(folder).free
+
+
+def _tree_bytes(folder: Path) -> int:
+    """Bytes the files under ``folder`` take on disk (allocated blocks: a sparse file counts what it holds).
+
+    Files come and go while a job runs: one removed while we look is simply not counted."""
+    total = 0
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
