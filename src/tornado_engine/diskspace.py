@@ -46,16 +46,17 @@ def is_disk_full(exc: BaseException | None) -> bool:
     return False
 
 
-def room_problem(*, free: int, expected: int, reserve: int) -> str | None:
+def room_problem(*, free: int, expected: int, reserve: int, promised: int = 0) -> str | None:
     """Why a download of ``expected`` bytes (0: unknown) must wait, or None when it fits.
 
-    Unknown sizes still need the reserve itself to be free: a disk that is already that full would
-    only fail the job halfway."""
-    room = free - reserve
+    ``promised``: what the other downloads running on that disk are still expected to write, so that
+    many jobs checking at once do not all count the same free space. Unknown sizes still need the
+    reserve itself to be free: a disk that is already that full would only fail the job halfway."""
+    room = free - max(promised, 0) - reserve
     if room >= max(expected, 0) and room > 0:
         return None
     need = f"about {-(-expected // _MB)} MB" if expected > 0 else "an unknown size"
     return (
         f"Not enough disk space: the download needs {need}, {max(room, 0) // _MB} MB are free "
-        f"beyond the {reserve // _MB} MB reserve"
+        f"beyond the {reserve // _MB} MB reserve and the running downloads"
     )

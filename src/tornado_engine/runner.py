@@ -87,6 +87,7 @@ class JobRunner:
         self.publish = publish
         self.executor = executor
         self.active: dict[str, Attempt] = {}
+        self._downloading: dict[Path, int] = {}  # job folder -> expected bytes, while it downloads
 
     async def __call__(self, claim: Claim) -> None:
         previous = self.active.get(claim.job.id)
@@ -195,14 +196,23 @@ class JobRunner:
             run.record(resolved)
             await run.save()  # usage() counts the space reservation from now on
             await self._admit(run.job, ctx.quota, resolved)
-            await self._check_room(run, resolved)
-            return await download(ctx, resolved)
+            # counted before the free space is read: jobs checking at once each see the others' share
+            self._downloading[run.folder] = resolved.expected_bytes
+            try:
+                await self._check_room(run, resolved)
+                return await download(ctx, resolved)
+            finally:
+                self._downloading.pop(run.folder, None)
 
     async def _check_room(self, run: Attempt, resolved: Resolved) -> None:
         """Refuse (``disk_full``, retried later) a download that would not fit above the reserve."""
-        free = await asyncio.get_running_loop().run_in_executor(self.executor, _free_bytes, run.folder)
+        others = {f: n for f, n in self._downloading.items() if f != run.folder}
+        free, promised = await asyncio.get_running_loop().run_in_executor(
+            self.executor, _space, run.folder, others
+        )
         reserve = self.config.disk_reserve_bytes
-        if problem := room_problem(free=free, expected=resolved.expected_bytes, reserve=reserve):
+        expected = resolved.expected_bytes
+        if problem := room_problem(free=free, expected=expected, reserve=reserve, promised=promised):
             raise DownloadError(problem, kind="disk_full")
 
     async def _admit(self, job: Job, quota: Quota | None, resolved: Resolved) -> None:
@@ -319,10 +329,11 @@ def _remove_tree(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _free_bytes(folder: Path) -> int:
-    """Free bytes for an unprivileged writer on the disk that holds ``folder`` (made if missing)."""
+def _space(folder: Path, others: dict[Path, int]) -> tuple[int, int]:
+    """(free bytes where ``folder`` is, bytes the ``others`` downloads still expect to write there)."""
     folder.mkdir(parents=True, exist_ok=True)
-    return shutil.disk_usage(folder).free
+    free = shutil.disk_usage(folder).free  # what an unprivileged writer may still use
+    return free, sum(max(0, expected - _tree_bytes(f)) for f, expected in others.items())
 
 
 def _tree_bytes(folder: Path) -> int:

@@ -130,10 +130,17 @@ def test_room_problem(free: int, expected: int, reserve: int, fits: bool) -> Non
 
 def test_room_problem_says_the_sizes() -> None:
     problem = room_problem(free=300 * MB, expected=100 * MB, reserve=256 * MB)
-    assert (
-        problem
-        == "Not enough disk space: the download needs about 100 MB, 44 MB are free beyond the 256 MB reserve"
+    assert problem == (
+        "Not enough disk space: the download needs about 100 MB, 44 MB are free beyond the 256 MB "
+        "reserve and the running downloads"
     )
+
+
+def test_room_problem_counts_what_running_downloads_will_still_write() -> None:
+    assert room_problem(free=500 * MB, expected=100 * MB, reserve=256 * MB, promised=100 * MB) is None
+    assert room_problem(free=500 * MB, expected=100 * MB, reserve=256 * MB, promised=200 * MB) is not None
+    # a download already further than it promised owes nothing (never a negative debt)
+    assert room_problem(free=400 * MB, expected=100 * MB, reserve=256 * MB, promised=-50 * MB) is None
 
 
 def test_default_reserve_is_a_few_hundred_megabytes() -> None:
