@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .diskspace import DEFAULT_RESERVE_BYTES
 from .errors import InvalidRequest
 from .events import EventHub
 from .ffmpeg import FFmpegPaths
@@ -64,9 +65,12 @@ class Engine(TenantView):
         webhook_secrets: Sequence[str] | None = None,
         webhook_policy: WebhookPolicy | None = None,
         stages: StageRunner | None = None,
+        disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES,
     ) -> None:
         if concurrency < 1:
             raise InvalidRequest("concurrency must be at least 1", field="concurrency")
+        if disk_reserve_bytes < 0:
+            raise InvalidRequest("disk_reserve_bytes must not be negative", field="disk_reserve_bytes")
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         if store is None:
             store = f"sqlite:///{self.data_dir / 'jobs.db'}"
@@ -80,6 +84,7 @@ class Engine(TenantView):
             ffmpeg=ffmpeg, lease_seconds=lease_seconds, poll_interval=poll_interval,
             socket_timeout=socket_timeout, run_jobs=run_jobs,
             webhook_policy=webhook_policy or WebhookPolicy(), stages=stages,
+            disk_reserve_bytes=disk_reserve_bytes,
         )  # fmt: skip
         secrets = webhook_secrets or default_secrets(self.data_dir)
         self._runtime = Runtime(self.store, self.storage, self.network, self.hub, secrets, options)

@@ -62,6 +62,8 @@ ErrorKind = Literal[
     "private", "members_only", "login_required", "geo_restricted", "unavailable", "upcoming",
     # cannot be processed as asked: skipped
     "drm", "live_stream",
+    # technical, worth another try: no space left for the job's temporary files (issue 13)
+    "disk_full",
 ]  # fmt: skip
 
 

@@ -193,10 +193,12 @@ class Lifecycle:
         await self._store.put_tenant(owner, data)
 
     async def usage(self, owner: str) -> Usage:
-        """``owner``'s job counts, stored and reserved bytes, and what remains of its quota."""
+        """``owner``'s job counts, stored and reserved bytes, what remains of its quota, and the temporary
+        space its jobs running in this process take."""
         totals = await self._store.usage(owner)
         return Usage.build(totals.counts, totals.stored_bytes, totals.reserved_bytes,
-                           await self.quota_of(owner), totals.by_backend)  # fmt: skip
+                           await self.quota_of(owner), totals.by_backend,
+                           temp=await self._runtime.temp_bytes(owner))  # fmt: skip
 
     async def check_storage_quota(self, owner: str) -> None:
         """Refuse a submit (QuotaExceeded) once ``owner``'s stored and reserved bytes reach its quota."""

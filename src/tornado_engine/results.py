@@ -128,11 +128,14 @@ class Usage(BaseModel):
     storage_by_backend: dict[str, int] = Field(default_factory=dict)  # bytes stored per storage scheme
     storage_limit_gb: float | None = None
     storage_remaining_gb: float | None = None
+    # not in the TornadoAPI (an extra field, like storage_by_backend): the job folders of this tenant's
+    # jobs running in this process, in bytes allocated on disk (other workers' are on their disks)
+    temp_bytes: int = 0
 
     @classmethod
     def build(
         cls, counts: dict[str, int], stored: int, reserved: int, quota: Quota | None,
-        by_backend: dict[str, int] | None = None,
+        by_backend: dict[str, int] | None = None, temp: int = 0,
     ) -> Usage:  # fmt: skip
         limit = quota.storage_bytes if quota else None
         effective = stored + reserved
@@ -147,4 +150,5 @@ class Usage(BaseModel):
             storage_by_backend=by_backend or {},
             storage_limit_gb=round(limit / _GB, 6) if limit else None,
             storage_remaining_gb=round(max(0, limit - effective) / _GB, 6) if limit else None,
+            temp_bytes=temp,
         )

@@ -73,6 +73,8 @@ OUTCOMES: dict[ErrorKind, Outcome] = {
     "live_stream": Outcome(
         Status.SKIPPED, "warning", False, "This is a live stream; set live_recording to record it"
     ),
+    # technical again (kept last for merges): space may come back as other jobs end
+    "disk_full": _error("Not enough disk space for this job's temporary files", transient=True),
 }
 
 

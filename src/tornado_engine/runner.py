@@ -22,6 +22,7 @@ from pathlib import Path
 from . import resume
 from .attempt import Attempt, StageRun
 from .checkpoint import DOWNLOADED, Checkpoint
+from .diskspace import DEFAULT_RESERVE_BYTES
 from .errors import JobCancelled, ResolveError, StageError, StoreError
 from .ffmpeg import FFmpegPaths
 from .models import Job, now_ms
@@ -41,6 +42,7 @@ from .states import Status, Step, advance
 from .storage import StorageTarget, StoredObject
 from .store.base import Claim, JobStore, LeaseLost
 from .sweep import sweep
+from .workroom import WorkRoom
 from .workspace import hide_local_paths
 
 __all__ = ["JobRunner", "RunnerConfig", "StageRunner"]
@@ -63,6 +65,7 @@ class RunnerConfig:
     proxy: str | None = None  # the network guard (SSRF filter) every yt-dlp request goes through
     network: NetworkPolicy | None = None  # the fast download path connects only to what this allows
     data_dir: Path | None = None  # hidden from job errors (as is each job folder); default work_dir
+    disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES  # kept free in the work dir: a download must fit above
 
 
 class JobRunner:
@@ -86,6 +89,7 @@ class JobRunner:
         self.publish = publish
         self.executor = executor
         self.active: dict[str, Attempt] = {}
+        self.room = WorkRoom(config.disk_reserve_bytes, executor)
 
     async def __call__(self, claim: Claim) -> None:
         previous = self.active.get(claim.job.id)
@@ -174,7 +178,9 @@ class JobRunner:
             fetched = resume.fetched_from(run.folder, checkpoint)
         if checkpoint.stage == DOWNLOADED:
             await run.enter(Step.MUXING)
-            muxed = await mux(ctx, fetched)
+            # only a full disk is transient here; the muxer removed its partial output. The steps before
+            # the upload share the download's retry count (the job has no mux counter).
+            muxed = await run.retrying("download", functools.partial(mux, ctx, fetched))
             run.record(muxed)
             job.checkpoint = resume.muxed(checkpoint, muxed).to_data()
         else:
@@ -192,7 +198,8 @@ class JobRunner:
             run.record(resolved)
             await run.save()  # usage() counts the space reservation from now on
             await self._admit(run.job, ctx.quota, resolved)
-            return await download(ctx, resolved)
+            async with self.room.download(run.folder, resolved.expected_bytes):
+                return await download(ctx, resolved)
 
     async def _admit(self, job: Job, quota: Quota | None, resolved: Resolved) -> None:
         """Refuse, before any download, what the tenant's quota does not allow."""
@@ -277,6 +284,10 @@ class JobRunner:
         _finish_times(job)
         await run.save()
         run.emit(job.step, 0.0, message=job.error)
+
+    async def temp_bytes(self, owner: str) -> int:
+        """Bytes in the temporary folders of ``owner``'s jobs running here (``usage().temp_bytes``)."""
+        return await self.room.bytes_in(run.folder for run in self.active.values() if run.job.owner == owner)
 
     async def sweep(self) -> tuple[int, int]:
         """Remove job folders in the work dir that no attempt can use any more. -> (removed, kept)"""

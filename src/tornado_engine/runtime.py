@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .diskspace import DEFAULT_RESERVE_BYTES
 from .events import EventHub
 from .ffmpeg import FFmpegPaths, locate_ffmpeg
 from .models import Job
@@ -53,6 +54,8 @@ class RuntimeOptions:
     webhook_policy: WebhookPolicy = field(default_factory=WebhookPolicy)
     # replaces every job's stages (resolve, download, mux, upload); tornado_engine.testing.noop
     stages: StageRunner | None = None
+    # kept free on the work dir's disk: a download whose expected size does not fit above it waits
+    disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES
 
 
 class Runtime:
@@ -107,6 +110,10 @@ class Runtime:
         if self._runner is not None:
             self._runner.cancel(job_id)
 
+    async def temp_bytes(self, owner: str) -> int:
+        """Bytes in the temporary folders of ``owner``'s jobs running in this process (0 if none run)."""
+        return await self._runner.temp_bytes(owner) if self._runner is not None else 0
+
     def _publish(self, event: Event) -> None:
         self.hub.publish(event)  # looked up per event: callers may wrap the hub's publish after start
 
@@ -141,6 +148,7 @@ class Runtime:
             socket_timeout=opts.socket_timeout,
             proxy=self.proxy_url or None,
             network=self._network,
+            disk_reserve_bytes=opts.disk_reserve_bytes,
         )
         self._runner = JobRunner(
             self._store, self._pools, config, self._publish, self.executor, quota_for=quota_for,

@@ -21,6 +21,7 @@ from yt_dlp.utils import (
 )
 
 from .codecs import AUDIO_FORMATS
+from .diskspace import is_disk_full, mentions_disk_full
 from .errors import DownloadError as EngineDownloadError
 from .errors import ErrorKind, ResolveError, StageError
 from .options import MediaOptions
@@ -207,6 +208,8 @@ def classify(exc: BaseException) -> ErrorKind:
     inner: BaseException | None = exc
     if isinstance(exc, DownloadError) and exc.exc_info and exc.exc_info[1] is not None:
         inner = exc.exc_info[1]
+    if is_disk_full(exc):  # "unable to write data: [Errno 28] ...": our disk, not the source
+        return "disk_full"
     if isinstance(inner, GeoRestrictedError):
         return "geo_restricted"
     if isinstance(inner, UnsupportedError):
@@ -244,6 +247,8 @@ _UPCOMING = re.compile(r"live event will begin|premieres? in|stream (is )?(sched
 def _classify_text(msg: str) -> ErrorKind:
     # Download-phase errors carry no cause, only text (recipe: media.md section 5).
     low = msg.lower()
+    if mentions_disk_full(msg):
+        return "disk_full"
     if m := re.search(r"HTTP Error (\d{3})", msg):
         return _http_kind(int(m[1]))
     if re.search(r"Downloaded \d+ bytes, expected \d+ bytes", msg) or "bytes read" in low:

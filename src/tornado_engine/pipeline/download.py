@@ -3,6 +3,7 @@
 The fast path takes one plain HTTP(S) file or plain DASH (see :mod:`.fastpath`); anything else, or a
 fast path that falls back, goes to yt-dlp (:mod:`.downloader`). Both run in the stage executor; progress
 never goes backwards, also across a fallback. A file that is not media is refused, whoever fetched it.
+A full disk, whoever was writing, is a ``DownloadError`` of kind ``disk_full``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import functools
 
+from ..diskspace import is_disk_full
 from ..errors import DownloadError
+from ..retry import outcome_for
 from ..safety import is_media_extension
 from ..states import Step
 from . import downloader, fastpath
@@ -20,6 +23,16 @@ __all__ = ["download"]
 
 
 async def download(ctx: StageContext, resolved: Resolved) -> Fetched:
+    try:
+        return await _download(ctx, resolved)
+    except OSError as exc:  # our own writes (the fast path's, a file yt-dlp closes) on a full disk
+        if not is_disk_full(exc):
+            raise
+        # the fast path removed its files; the runner clears the folder before a retry or the end
+        raise DownloadError(outcome_for("disk_full").message, kind="disk_full") from exc
+
+
+async def _download(ctx: StageContext, resolved: Resolved) -> Fetched:
     info = resolved.ytdlp_info()
     highest = 0.0
 

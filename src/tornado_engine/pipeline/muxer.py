@@ -22,7 +22,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import FFmpegNotFound, JobCancelled, MuxError
+from ..diskspace import mentions_disk_full
+from ..errors import ErrorKind, FFmpegNotFound, JobCancelled, MuxError
 from ..ffmpeg import FFmpegPaths, MediaInfo, MuxPlan, build_args, parse_probe, verify_output
 
 __all__ = ["mux", "probe"]
@@ -177,10 +178,10 @@ async def mux(
         if proc.returncode != 0:
             reason = _last_lines("\n".join(tail))
             bad_input = any(marker.lower() in reason.lower() for marker in _BAD_INPUT)
-            raise MuxError(
-                f"ffmpeg failed (exit {proc.returncode}): {reason}",
-                kind="invalid_media" if bad_input else "mux_failed",
-            )
+            kind: ErrorKind = "invalid_media" if bad_input else "mux_failed"
+            if mentions_disk_full("\n".join(tail)):  # the output's disk filled: retried later
+                kind, reason = "disk_full", "No space left on device"
+            raise MuxError(f"ffmpeg failed (exit {proc.returncode}): {reason}", kind=kind)
         try:
             result = await probe(output, paths.ffprobe)
             verify_output(plan, result, duration=expected)

@@ -10,6 +10,7 @@ optional SDKs just to run ``isinstance``.
     storage_transient     5xx, 429, throttling, timeouts, resets     retries with backoff
     storage_denied        401/403, bad key or signature, no access   fails at once
     storage_error         anything else (missing bucket, 4xx ...)    fails at once
+    disk_full             a local target's disk is full (ENOSPC)      retries with backoff
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..diskspace import is_disk_full
 from ..errors import MissingBackend
 
 __all__ = [
@@ -33,7 +35,8 @@ __all__ = [
     "require",
 ]
 
-StorageKind = Literal["storage_transient", "storage_denied", "storage_error"]  # the ErrorKinds of storage
+# the ErrorKinds of storage
+StorageKind = Literal["storage_transient", "storage_denied", "storage_error", "disk_full"]
 
 _DENIED_CODES = {
     "AccessDenied", "AllAccessDisabled", "AuthenticationFailed", "AuthorizationFailure",
@@ -133,6 +136,8 @@ def classify(exc: BaseException) -> Classified:
         transient = True
     # denial wins: retrying a refused key only delays the answer
     kind: StorageKind = "storage_denied" if denied else "storage_transient" if transient else "storage_error"
+    if kind == "storage_error" and is_disk_full(exc):  # a file:// target on a full disk
+        kind = "disk_full"
     return Classified(kind, status, code, not_found and not denied)
 
 
@@ -155,6 +160,8 @@ def describe(exc: BaseException, secrets: Iterable[str] = ()) -> str:
     info = classify(exc)
     root = list(exception_chain(exc))[-1]
     message = getattr(root, "message", None) or str(root) or type(root).__name__
+    if isinstance(root, OSError) and root.strerror:  # without the file names: no local paths in texts
+        message = f"[Errno {root.errno}] {root.strerror}" if root.errno else root.strerror
     first = redact(str(message).strip().splitlines()[0] if str(message).strip() else "", secrets)
     tags = ", ".join(x for x in (info.code, f"HTTP {info.status}" if info.status else None) if x)
     head = f"{tags}: " if tags else f"{type(root).__name__}: "
