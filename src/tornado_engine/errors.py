@@ -62,6 +62,8 @@ ErrorKind = Literal[
     "private", "members_only", "login_required", "geo_restricted", "unavailable", "upcoming",
     # cannot be processed as asked: skipped
     "drm", "live_stream",
+    # a resolve bound (manifest size, segments, declared duration): Failed, never retried
+    "too_large",
 ]  # fmt: skip
 
 

@@ -73,6 +73,7 @@ OUTCOMES: dict[ErrorKind, Outcome] = {
     "live_stream": Outcome(
         Status.SKIPPED, "warning", False, "This is a live stream; set live_recording to record it"
     ),
+    "too_large": _error("The source is larger than the engine's resolve bounds allow"),
 }
 
 

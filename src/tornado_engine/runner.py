@@ -16,11 +16,12 @@ import logging
 import shutil
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import resume
 from .attempt import Attempt, StageRun
+from .bounds import ResolveBounds
 from .checkpoint import DOWNLOADED, Checkpoint
 from .errors import JobCancelled, ResolveError, StageError, StoreError
 from .ffmpeg import FFmpegPaths
@@ -61,6 +62,7 @@ class RunnerConfig:
     socket_timeout: float = 20.0
     proxy: str | None = None  # the network guard (SSRF filter) every yt-dlp request goes through
     network: NetworkPolicy | None = None  # the fast download path connects only to what this allows
+    bounds: ResolveBounds = field(default_factory=ResolveBounds)  # what one resolve may cost
 
 
 class JobRunner:
@@ -214,7 +216,7 @@ class JobRunner:
             folder=run.folder, ffmpeg=cfg.ffmpeg, socket_timeout=cfg.socket_timeout, executor=self.executor,
             network=cfg.network, proxy=cfg.proxy, cancel=run.cancel, cancel_async=run.cancel_async,
             progress=run, record=run.record, retry=run.retrying, pools=self.pools, storage=run.storage,
-            quota=quota,
+            quota=quota, bounds=cfg.bounds,
         )  # fmt: skip
 
     async def _complete(self, run: Attempt, stored: StoredObject) -> None:

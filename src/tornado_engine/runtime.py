@@ -11,9 +11,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .bounds import ResolveBounds
 from .events import EventHub
 from .ffmpeg import FFmpegPaths, locate_ffmpeg
 from .models import Job
@@ -50,6 +52,7 @@ class RuntimeOptions:
     webhook_policy: WebhookPolicy = field(default_factory=WebhookPolicy)
     # replaces every job's stages (resolve, download, mux, upload); tornado_engine.testing.noop
     stages: StageRunner | None = None
+    resolve_bounds: ResolveBounds = field(default_factory=ResolveBounds)  # what one resolve may cost
 
 
 class Runtime:
@@ -92,6 +95,10 @@ class Runtime:
         """The filtering proxy every yt-dlp request goes through, once started ("" before)."""
         return self._netguard.url
 
+    def resolve_slot(self) -> AbstractAsyncContextManager[None]:
+        """A slot of the resolve pool (CPU-sized) for resolves outside a job: playlist probe, metadata."""
+        return self._pools.acquire("resolve", lambda ms: None)
+
     def wake(self) -> None:
         """A job was submitted or un-paused: let the scheduler look now instead of at its next poll."""
         if self._scheduler is not None:
@@ -133,6 +140,7 @@ class Runtime:
             socket_timeout=opts.socket_timeout,
             proxy=self.proxy_url or None,
             network=self._network,
+            bounds=opts.resolve_bounds,
         )
         self._runner = JobRunner(
             self._store, self._pools, config, self._publish, self.executor, quota_for=quota_for,

@@ -74,7 +74,8 @@ class Submitter:
             playlist = await probe_playlist(
                 request.url, max_entries=self._playlists.max_entries,
                 socket_timeout=self._runtime.options.socket_timeout, executor=self._runtime.executor,
-                proxy=self._runtime.proxy_url,
+                proxy=self._runtime.proxy_url, bounds=self._runtime.options.resolve_bounds,
+                slot=self._runtime.resolve_slot,
             )  # fmt: skip
             if playlist is not None:
                 return await self._create_playlist_batch(owner, request, playlist)
@@ -187,6 +188,8 @@ class Submitter:
             proxy=self._runtime.proxy_url or None,
             retry=self._runtime.options.retry,
             executor=self._runtime.executor,
+            bounds=self._runtime.options.resolve_bounds,
+            slot=self._runtime.resolve_slot,
         )
 
 

@@ -36,6 +36,7 @@ FAILED = {
     "no_live_from_start",
     "clip_out_of_range",
     "unknown",
+    "too_large",
 }
 WARNING = {"private", "members_only", "login_required", "geo_restricted", "unavailable", "upcoming"}
 SKIPPED = {"drm", "live_stream"}
