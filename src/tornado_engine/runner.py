@@ -211,8 +211,10 @@ class JobRunner:
 
     def _context(self, run: Attempt, quota: Quota | None) -> StageContext:
         job, cfg = run.job, self.config
+        # the request's URL: for a feed item it keeps the extractor's hints the job's shown URL drops
         return StageContext(
-            job_id=job.id, url=job.url, request=job.request, options=MediaOptions.from_request(job.request),
+            job_id=job.id, url=job.request.url, request=job.request,
+            options=MediaOptions.from_request(job.request),
             folder=run.folder, ffmpeg=cfg.ffmpeg, socket_timeout=cfg.socket_timeout, executor=self.executor,
             network=cfg.network, proxy=cfg.proxy, cancel=run.cancel, cancel_async=run.cancel_async,
             progress=run, record=run.record, retry=run.retrying, pools=self.pools, storage=run.storage,

@@ -81,7 +81,8 @@ def _probe_sync(
     for entry in info.get("entries") or []:
         entry_url = entry.get("url") or entry.get("webpage_url") if isinstance(entry, dict) else None
         if isinstance(entry_url, str) and entry_url.startswith(("http://", "https://")):
-            entries.append(PlaylistEntry(entry_url, entry.get("title")))
+            title = entry.get("title")  # remote text: bounded as the resolver bounds a title
+            entries.append(PlaylistEntry(entry_url, title[:500] if isinstance(title, str) else None))
         if len(entries) >= max_entries:
             break
     return Playlist(url, info.get("title"), entries)
