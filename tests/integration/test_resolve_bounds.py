@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,8 +16,10 @@ from tornado_engine import Engine, JobCreated, JobRequest, Quota
 from tornado_engine.bounds import ResolveBounds
 from tornado_engine.errors import ResolveError
 from tornado_engine.models import Job
+from tornado_engine.pipeline.downloader import download_sync
+from tornado_engine.pipeline.resolver import resolve_sync
 from tornado_engine.states import Status
-from tornado_engine.testing import MediaServer
+from tornado_engine.testing import MediaServer, MediaSet
 
 MAX_LAG = 0.2  # seconds the loop may be late (the issue's bound; a frozen loop was late by minutes)
 MAX_GROWTH_MB = 64  # a 3,000,000-segment timeline cost about 2 GB expanded (300,000: +192 MB measured)
@@ -138,3 +141,16 @@ async def test_many_resolves_at_once_leave_the_loop_responsive(
     assert all(isinstance(r, ResolveError) and r.kind == "too_large" for r in results), results[:2]
     print(f"40 resolves: max lag {watch.max_lag * 1000:.0f} ms, +{watch.growth_mb:.0f} MB")
     assert watch.max_lag < MAX_LAG, watch.max_lag
+
+
+def test_a_manifest_fetched_again_at_download_is_bounded(
+    tmp_path: Path, media_server: MediaServer, media_set: MediaSet
+) -> None:
+    """yt-dlp's HLS downloader reads the list again (it may have grown since the resolve): same bounds."""
+    info = resolve_sync(media_server.url(media_set.hls_master), None, 20)
+    with pytest.raises(ResolveError, match="max_segments") as caught:
+        download_sync(
+            info, tmp_path, on_progress=lambda *a: None, cancel=threading.Event(),
+            bounds=ResolveBounds(max_segments=1),  # the fixture's lists have 2 segments
+        )  # fmt: skip
+    assert caught.value.kind == "too_large"

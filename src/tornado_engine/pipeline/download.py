@@ -47,7 +47,7 @@ async def download(ctx: StageContext, resolved: Resolved) -> Fetched:
         slow = functools.partial(
             downloader.download_sync, info, ctx.folder, on_progress=on_progress, cancel=ctx.cancel,
             socket_timeout=ctx.socket_timeout, proxy=ctx.proxy, options=ctx.options,
-            ffmpeg_dir=ctx.ffmpeg_dir,
+            ffmpeg_dir=ctx.ffmpeg_dir, bounds=ctx.bounds,
         )  # fmt: skip
         result = await loop.run_in_executor(ctx.executor, slow)
     if unsafe := [p.name for p in result.files if not is_media_extension(p.name)]:

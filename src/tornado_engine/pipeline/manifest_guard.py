@@ -83,7 +83,7 @@ def _read_capped(response: Any, cap: int) -> bytes:
     return b"".join(parts)
 
 
-def _bounded(response: Any, bounds: ResolveBounds) -> Any:
+def _bounded(response: Any, bounds: ResolveBounds, manifests_only: bool) -> Any:
     if _is_manifest(response):
         length = str(response.headers.get("Content-Length") or "")
         if length.isdigit() and (problem := size_problem(int(length), bounds)):
@@ -96,19 +96,22 @@ def _bounded(response: Any, bounds: ResolveBounds) -> Any:
         if problem := manifest_problem(body, bounds):
             raise _TooLarge(problem)  # before the extractor parses (and expands) it
         fp: Any = io.BytesIO(body)
-    elif not _is_media(response):
+    elif not manifests_only and not _is_media(response):
         fp = _CountingReader(response, bounds)
     else:
         return response
     return Response(fp, response.url, response.headers, response.status, response.reason, response.extensions)
 
 
-def guard(ydl: Any, bounds: ResolveBounds) -> None:
-    """Bound every read ``ydl``'s extractors make from now on (not its downloads: call it to resolve)."""
+def guard(ydl: Any, bounds: ResolveBounds, *, manifests_only: bool = False) -> None:
+    """Bound every read ``ydl`` makes from now on.
+
+    ``manifests_only`` for a download: yt-dlp's HLS downloader fetches the list again (it may have grown
+    since the resolve), while its media responses, whatever their content type, must pass untouched."""
     urlopen = ydl.urlopen
 
     def bounded_urlopen(req: Any) -> Any:
-        return _bounded(urlopen(req), bounds)
+        return _bounded(urlopen(req), bounds, manifests_only)
 
     ydl.urlopen = bounded_urlopen
 
