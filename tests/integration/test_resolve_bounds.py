@@ -82,6 +82,7 @@ async def _failed(engine: Engine, url: str) -> tuple[Job, float]:
     ("path", "bound"),
     [
         ("hls/100001.m3u8", "100,001 segments; the limit is 100,000 (max_segments)"),
+        ("hls-plain/100001", "100,001 segments; the limit is 100,000 (max_segments)"),  # sniffed
         ("dash-list/100001.mpd", "100,001 segments; the limit is 100,000 (max_segments)"),
         ("dash-timeline/3000000.mpd", "3,000,000 segments; the limit is 100,000 (max_segments)"),
         ("dash-months.mpd", "the limit is 86400 s (max_duration_seconds)"),

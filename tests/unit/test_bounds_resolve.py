@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tornado_engine.bounds import ResolveBounds, info_problem, iso_duration, manifest_problem, size_problem
 from tornado_engine.retry import outcome_for
+from tornado_engine.scheduler import PoolLimits
 from tornado_engine.states import Status
 
 SMALL = ResolveBounds(max_manifest_bytes=1 << 20, max_segments=100, max_duration_seconds=3600)
@@ -102,3 +105,9 @@ def test_resolved_info_second_line() -> None:
     assert info_problem({"duration": 7200, "formats": []}, SMALL) is not None
     assert info_problem({"duration": 7200, "is_live": True, "formats": []}, SMALL) is None
     assert info_problem({"duration": 10, "formats": [{"fragments": fragments[:5]}]}, SMALL) is None
+
+
+def test_resolves_have_a_cpu_sized_pool_of_their_own() -> None:
+    limits = PoolLimits()
+    assert limits.resolve == max(1, os.cpu_count() or 2)
+    assert PoolLimits(io=500).resolve == limits.resolve  # separate from the I/O waits

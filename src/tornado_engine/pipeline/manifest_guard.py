@@ -25,6 +25,7 @@ __all__ = ["exceeded_in", "guard", "raise_exceeded"]
 
 _MANIFEST_TYPES = ("mpegurl", "dash+xml", "vnd.ms-sstr", "f4m")
 _MANIFEST_SUFFIXES = (".m3u8", ".m3u", ".mpd", ".ism", ".f4m")
+_SNIFF = 4096
 
 
 class _TooLarge(yt_dlp.utils.DownloadCancelled):  # type: ignore[misc]
@@ -36,24 +37,28 @@ class _TooLarge(yt_dlp.utils.DownloadCancelled):  # type: ignore[misc]
 
 
 class _CountingReader(io.RawIOBase):
-    """A response body that refuses to give more than the cap (a page or feed read whole)."""
+    """A response body (``head`` already read from it) that refuses to give more than the cap."""
 
-    def __init__(self, response: Any, bounds: ResolveBounds) -> None:
+    def __init__(self, response: Any, head: bytes, bounds: ResolveBounds) -> None:
         super().__init__()
-        self._response, self._bounds, self._read = response, bounds, 0
+        self._response, self._head, self._bounds, self._read = response, head, bounds, len(head)
 
     def readable(self) -> bool:
         return True
 
     def read(self, amt: int | None = -1) -> bytes:
+        if self._head:
+            size = len(self._head) if amt is None or amt < 0 else amt
+            data, self._head = self._head[:size], self._head[size:]
+            return data
         limit = self._bounds.max_manifest_bytes + 1 - self._read
         want = limit if amt is None or amt < 0 else min(amt, limit)
-        data: bytes = self._response.read(want) if want > 0 else b""
+        data = self._response.read(want) if want > 0 else b""
         self._read += len(data)
         if problem := size_problem(self._read, self._bounds):
             self._response.close()
             raise _TooLarge(problem)
-        return data
+        return bytes(data)
 
     def close(self) -> None:
         self._response.close()
@@ -71,9 +76,14 @@ def _is_media(response: Any) -> bool:
     return ctype.startswith(("video/", "audio/", "image/")) or ctype == "application/octet-stream"
 
 
-def _read_capped(response: Any, cap: int) -> bytes:
+def _looks_like_manifest(head: bytes) -> bool:
+    head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"#EXTM3U") or b"<MPD" in head
+
+
+def _read_capped(response: Any, cap: int, head: bytes = b"") -> bytes:
     """At most ``cap`` + 1 bytes: one more than allowed is enough to know the body is too large."""
-    parts, size = [], 0
+    parts, size = [head], len(head)
     while size <= cap:
         chunk = response.read(min(1 << 20, cap + 1 - size))
         if not chunk:
@@ -83,23 +93,34 @@ def _read_capped(response: Any, cap: int) -> bytes:
     return b"".join(parts)
 
 
+def _judged(response: Any, bounds: ResolveBounds, head: bytes = b"") -> io.BytesIO:
+    """The whole manifest, read up to the cap and judged before anyone parses it."""
+    length = str(response.headers.get("Content-Length") or "")
+    if length.isdigit() and (problem := size_problem(int(length), bounds)):
+        response.close()
+        raise _TooLarge(problem)  # before a byte of the body is read
+    try:
+        body = _read_capped(response, bounds.max_manifest_bytes, head)
+    finally:
+        response.close()
+    if problem := manifest_problem(body, bounds):
+        raise _TooLarge(problem)  # before the extractor parses (and expands) it
+    return io.BytesIO(body)
+
+
 def _bounded(response: Any, bounds: ResolveBounds, manifests_only: bool) -> Any:
     if _is_manifest(response):
-        length = str(response.headers.get("Content-Length") or "")
-        if length.isdigit() and (problem := size_problem(int(length), bounds)):
-            response.close()
-            raise _TooLarge(problem)  # before a byte of the body is read
-        try:
-            body = _read_capped(response, bounds.max_manifest_bytes)
-        finally:
-            response.close()
-        if problem := manifest_problem(body, bounds):
-            raise _TooLarge(problem)  # before the extractor parses (and expands) it
-        fp: Any = io.BytesIO(body)
-    elif not manifests_only and not _is_media(response):
-        fp = _CountingReader(response, bounds)
-    else:
+        fp: Any = _judged(response, bounds)
+    elif manifests_only or _is_media(response):
         return response
+    else:
+        # a page, a feed, or a manifest under a vague type (text/plain, application/xml): its first
+        # bytes tell which (the extractor reads a few of a direct file's, never a whole one)
+        head = response.read(_SNIFF)
+        if _looks_like_manifest(head):
+            fp = _judged(response, bounds, head)
+        else:
+            fp = _CountingReader(response, head, bounds)
     return Response(fp, response.url, response.headers, response.status, response.reason, response.extensions)
 
 

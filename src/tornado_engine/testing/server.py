@@ -9,7 +9,8 @@ Routes (all paths are relative to ``root``):
 - ``/slow/<file>``: the file at about ``slow_bytes_per_sec``.
 - ``/huge/...``: manifests generated on the fly and streamed, to test resolve bounds (see
   :func:`_huge_manifest`): ``hls/<n>.m3u8`` (n 2 s segments, with ``Content-Length``), ``hls-stream/<n>.m3u8``
-  (the same without a length, ended by closing the connection), ``dash-list/<n>.mpd`` (n ``SegmentURL``s),
+  (the same without a length, ended by closing the connection), ``hls-plain/<n>`` (the same as
+  ``text/plain``, without a telling extension), ``dash-list/<n>.mpd`` (n ``SegmentURL``s),
   ``dash-timeline/<n>.mpd`` (one ``<S r="n-1">``: tiny), ``dash-months.mpd`` (declares three months).
 """
 
@@ -239,7 +240,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 _HUGE = re.compile(
-    r"(hls|hls-stream)/(\d{1,9})\.m3u8|(dash-list|dash-timeline)/(\d{1,9})\.mpd|dash-months\.mpd"
+    r"(hls|hls-stream)/(\d{1,9})\.m3u8|hls-plain/(\d{1,9})|(dash-list|dash-timeline)/(\d{1,9})\.mpd"
+    r"|dash-months\.mpd"
 )
 _MPD_HEAD = (
     '<?xml version="1.0" encoding="utf-8"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" '
@@ -283,10 +285,12 @@ def _huge_manifest(rest: str) -> tuple[str, Callable[[], Iterator[bytes]], bool]
         return None
     if m[1]:
         return _CONTENT_TYPES[".m3u8"], functools.partial(_hls_lines, int(m[2])), m[1] == "hls"
-    if m[3] == "dash-list":
-        return _CONTENT_TYPES[".mpd"], functools.partial(_dash_list, int(m[4])), True
-    if m[3] == "dash-timeline":
-        n = int(m[4])  # under a day declared, so only the segment count can refuse it
+    if m[3]:  # no telling name or type: only its first bytes say it is a manifest
+        return "text/plain", functools.partial(_hls_lines, int(m[3])), True
+    if m[4] == "dash-list":
+        return _CONTENT_TYPES[".mpd"], functools.partial(_dash_list, int(m[5])), True
+    if m[4] == "dash-timeline":
+        n = int(m[5])  # under a day declared, so only the segment count can refuse it
         timeline = f'<SegmentTimeline><S t="0" d="2" r="{n - 1}"/></SegmentTimeline>'
         return _CONTENT_TYPES[".mpd"], functools.partial(_dash_template, "PT23H", timeline), True
     return _CONTENT_TYPES[".mpd"], functools.partial(_dash_template, "P3M", ""), True
