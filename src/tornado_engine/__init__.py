@@ -1,5 +1,6 @@
 """tornado_engine: turn media URLs into finished files in storage, from inside any Python service."""
 
+from .bounds import ResolveBounds
 from .engine import Engine
 from .errors import (
     BlockedAddress,
@@ -54,6 +55,7 @@ __all__ = [
     "Quota",
     "QuotaExceeded",
     "RenameResult",
+    "ResolveBounds",
     "ResolveError",
     "RetryPolicy",
     "SecretBoxError",

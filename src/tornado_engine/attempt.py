@@ -62,7 +62,9 @@ def apply(job: Job, result: Result) -> None:
     """Write what a stage found into the job record (the only place stage results reach the Job)."""
     match result:
         case Resolved():
-            job.title, job.description = result.title, result.description
+            # a feed or playlist item keeps its own title (its file is named after it): the resolver's
+            # may be the file's name ("ep2"); other jobs take the resolver's
+            job.title, job.description = job.title or result.title, result.description
             job.release_date = result.release_date
             job.folder = job.request.folder
             job.reserved_bytes = result.expected_bytes  # usage() counts it once saved

@@ -64,6 +64,8 @@ ErrorKind = Literal[
     "drm", "live_stream",
     # technical, worth another try: no space left for the job's temporary files (issue 13)
     "disk_full",
+    # a resolve bound (manifest size, segments, declared duration): Failed, never retried
+    "too_large",
 ]  # fmt: skip
 
 

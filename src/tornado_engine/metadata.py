@@ -8,15 +8,19 @@ through, whatever the extractor put in the info dict.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 import re
 import urllib.parse
+from collections.abc import Callable
 from concurrent.futures import Executor
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from .bounds import ResolveBounds
 from .errors import InvalidRequest, ResolveError
 from .pipeline.downloader import requested_formats
 from .pipeline.resolver import resolve_sync
@@ -134,8 +138,13 @@ async def extract_metadata(
     proxy: str | None = None,
     retry: RetryPolicy | None = None,
     executor: Executor | None = None,
+    bounds: ResolveBounds | None = None,
+    slot: Callable[[], AbstractAsyncContextManager[None]] | None = None,
 ) -> MediaMetadata:
     """Resolve ``url`` (yt-dlp in a thread, through ``proxy`` if given), retrying transient failures.
+
+    ``bounds`` cap what the resolve may cost (a breach: ResolveError "too_large", never retried);
+    ``slot``: a resolve slot held while yt-dlp works (the engine's CPU-sized resolve pool).
 
     Raises :class:`ResolveError` with the failure's ``kind`` (see :mod:`tornado_engine.retry`).
     """
@@ -146,12 +155,18 @@ async def extract_metadata(
     retries = 0
     while True:
         try:
-            call = functools.partial(resolve_sync, url, None, socket_timeout, None, proxy or None)
-            info = await loop.run_in_executor(executor, call)
+            call = functools.partial(resolve_sync, url, None, socket_timeout, None, proxy or None, bounds)
+            async with slot() if slot is not None else contextlib.nullcontext():
+                info = await loop.run_in_executor(executor, call)
             break
         except ResolveError as exc:
             if not policy.should_retry(exc.kind, retries):
                 raise
             await asyncio.sleep(policy.delay(retries))
             retries += 1
-    return project(info, requested_formats(info))  # sized as a default job would fetch it
+    # sized as a default job would fetch it; in the thread: a loop over every format is CPU work
+    return await loop.run_in_executor(executor, _project_default, info)
+
+
+def _project_default(info: dict[str, Any]) -> MediaMetadata:
+    return project(info, requested_formats(info))

@@ -75,6 +75,7 @@ OUTCOMES: dict[ErrorKind, Outcome] = {
     ),
     # technical again (kept last for merges): space may come back as other jobs end
     "disk_full": _error("Not enough disk space for this job's temporary files", transient=True),
+    "too_large": _error("The source is larger than the engine's resolve bounds allow"),
 }
 
 

@@ -16,11 +16,12 @@ import logging
 import shutil
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import resume
 from .attempt import Attempt, StageRun
+from .bounds import ResolveBounds
 from .checkpoint import DOWNLOADED, Checkpoint
 from .diskspace import DEFAULT_RESERVE_BYTES
 from .errors import JobCancelled, ResolveError, StageError, StoreError
@@ -66,6 +67,7 @@ class RunnerConfig:
     network: NetworkPolicy | None = None  # the fast download path connects only to what this allows
     data_dir: Path | None = None  # hidden from job errors (as is each job folder); default work_dir
     disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES  # kept free in the work dir: a download must fit above
+    bounds: ResolveBounds = field(default_factory=ResolveBounds)  # what one resolve may cost
 
 
 class JobRunner:
@@ -218,12 +220,14 @@ class JobRunner:
 
     def _context(self, run: Attempt, quota: Quota | None) -> StageContext:
         job, cfg = run.job, self.config
+        # the request's URL: for a feed item it keeps the extractor's hints the job's shown URL drops
         return StageContext(
-            job_id=job.id, url=job.url, request=job.request, options=MediaOptions.from_request(job.request),
+            job_id=job.id, url=job.request.url, request=job.request,
+            options=MediaOptions.from_request(job.request),
             folder=run.folder, ffmpeg=cfg.ffmpeg, socket_timeout=cfg.socket_timeout, executor=self.executor,
             network=cfg.network, proxy=cfg.proxy, cancel=run.cancel, cancel_async=run.cancel_async,
             progress=run, record=run.record, retry=run.retrying, pools=self.pools, storage=run.storage,
-            quota=quota,
+            quota=quota, bounds=cfg.bounds,
         )  # fmt: skip
 
     async def _complete(self, run: Attempt, stored: StoredObject) -> None:

@@ -12,9 +12,11 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .bounds import ResolveBounds
 from .diskspace import DEFAULT_RESERVE_BYTES
 from .events import EventHub
 from .ffmpeg import FFmpegPaths, locate_ffmpeg
@@ -56,6 +58,7 @@ class RuntimeOptions:
     stages: StageRunner | None = None
     # kept free on the work dir's disk: a download whose expected size does not fit above it waits
     disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES
+    resolve_bounds: ResolveBounds = field(default_factory=ResolveBounds)  # what one resolve may cost
 
 
 class Runtime:
@@ -99,6 +102,10 @@ class Runtime:
     def proxy_url(self) -> str:
         """The filtering proxy every yt-dlp request goes through, once started ("" before)."""
         return self._netguard.url
+
+    def resolve_slot(self) -> AbstractAsyncContextManager[None]:
+        """A slot of the resolve pool (CPU-sized) for resolves outside a job: playlist probe, metadata."""
+        return self._pools.acquire("resolve", lambda ms: None)
 
     def wake(self) -> None:
         """A job was submitted or un-paused: let the scheduler look now instead of at its next poll."""
@@ -149,6 +156,7 @@ class Runtime:
             proxy=self.proxy_url or None,
             network=self._network,
             disk_reserve_bytes=opts.disk_reserve_bytes,
+            bounds=opts.resolve_bounds,
         )
         self._runner = JobRunner(
             self._store, self._pools, config, self._publish, self.executor, quota_for=quota_for,

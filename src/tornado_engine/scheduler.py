@@ -51,7 +51,9 @@ def is_dead_local_owner(worker_id: str) -> bool:
     return False
 
 
-Pool = Literal["io", "cpu", "upload"]  # resolve and download; ffmpeg; storage
+# resolve and download; ffmpeg; storage; yt-dlp's resolve work itself (CPU in threads: sized to the cores,
+# so hundreds of resolves at once cannot starve the event loop of the GIL)
+Pool = Literal["io", "cpu", "upload", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class PoolLimits:
     io: int = 32
     cpu: int = max(1, (os.cpu_count() or 2))
     upload: int = 16
+    resolve: int = max(1, (os.cpu_count() or 2))
 
 
 class Pools:
@@ -70,6 +73,7 @@ class Pools:
             "io": asyncio.Semaphore(limits.io),
             "cpu": asyncio.Semaphore(limits.cpu),
             "upload": asyncio.Semaphore(limits.upload),
+            "resolve": asyncio.Semaphore(limits.resolve),
         }
 
     @contextlib.asynccontextmanager

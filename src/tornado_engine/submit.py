@@ -23,6 +23,7 @@ from .safety import NetworkPolicy
 from .states import Status
 from .store.base import BatchRecord, JobStore
 from .tenant_storage import TenantStorage, storage_endpoints
+from .ytdlp import public_url
 
 __all__ = ["MAX_BULK", "PlaylistOptions", "Submitter"]
 
@@ -74,7 +75,8 @@ class Submitter:
             playlist = await probe_playlist(
                 request.url, max_entries=self._playlists.max_entries,
                 socket_timeout=self._runtime.options.socket_timeout, executor=self._runtime.executor,
-                proxy=self._runtime.proxy_url,
+                proxy=self._runtime.proxy_url, bounds=self._runtime.options.resolve_bounds,
+                slot=self._runtime.resolve_slot,
             )  # fmt: skip
             if playlist is not None:
                 return await self._create_playlist_batch(owner, request, playlist)
@@ -96,7 +98,7 @@ class Submitter:
         self, owner: str, request: JobRequest, batch_id: str | None = None, title: str | None = None
     ) -> Job:
         return Job(
-            id=_new_id(), url=request.url, request=request, owner=owner,
+            id=_new_id(), url=public_url(request.url), request=request, owner=owner,
             folder=request.folder, batch_id=batch_id, title=title,
             storage_sealed=self._storage.seal(request.storage) if request.storage else None,
         )  # fmt: skip
@@ -187,11 +189,30 @@ class Submitter:
             proxy=self._runtime.proxy_url or None,
             retry=self._runtime.options.retry,
             executor=self._runtime.executor,
+            bounds=self._runtime.options.resolve_bounds,
+            slot=self._runtime.resolve_slot,
         )
 
 
+# a file name's 255 bytes, less the extension (".webm") and a " (n)" for a title the show repeats
+_EPISODE_NAME_BYTES = 240
+
+
+def _fit(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, at a character boundary."""
+    return text.encode("utf-8", "ignore")[:limit].decode("utf-8", "ignore")
+
+
+def _name_from_long_title(title: str | None) -> str | None:
+    """The title as a file name, trimmed to fit rather than dropped (normalizing may lengthen it)."""
+    for limit in (_EPISODE_NAME_BYTES, _EPISODE_NAME_BYTES // 2):
+        if name := name_from_title(_fit(title, limit) if title else None):
+            return name
+    return None
+
+
 def _episode_filename(title: str | None, index: int, taken: set[str]) -> str:
-    base = name_from_title(title) or f"episode-{index + 1}"
+    base = _name_from_long_title(title) or f"episode-{index + 1}"
     name, n = base, 2
     while name.casefold() in taken:  # two episodes with one title must not overwrite each other
         name, n = f"{base} ({n})", n + 1

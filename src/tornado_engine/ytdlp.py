@@ -18,6 +18,7 @@ from yt_dlp.utils import (
     GeoRestrictedError,
     UnsupportedError,
     YoutubeDLError,
+    unsmuggle_url,
 )
 
 from .codecs import AUDIO_FORMATS
@@ -41,6 +42,7 @@ __all__ = [
     "is_live",
     "map_error",
     "option_params",
+    "public_url",
     "side_params",
 ]
 
@@ -143,6 +145,15 @@ def side_params(download: dict[str, Any], options: MediaOptions) -> dict[str, An
         }
     )
     return params
+
+
+def public_url(url: str) -> str:
+    """``url`` without yt-dlp's private ``#__youtubedl_smuggle=...`` fragment (a feed entry's, say).
+
+    The fragment carries hints for yt-dlp's extractor (an id, a referer): kept in the job's request,
+    where the resolve reads it, never in the URL a job shows."""
+    clean: str = unsmuggle_url(url)[0]
+    return clean
 
 
 def is_live(info: dict[str, Any]) -> bool:

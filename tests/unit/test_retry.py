@@ -39,6 +39,7 @@ FAILED = {
     "clip_out_of_range",
     "unknown",
     "disk_full",
+    "too_large",
 }
 WARNING = {"private", "members_only", "login_required", "geo_restricted", "unavailable", "upcoming"}
 SKIPPED = {"drm", "live_stream"}

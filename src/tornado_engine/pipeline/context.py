@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
+from ..bounds import ResolveBounds
 from ..errors import JobCancelled
 from ..ffmpeg import FFmpegPaths
 from ..models import JobRequest
@@ -193,6 +194,7 @@ class StageContext:
     pools: Pools
     storage: StorageTarget
     quota: Quota | None
+    bounds: ResolveBounds = field(default_factory=ResolveBounds)  # what one resolve may cost
 
     @property
     def ffmpeg_dir(self) -> str:

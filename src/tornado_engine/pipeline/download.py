@@ -43,7 +43,9 @@ async def _download(ctx: StageContext, resolved: Resolved) -> Fetched:
 
     loop = asyncio.get_running_loop()
     strategy, result = "fastpath", None
-    if fastpath.eligible(info, ctx.options) is not None:
+    # download_sync judges eligibility itself, in the thread: its per-fragment work (a URL join per
+    # segment) must never run on the event loop
+    if not ctx.options.live_recording:
         fast = functools.partial(
             fastpath.download_sync, info, ctx.folder, on_progress=on_progress, cancel=ctx.cancel,
             socket_timeout=ctx.socket_timeout, policy=ctx.network, proxy=ctx.proxy, options=ctx.options,
@@ -58,7 +60,7 @@ async def _download(ctx: StageContext, resolved: Resolved) -> Fetched:
         slow = functools.partial(
             downloader.download_sync, info, ctx.folder, on_progress=on_progress, cancel=ctx.cancel,
             socket_timeout=ctx.socket_timeout, proxy=ctx.proxy, options=ctx.options,
-            ffmpeg_dir=ctx.ffmpeg_dir,
+            ffmpeg_dir=ctx.ffmpeg_dir, bounds=ctx.bounds,
         )  # fmt: skip
         result = await loop.run_in_executor(ctx.executor, slow)
     if unsafe := [p.name for p in result.files if not is_media_extension(p.name)]:

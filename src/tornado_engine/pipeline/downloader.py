@@ -15,11 +15,13 @@ from typing import Any
 
 import yt_dlp
 
+from ..bounds import ResolveBounds
 from ..errors import DownloadError, JobCancelled
 from ..options import MediaOptions
 from ..progress import DownloadProgress, ProgressCallback
 from ..ytdlp import download_params, is_live, map_error
 from ..ytdlp_registry import new_ydl
+from .manifest_guard import guard, raise_exceeded
 from .resolver import SELECTED_KEY
 from .sidecar import SideFiles, fetch_side_files
 
@@ -52,8 +54,11 @@ def download_sync(
     options: MediaOptions | None = None,
     proxy: str | None = None,
     ffmpeg_dir: str | None = None,
+    bounds: ResolveBounds | None = None,
 ) -> DownloadResult:
-    """Blocking (run it in a thread): yt-dlp downloads the resolved ``info`` into ``job_dir``."""
+    """Blocking (run it in a thread): yt-dlp downloads the resolved ``info`` into ``job_dir``.
+
+    A manifest yt-dlp fetches again here is held to ``bounds`` as the resolve's were."""
     tracker = DownloadProgress(requested_formats(info), info.get("duration"))
 
     def hook(d: dict[str, Any]) -> None:
@@ -70,12 +75,14 @@ def download_sync(
         params["proxy"] = proxy
     try:
         with new_ydl(params) as ydl:
+            guard(ydl, bounds or ResolveBounds(), manifests_only=True)
             result = ydl.process_ie_result(copy.deepcopy(info), download=True)
     except JobCancelled:
         raise
     except yt_dlp.utils.YoutubeDLError as exc:
         if cancel.is_set():  # a stalled socket surfaces as a timeout after the cancel (recipe 4)
             raise JobCancelled("cancelled during download") from exc
+        raise_exceeded(exc)
         raise map_error(exc, resolving=False) from exc
     downloads = result.get("requested_downloads") or []
     files = [Path(d["filepath"]) for d in downloads if d.get("filepath")]

@@ -7,17 +7,22 @@ capped, so a 5,000-episode show returns quickly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import Executor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yt_dlp
 
+from ..bounds import ResolveBounds
 from ..ytdlp import base_params
 from ..ytdlp_registry import extract_info, new_ydl
+from .manifest_guard import guard
 
 __all__ = ["Playlist", "PlaylistEntry", "probe_playlist"]
 
@@ -41,7 +46,12 @@ def _single_video(info: Any) -> bool:
 
 
 def _probe_sync(
-    url: str, max_entries: int, ffmpeg_dir: str | None, socket_timeout: float, proxy: str | None
+    url: str,
+    max_entries: int,
+    ffmpeg_dir: str | None,
+    socket_timeout: float,
+    proxy: str | None,
+    bounds: ResolveBounds,
 ) -> Playlist | None:
     with tempfile.TemporaryDirectory(prefix="tornado-probe-") as home:
         params = {
@@ -55,6 +65,7 @@ def _probe_sync(
             params["proxy"] = proxy
         try:
             with new_ydl(params) as ydl:
+                guard(ydl, bounds)  # a huge manifest is refused on its bytes, not parsed here
                 # Unprocessed first: a single video (a direct file, most URLs) is known as one from the
                 # extractor's own result, and processing it (formats, sorting, selection) would never
                 # make it a playlist. Anything else (playlists, and "url" results that point elsewhere)
@@ -70,7 +81,8 @@ def _probe_sync(
     for entry in info.get("entries") or []:
         entry_url = entry.get("url") or entry.get("webpage_url") if isinstance(entry, dict) else None
         if isinstance(entry_url, str) and entry_url.startswith(("http://", "https://")):
-            entries.append(PlaylistEntry(entry_url, entry.get("title")))
+            title = entry.get("title")  # remote text: bounded as the resolver bounds a title
+            entries.append(PlaylistEntry(entry_url, title[:500] if isinstance(title, str) else None))
         if len(entries) >= max_entries:
             break
     return Playlist(url, info.get("title"), entries)
@@ -84,7 +96,13 @@ async def probe_playlist(
     socket_timeout: float = 20,
     executor: Executor | None = None,
     proxy: str | None = None,
+    bounds: ResolveBounds | None = None,
+    slot: Callable[[], AbstractAsyncContextManager[None]] | None = None,
 ) -> Playlist | None:
-    """The playlist behind ``url``, or None when it is a single item (or cannot be read now)."""
-    call = functools.partial(_probe_sync, url, max_entries, ffmpeg_dir, socket_timeout, proxy)
-    return await asyncio.get_running_loop().run_in_executor(executor, call)
+    """The playlist behind ``url``, or None when it is a single item (or cannot be read now).
+
+    ``slot``: a resolve slot held while yt-dlp works (the engine's CPU-sized resolve pool)."""
+    bounds = bounds or ResolveBounds()
+    call = functools.partial(_probe_sync, url, max_entries, ffmpeg_dir, socket_timeout, proxy, bounds)
+    async with slot() if slot is not None else contextlib.nullcontext():
+        return await asyncio.get_running_loop().run_in_executor(executor, call)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import resolver
-from .context import Resolved, StageContext
+from .context import Resolved, StageContext, Waited
 
 __all__ = ["resolve"]
 
@@ -18,5 +18,7 @@ async def resolve(ctx: StageContext) -> Resolved:
         options=ctx.options,
         cancel=ctx.cancel_async,
         proxy=ctx.proxy,
+        bounds=ctx.bounds.with_quota(ctx.quota.max_duration_seconds if ctx.quota else None),
+        slot=lambda: ctx.pools.acquire("resolve", lambda ms: ctx.record(Waited("io", ms))),
     )
     return Resolved(info)

@@ -8,18 +8,23 @@ stream needs ``live_recording``; a clip must start before the end).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import Executor
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import yt_dlp
 
+from ..bounds import ResolveBounds, info_problem
 from ..errors import JobCancelled, ResolveError
 from ..options import MediaOptions
 from ..ytdlp import base_params, check_resolved, format_selection, is_live, map_error, option_params
 from ..ytdlp_registry import extract_info, new_ydl
+from .manifest_guard import guard, raise_exceeded
 
 __all__ = ["SELECTED_KEY", "resolve", "resolve_sync", "wait_poll_seconds"]
 
@@ -50,8 +55,13 @@ def resolve_sync(
     socket_timeout: float,
     options: MediaOptions | None = None,
     proxy: str | None = None,
+    bounds: ResolveBounds | None = None,
 ) -> dict[str, Any]:
-    """Blocking resolve; ``proxy``: the network guard every yt-dlp request goes through, if any."""
+    """Blocking resolve; ``proxy``: the network guard every yt-dlp request goes through, if any.
+
+    ``bounds`` (default: :class:`ResolveBounds`'s) cap what the manifests may cost, checked on their
+    bytes before yt-dlp parses them and on the resolved info; a breach raises ResolveError "too_large"."""
+    bounds = bounds or ResolveBounds()
     # Resolving writes nothing, but yt-dlp wants a home; give it an empty throwaway one.
     with tempfile.TemporaryDirectory(prefix="tornado-resolve-") as home:
         params = {
@@ -62,12 +72,16 @@ def resolve_sync(
             params["proxy"] = proxy
         try:
             with new_ydl(params) as ydl:
+                guard(ydl, bounds)
                 info = extract_info(ydl, url, download=False)
+                if problem := info_problem(info, bounds):
+                    raise ResolveError(problem.message, kind=problem.kind)
                 # sanitized: JSON-storable, and without resolve-time private keys (recipe pitfall 4)
                 clean: dict[str, Any] = ydl.sanitize_info(info, remove_private_keys=True)
                 spec = format_selection(options, live=is_live(clean))["format"]
                 clean[SELECTED_KEY] = _selected_format_ids(ydl, clean, spec)
         except yt_dlp.utils.YoutubeDLError as exc:
+            raise_exceeded(exc)
             raise map_error(exc, resolving=True) from exc
     if clean.get("_type") in ("playlist", "multi_video"):
         raise ResolveError("This URL is a playlist; submit its entries as separate jobs", kind="no_formats")
@@ -88,14 +102,18 @@ async def resolve(
     options: MediaOptions | None = None,
     cancel: asyncio.Event | None = None,
     proxy: str | None = None,
+    bounds: ResolveBounds | None = None,
+    slot: Callable[[], AbstractAsyncContextManager[None]] | None = None,
 ) -> dict[str, Any]:
+    """``slot``: a resolve slot (CPU-sized), held while yt-dlp works, not while a scheduled stream waits."""
     loop = asyncio.get_running_loop()
-    call = functools.partial(resolve_sync, url, ffmpeg_dir, socket_timeout, options, proxy)
+    call = functools.partial(resolve_sync, url, ffmpeg_dir, socket_timeout, options, proxy, bounds)
     wait = options.wait_for_video if options is not None else None
     deadline = loop.time() + wait if wait else None
     while True:
         try:
-            info = await loop.run_in_executor(executor, call)
+            async with slot() if slot is not None else contextlib.nullcontext():
+                info = await loop.run_in_executor(executor, call)
             break
         except ResolveError as exc:
             if exc.kind != "upcoming" or wait is None or deadline is None:

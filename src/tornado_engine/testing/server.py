@@ -7,12 +7,18 @@ Routes (all paths are relative to ``root``):
 - ``/drop/<file>``: headers for the whole file, half the body, then a TCP reset.
 - ``/short/<file>``: ``Content-Length`` 1000 bytes too large, the whole body, then a clean close (FIN).
 - ``/slow/<file>``: the file at about ``slow_bytes_per_sec``.
+- ``/huge/...``: manifests generated on the fly and streamed, to test resolve bounds (see
+  :func:`_huge_manifest`): ``hls/<n>.m3u8`` (n 2 s segments, with ``Content-Length``), ``hls-stream/<n>.m3u8``
+  (the same without a length, ended by closing the connection), ``hls-plain/<n>`` (the same as
+  ``text/plain``, without a telling extension), ``dash-list/<n>.mpd`` (n ``SegmentURL``s),
+  ``dash-timeline/<n>.mpd`` (one ``<S r="n-1">``: tiny), ``dash-months.mpd`` (declares three months).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import mimetypes
 import os
 import re
@@ -21,6 +27,7 @@ import struct
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -130,6 +137,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._empty(400)
             return self._empty(code, {"Retry-After": "1"} if code == 429 else None)
 
+        if path.startswith("/huge/"):
+            return self._huge(path, head)
+
         mode, _, rest = path[1:].partition("/")
         if mode not in _FAULT_MODES:
             mode, rest = "", path[1:]
@@ -184,6 +194,29 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
 
+    def _huge(self, path: str, head: bool) -> None:
+        found = _huge_manifest(path[len("/huge/") :])
+        if found is None:
+            return self._empty(404)
+        ctype, body, sized = found
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        if sized:
+            self.send_header("Content-Length", str(sum(len(part) for part in body())))
+        else:
+            self.send_header("Connection", "close")  # the body ends where the connection does
+            self.close_connection = True
+        self.end_headers()
+        if head:
+            return
+        try:
+            for part in body():
+                if self.server.stopping.is_set():
+                    break
+                self.wfile.write(part)
+        except OSError:  # the client refused the rest (that is the point)
+            self.close_connection = True
+
     def _send_body(self, fs: str, start: int, length: int, *, slow: bool) -> None:
         rate = self.server.slow_bytes_per_sec
         chunk_size = max(1024, min(_CHUNK, rate // 16)) if slow else 256 * 1024
@@ -204,6 +237,63 @@ class _Handler(BaseHTTPRequestHandler):
                         self.server.stopping.wait(delay)
         if sent < length:
             raise ConnectionAbortedError("server stopping")
+
+
+_HUGE = re.compile(
+    r"(hls|hls-stream)/(\d{1,9})\.m3u8|hls-plain/(\d{1,9})|(dash-list|dash-timeline)/(\d{1,9})\.mpd"
+    r"|dash-months\.mpd"
+)
+_MPD_HEAD = (
+    '<?xml version="1.0" encoding="utf-8"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" '
+    'profiles="urn:mpeg:dash:profile:isoff-on-demand:2011" minBufferTime="PT2S" '
+    'mediaPresentationDuration="{duration}">\n<Period id="0"><AdaptationSet mimeType="video/mp4" '
+    'contentType="video"><Representation id="v0" codecs="avc1.64001e" bandwidth="800000" width="640" '
+    'height="360">\n'
+)
+_MPD_TAIL = "</Representation></AdaptationSet></Period></MPD>\n"
+
+
+def _hls_lines(n: int) -> Iterator[bytes]:
+    yield b"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+    for start in range(0, n, 4096):  # in blocks: a few MB stream cheaply
+        yield "".join(f"#EXTINF:2.000,\nseg_{i}.ts\n" for i in range(start, min(n, start + 4096))).encode()
+    yield b"#EXT-X-ENDLIST\n"
+
+
+def _dash_list(n: int) -> Iterator[bytes]:
+    yield _MPD_HEAD.format(duration="PT23H").encode()  # under a day: the count decides
+    yield b'<SegmentList timescale="1" duration="2"><Initialization sourceURL="init.mp4"/>\n'
+    for start in range(0, n, 4096):
+        yield "".join(
+            f'<SegmentURL media="s{i}.m4s"/>\n' for i in range(start, min(n, start + 4096))
+        ).encode()
+    yield ("</SegmentList>" + _MPD_TAIL).encode()
+
+
+def _dash_template(duration: str, timeline: str) -> Iterator[bytes]:
+    template = (
+        '<SegmentTemplate timescale="1" initialization="init.mp4" media="s$Number$.m4s" startNumber="1"'
+    )
+    body = f"{template}>{timeline}</SegmentTemplate>" if timeline else f'{template} duration="2"/>'
+    yield (_MPD_HEAD.format(duration=duration) + body + _MPD_TAIL).encode()
+
+
+def _huge_manifest(rest: str) -> tuple[str, Callable[[], Iterator[bytes]], bool] | None:
+    """(content type, the body's parts, whether to send its length) for a ``/huge/`` path, or None."""
+    m = _HUGE.fullmatch(rest)
+    if m is None:
+        return None
+    if m[1]:
+        return _CONTENT_TYPES[".m3u8"], functools.partial(_hls_lines, int(m[2])), m[1] == "hls"
+    if m[3]:  # no telling name or type: only its first bytes say it is a manifest
+        return "text/plain", functools.partial(_hls_lines, int(m[3])), True
+    if m[4] == "dash-list":
+        return _CONTENT_TYPES[".mpd"], functools.partial(_dash_list, int(m[5])), True
+    if m[4] == "dash-timeline":
+        n = int(m[5])  # under a day declared, so only the segment count can refuse it
+        timeline = f'<SegmentTimeline><S t="0" d="2" r="{n - 1}"/></SegmentTimeline>'
+        return _CONTENT_TYPES[".mpd"], functools.partial(_dash_template, "PT23H", timeline), True
+    return _CONTENT_TYPES[".mpd"], functools.partial(_dash_template, "P3M", ""), True
 
 
 class MediaServer:
