@@ -1,5 +1,6 @@
 """tornado_engine: turn media URLs into finished files in storage, from inside any Python service."""
 
+from .bounds import StallPolicy
 from .engine import Engine
 from .errors import (
     BlockedAddress,
@@ -58,6 +59,7 @@ __all__ = [
     "RetryPolicy",
     "SecretBoxError",
     "StageError",
+    "StallPolicy",
     "Status",
     "Step",
     "StoreError",

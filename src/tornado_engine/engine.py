@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .bounds import StallPolicy
 from .errors import InvalidRequest
 from .events import EventHub
 from .ffmpeg import FFmpegPaths
@@ -64,6 +65,7 @@ class Engine(TenantView):
         webhook_secrets: Sequence[str] | None = None,
         webhook_policy: WebhookPolicy | None = None,
         stages: StageRunner | None = None,
+        stall: StallPolicy | None = None,
     ) -> None:
         if concurrency < 1:
             raise InvalidRequest("concurrency must be at least 1", field="concurrency")
@@ -79,7 +81,7 @@ class Engine(TenantView):
             data_dir=self.data_dir, concurrency=concurrency, pools=pools, retry=retry or RetryPolicy(),
             ffmpeg=ffmpeg, lease_seconds=lease_seconds, poll_interval=poll_interval,
             socket_timeout=socket_timeout, run_jobs=run_jobs,
-            webhook_policy=webhook_policy or WebhookPolicy(), stages=stages,
+            webhook_policy=webhook_policy or WebhookPolicy(), stages=stages, stall=stall or StallPolicy(),
         )  # fmt: skip
         secrets = webhook_secrets or default_secrets(self.data_dir)
         self._runtime = Runtime(self.store, self.storage, self.network, self.hub, secrets, options)

@@ -62,6 +62,8 @@ ErrorKind = Literal[
     "private", "members_only", "login_required", "geo_restricted", "unavailable", "upcoming",
     # cannot be processed as asked: skipped
     "drm", "live_stream",
+    # a source or storage that sends/accepts too little for too long (bounds.StallPolicy): retried
+    "stalled",
 ]  # fmt: skip
 
 

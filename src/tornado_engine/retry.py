@@ -73,6 +73,8 @@ OUTCOMES: dict[ErrorKind, Outcome] = {
     "live_stream": Outcome(
         Status.SKIPPED, "warning", False, "This is a live stream; set live_recording to record it"
     ),
+    # retried like a timeout; the raised error's message gives the policy's numbers
+    "stalled": _error("The source stopped sending data", transient=True),
 }
 
 

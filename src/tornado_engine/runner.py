@@ -16,15 +16,17 @@ import logging
 import shutil
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import resume
 from .attempt import Attempt, StageRun
+from .bounds import StallPolicy
 from .checkpoint import DOWNLOADED, Checkpoint
 from .errors import JobCancelled, ResolveError, StageError, StoreError
 from .ffmpeg import FFmpegPaths
 from .models import Job, now_ms
+from .netguard import NetGuard
 from .options import MediaOptions
 from .pipeline.context import Fetched, Resolved, StageContext
 from .pipeline.download import download
@@ -61,6 +63,8 @@ class RunnerConfig:
     socket_timeout: float = 20.0
     proxy: str | None = None  # the network guard (SSRF filter) every yt-dlp request goes through
     network: NetworkPolicy | None = None  # the fast download path connects only to what this allows
+    stall: StallPolicy = field(default_factory=StallPolicy)
+    guard: NetGuard | None = None  # then each job gets its own proxy credential (guard.job_proxy)
 
 
 class JobRunner:
@@ -107,7 +111,7 @@ class JobRunner:
             raise
         except asyncio.CancelledError:
             abandoned = True
-            run.cancel.set()  # a yt-dlp thread still downloading stops at its next progress hook
+            self._stop(run.job.id, run)  # its stage threads must end: close() waits for them
             # shutdown or a lost lease: give the job back unless someone else already has it
             with contextlib.suppress(Exception):
                 await self.store.release(run.job, run.token)
@@ -115,6 +119,8 @@ class JobRunner:
         finally:
             if self.active.get(run.job.id) is run:
                 del self.active[run.job.id]
+            if self.config.guard is not None:
+                self.config.guard.forget(run.job.id)
             if not (abandoned and run.job.checkpoint):
                 await self._clear_dir(run)
             run.finished.set()
@@ -212,9 +218,10 @@ class JobRunner:
         return StageContext(
             job_id=job.id, url=job.url, request=job.request, options=MediaOptions.from_request(job.request),
             folder=run.folder, ffmpeg=cfg.ffmpeg, socket_timeout=cfg.socket_timeout, executor=self.executor,
-            network=cfg.network, proxy=cfg.proxy, cancel=run.cancel, cancel_async=run.cancel_async,
-            progress=run, record=run.record, retry=run.retrying, pools=self.pools, storage=run.storage,
-            quota=quota,
+            network=cfg.network, proxy=cfg.guard.job_proxy(job.id) if cfg.guard else cfg.proxy,
+            cancel=run.cancel, cancel_async=run.cancel_async, progress=run, record=run.record,
+            retry=run.retrying, pools=self.pools, storage=run.storage, quota=quota, stall=cfg.stall,
+            guard=cfg.guard,
         )  # fmt: skip
 
     async def _complete(self, run: Attempt, stored: StoredObject) -> None:
@@ -283,9 +290,14 @@ class JobRunner:
         run = self.active.get(job_id)
         if run is None:
             return False
-        run.cancel.set()
-        run.cancel_async.set()
+        self._stop(job_id, run)
         return True
+
+    def _stop(self, job_id: str, run: Attempt) -> None:
+        run.cancel.set()  # stage threads look at it every tick (fast path) or progress hook (yt-dlp)
+        run.cancel_async.set()
+        if self.config.guard is not None:  # a yt-dlp read blocked on a silent source returns now
+            self.config.guard.cut(job_id)
 
 
 def _finish_times(job: Job) -> None:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .bounds import StallPolicy
 from .events import EventHub
 from .ffmpeg import FFmpegPaths, locate_ffmpeg
 from .models import Job
@@ -32,6 +35,7 @@ from .webhooks import WebhookPolicy
 __all__ = ["Runtime", "RuntimeOptions"]
 
 _log = logging.getLogger("tornado_engine.engine")
+_THREADS_GRACE = 5.0  # seconds close() waits for stage threads (a cancelled stage stops within ~2 s)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +54,8 @@ class RuntimeOptions:
     webhook_policy: WebhookPolicy = field(default_factory=WebhookPolicy)
     # replaces every job's stages (resolve, download, mux, upload); tornado_engine.testing.noop
     stages: StageRunner | None = None
+    # a transfer slower than this is cut and the job ends (or is retried) "stalled" (bounds.py)
+    stall: StallPolicy = field(default_factory=StallPolicy)
 
 
 class Runtime:
@@ -70,7 +76,7 @@ class Runtime:
         self.hub = hub
         self.options = options
         self._webhook_secrets = list(webhook_secrets)
-        self._netguard = NetGuard(network, connect_timeout=options.socket_timeout)
+        self._netguard = NetGuard(network, connect_timeout=options.socket_timeout, stall=options.stall)
         limits = options.pools or PoolLimits(
             io=min(options.concurrency, 64), upload=min(options.concurrency, 16)
         )
@@ -133,6 +139,8 @@ class Runtime:
             socket_timeout=opts.socket_timeout,
             proxy=self.proxy_url or None,
             network=self._network,
+            stall=opts.stall,
+            guard=self._netguard if self.proxy_url else None,
         )
         self._runner = JobRunner(
             self._store, self._pools, config, self._publish, self.executor, quota_for=quota_for,
@@ -162,8 +170,10 @@ class Runtime:
     async def close(self, grace: float = 0.0) -> None:
         """Stop claiming; running jobs get ``grace`` seconds, then go back to Pending for a later run.
 
-        Then webhooks, the network guard, the store and the stage threads stop, in that order. Closing
-        again does nothing."""
+        Then webhooks, the network guard, the store and the stage threads stop, in that order: the jobs'
+        cancel flags are set and the guard's connections closed, so every stage thread ends within
+        ``_THREADS_GRACE`` seconds (waited for: no resolve or download goes on after close). Closing again
+        does nothing."""
         if self._closed:
             return
         self._closed = True
@@ -180,3 +190,13 @@ class Runtime:
         self._netguard.stop()
         await self._store.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        await _join(list(self.executor._threads), _THREADS_GRACE)
+
+
+async def _join(threads: list[threading.Thread], timeout: float) -> None:
+    """Wait (without blocking the loop) until ``threads`` have ended, at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while (alive := [t.name for t in threads if t.is_alive()]) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    if alive:
+        _log.warning("close: %d stage thread(s) still running after %.0f s", len(alive), timeout)

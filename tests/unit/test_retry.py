@@ -13,7 +13,9 @@ from tornado_engine.errors import ErrorKind
 from tornado_engine.retry import OUTCOMES, Outcome, RetryPolicy, outcome_for
 from tornado_engine.states import TERMINAL, Status
 
-TRANSIENT = {"network", "timeout", "truncated", "server_error", "rate_limited", "storage_transient"}
+TRANSIENT = {
+    "network", "timeout", "truncated", "server_error", "rate_limited", "storage_transient", "stalled",
+}  # fmt: skip
 FAILED = {
     "network",
     "timeout",
@@ -36,6 +38,7 @@ FAILED = {
     "no_live_from_start",
     "clip_out_of_range",
     "unknown",
+    "stalled",
 }
 WARNING = {"private", "members_only", "login_required", "geo_restricted", "unavailable", "upcoming"}
 SKIPPED = {"drm", "live_stream"}

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
+from ..bounds import StallPolicy
 from ..errors import JobCancelled
 from ..ffmpeg import FFmpegPaths
 from ..models import JobRequest
+from ..netguard import NetGuard
 from ..options import MediaOptions
 from ..progress import expected_bytes
 from ..results import Quota
@@ -193,6 +195,9 @@ class StageContext:
     pools: Pools
     storage: StorageTarget
     quota: Quota | None
+    stall: StallPolicy = field(default_factory=StallPolicy)  # how slow a transfer may be (bounds.py)
+    # the network guard ``proxy`` points at: it cuts this job's stalled transfers and tells (take_stall)
+    guard: NetGuard | None = None
 
     @property
     def ffmpeg_dir(self) -> str:

@@ -3,12 +3,18 @@
 The fast path takes one plain HTTP(S) file or plain DASH (see :mod:`.fastpath`); anything else, or a
 fast path that falls back, goes to yt-dlp (:mod:`.downloader`). Both run in the stage executor; progress
 never goes backwards, also across a fallback. A file that is not media is refused, whoever fetched it.
+
+A stalled source (slower than ``ctx.stall``) ends the download with kind ``stalled``: the fast path meters
+its own connections; yt-dlp's go through the network guard, which cuts a stalled transfer and says so
+(``guard.take_stall``), so the failure yt-dlp reports (a short file, a reset) is re-worded here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..errors import DownloadError
 from ..safety import is_media_extension
@@ -17,6 +23,8 @@ from . import downloader, fastpath
 from .context import Fetched, Resolved, StageContext, Strategy
 
 __all__ = ["download"]
+
+_T = TypeVar("_T")
 
 
 async def download(ctx: StageContext, resolved: Resolved) -> Fetched:
@@ -28,15 +36,14 @@ async def download(ctx: StageContext, resolved: Resolved) -> Fetched:
         highest = pct = max(highest, pct)
         ctx.progress.emit_threadsafe(Step.DOWNLOADING, pct, bytes_done=done, speed_bps=speed, eta_seconds=eta)
 
-    loop = asyncio.get_running_loop()
     strategy, result = "fastpath", None
     if fastpath.eligible(info, ctx.options) is not None:
         fast = functools.partial(
             fastpath.download_sync, info, ctx.folder, on_progress=on_progress, cancel=ctx.cancel,
             socket_timeout=ctx.socket_timeout, policy=ctx.network, proxy=ctx.proxy, options=ctx.options,
-            ffmpeg_dir=ctx.ffmpeg_dir,
+            ffmpeg_dir=ctx.ffmpeg_dir, stall=ctx.stall,
         )  # fmt: skip
-        result = await loop.run_in_executor(ctx.executor, fast)
+        result = await _guarded(ctx, fast)
         if result is not None:
             ctx.record(Strategy(strategy))
     if result is None:  # not for the fast path, or it fell back: nothing of it is left in the folder
@@ -47,7 +54,7 @@ async def download(ctx: StageContext, resolved: Resolved) -> Fetched:
             socket_timeout=ctx.socket_timeout, proxy=ctx.proxy, options=ctx.options,
             ffmpeg_dir=ctx.ffmpeg_dir,
         )  # fmt: skip
-        result = await loop.run_in_executor(ctx.executor, slow)
+        result = await _guarded(ctx, slow)
     if unsafe := [p.name for p in result.files if not is_media_extension(p.name)]:
         raise DownloadError(f"The source delivered a file type that is not media ({unsafe[0]})",
                             kind="invalid_media")  # fmt: skip
@@ -61,3 +68,16 @@ async def download(ctx: StageContext, resolved: Resolved) -> Fetched:
         duration=resolved.duration,
         strategy=strategy,
     )
+
+
+async def _guarded(ctx: StageContext, call: Callable[[], _T]) -> _T:
+    """``call`` in the stage executor; failing after the guard cut this job's stalled transfer is a stall."""
+    guard = ctx.guard
+    if guard is not None:
+        guard.take_stall(ctx.job_id)  # a cut from an earlier try (or the resolve) is not this one's
+    try:
+        return await asyncio.get_running_loop().run_in_executor(ctx.executor, call)
+    except DownloadError as exc:
+        if exc.kind != "stalled" and guard is not None and guard.take_stall(ctx.job_id):
+            raise DownloadError(ctx.stall.message, kind="stalled") from exc
+        raise

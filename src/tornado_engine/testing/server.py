@@ -7,6 +7,8 @@ Routes (all paths are relative to ``root``):
 - ``/drop/<file>``: headers for the whole file, half the body, then a TCP reset.
 - ``/short/<file>``: ``Content-Length`` 1000 bytes too large, the whole body, then a clean close (FIN).
 - ``/slow/<file>``: the file at about ``slow_bytes_per_sec``.
+- ``/drip/<bytes>/<seconds>/<file>``: the file, ``<bytes>`` bytes every ``<seconds>`` (a stalled source
+  that never quite goes silent, e.g. ``/drip/1/1/progressive.mp4``: a byte a second).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import struct
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -50,7 +53,8 @@ _CONTENT_TYPES: dict[str, str] = {
 
 _STATUS_RE = re.compile(r"/status/(\d{3})(?:/|$)")
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)$")
-_FAULT_MODES = frozenset({"drop", "short", "slow"})
+_FAULT_MODES = frozenset({"drop", "short", "slow", "drip"})
+_DRIP_RE = re.compile(r"(\d+)/(\d+(?:\.\d+)?)/(.+)$")
 _CHUNK = 16 * 1024
 
 
@@ -133,6 +137,11 @@ class _Handler(BaseHTTPRequestHandler):
         mode, _, rest = path[1:].partition("/")
         if mode not in _FAULT_MODES:
             mode, rest = "", path[1:]
+        drip: tuple[int, float] | None = None
+        if mode == "drip":
+            if (m := _DRIP_RE.match(rest)) is None or int(m[1]) < 1:
+                return self._empty(400)
+            drip, rest = (int(m[1]), float(m[2])), m[3]
         root = self.server.root
         fs = os.path.realpath(os.path.join(root, rest))
         if not fs.startswith(root + os.sep) or not os.path.isfile(fs):
@@ -171,7 +180,10 @@ class _Handler(BaseHTTPRequestHandler):
 
         to_send = length // 2 if mode == "drop" else length
         try:
-            self._send_body(fs, start, to_send, slow=mode == "slow")
+            if drip is not None:
+                self._drip(fs, start, to_send, *drip)
+            else:
+                self._send_body(fs, start, to_send, slow=mode == "slow")
         except OSError:  # client went away
             self.close_connection = True
             return
@@ -183,6 +195,13 @@ class _Handler(BaseHTTPRequestHandler):
             # SO_LINGER 0 makes close() send RST, so the client sees "Connection reset by peer".
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
+
+    def _drip(self, fs: str, start: int, length: int, size: int, interval: float) -> None:
+        for chunk in _drip_chunks(fs, start, length, size):
+            self.wfile.write(chunk)
+            self.wfile.flush()
+            if self.server.stopping.wait(interval):
+                raise ConnectionAbortedError("server stopping")
 
     def _send_body(self, fs: str, start: int, length: int, *, slow: bool) -> None:
         rate = self.server.slow_bytes_per_sec
@@ -204,6 +223,14 @@ class _Handler(BaseHTTPRequestHandler):
                         self.server.stopping.wait(delay)
         if sent < length:
             raise ConnectionAbortedError("server stopping")
+
+
+def _drip_chunks(fs: str, start: int, length: int, size: int) -> Iterator[bytes]:
+    with open(fs, "rb") as f:
+        f.seek(start)
+        while length > 0 and (chunk := f.read(min(size, length))):
+            length -= len(chunk)
+            yield chunk
 
 
 class MediaServer:
