@@ -43,9 +43,8 @@ async def download(ctx: StageContext, resolved: Resolved) -> Fetched:
             socket_timeout=ctx.socket_timeout, policy=ctx.network, proxy=ctx.proxy, options=ctx.options,
             ffmpeg_dir=ctx.ffmpeg_dir, stall=ctx.stall,
         )  # fmt: skip
+        ctx.record(Strategy(strategy))  # a failed fast download says so too; a fallback records "ytdlp"
         result = await _guarded(ctx, fast)
-        if result is not None:
-            ctx.record(Strategy(strategy))
     if result is None:  # not for the fast path, or it fell back: nothing of it is left in the folder
         strategy = "ytdlp"
         ctx.record(Strategy(strategy))  # a failed yt-dlp download still says which path failed

@@ -1,0 +1,69 @@
+"""Cancel and ``Engine.close()`` stop a job within 2 s, also when its source drips (issue 13).
+
+yt-dlp calls its progress hook once per block, so a dripping source would keep a cancelled download going
+for minutes; the network guard cuts the job's connections on cancel instead, and the fast path looks at
+cancel every tick. The default stall policy (30 s) is left on, so nothing here ends by a stall.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tornado_engine import Engine, JobCreated, JobRequest, Status, Step
+from tornado_engine.testing import MediaServer
+
+pytestmark = pytest.mark.integration
+
+DRIP = "drip/100/0.25/progressive.mp4"
+BOUND = 2.0  # the issue's bound
+
+
+async def _downloading(engine: Engine, url: str) -> str:
+    """Submit ``url`` and return its job id once it is downloading (and has been for a moment)."""
+    created = await engine.create_job(JobRequest(url=url))
+    assert isinstance(created, JobCreated)
+    async with asyncio.timeout(30):
+        while (job := await engine.get_job(created.job_id)).step is not Step.DOWNLOADING:
+            assert not job.is_terminal, job.error
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)  # well inside the blocked read now
+    return created.job_id
+
+
+@pytest.mark.parametrize(("path", "strategy"), [(DRIP, "fastpath"), (f"ie/ok/{DRIP}", "ytdlp")])
+async def test_cancel_of_a_dripping_download_lands_within_2_s(
+    media_server: MediaServer, tmp_path: Path, path: str, strategy: str
+) -> None:
+    async with Engine.open(data_dir=tmp_path / "engine", poll_interval=0.1) as engine:
+        job_id = await _downloading(engine, media_server.url(path))
+        started = time.monotonic()
+        await engine.cancel_job(job_id)
+        job = await engine.wait(job_id, timeout=30)
+        took = time.monotonic() - started
+    print(f"cancel ({strategy}, dripping source): {took:.2f} s")
+    assert job.status is Status.CANCELLED
+    assert job.download_strategy == strategy
+    assert took < BOUND
+
+
+@pytest.mark.parametrize(("path", "strategy"), [(DRIP, "fastpath"), (f"ie/ok/{DRIP}", "ytdlp")])
+async def test_close_stops_a_dripping_download_and_waits_for_its_threads(
+    media_server: MediaServer, tmp_path: Path, path: str, strategy: str
+) -> None:
+    engine = Engine(data_dir=tmp_path / "engine", poll_interval=0.1)
+    await engine.start()
+    try:
+        await _downloading(engine, media_server.url(path))
+    finally:
+        started = time.monotonic()
+        await engine.close()
+        took = time.monotonic() - started
+    print(f"close ({strategy}, dripping source): {took:.2f} s")
+    left = [t.name for t in threading.enumerate() if t.name.startswith(("tornado-stage", "fastpath"))]
+    assert left == []
+    assert took < BOUND
