@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from jobkit import run_job
+
 from tornado_engine import Engine, RetryPolicy, StallPolicy, Status
 from tornado_engine.errors import DownloadError
 from tornado_engine.pipeline.fastpath import FastPathTuning, download_sync
