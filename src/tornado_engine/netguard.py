@@ -19,6 +19,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import inspect
 import logging
 import threading
 import time
@@ -119,7 +120,13 @@ class NetGuard:
             return
 
         async def shutdown() -> None:
-            server.close()
+            # connections already accepted get their transport first: closing the server under them
+            # is a race inside asyncio ("Error on transport creation" in debug mode)
+            for _ in range(100):
+                if not [t for t in asyncio.all_tasks() if _is_accept(t)]:
+                    break
+                await asyncio.sleep(0)
+            server.close()  # no await since the check above: no accept can start in between
             await _cancel_all()
 
         with contextlib.suppress(TimeoutError):
@@ -319,16 +326,28 @@ def _job_of(head: bytes) -> str:
 
 
 async def _cancel_all() -> None:
-    """Cancel and await every other task of this loop; rounds, because a connection accepted just before
-    the listener closed gets its handler task only on a later loop turn."""
-    for _ in range(10):
+    """Cancel and await every other task of this loop, in rounds: a connection accepted just before the
+    listener closed gets its handler task only on a later loop turn.
+
+    Only tasks that have started are cancelled: a handler cancelled before its first step ends
+    "cancelled", which asyncio's stream callback logs as an error; once started, it catches the cancel.
+    asyncio's own accept tasks are awaited, not cancelled (they end at once, starting a handler)."""
+    for _ in range(50):
+        await asyncio.sleep(0)
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         if not tasks:
             return
         for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.sleep(0)
+            coro = task.get_coro()
+            started = not inspect.iscoroutine(coro) or inspect.getcoroutinestate(coro) != "CORO_CREATED"
+            if started and not _is_accept(task):
+                task.cancel()
+        await asyncio.wait(tasks, timeout=0.05)
+
+
+def _is_accept(task: asyncio.Task[object]) -> bool:
+    """One of asyncio's own tasks that turns an accepted socket into a connection."""
+    return getattr(task.get_coro(), "__name__", "") == "_accept_connection2"
 
 
 def _closing(response_head: bytes) -> bytes:
