@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_live import LiveStream, live  # noqa: F401 - the live HLS stream fixture
 
 from tornado_engine import Engine, JobCreated, JobRequest, Status, Step
 from tornado_engine.testing import MediaServer
@@ -67,3 +68,22 @@ async def test_close_stops_a_dripping_download_and_waits_for_its_threads(
     left = [t.name for t in threading.enumerate() if t.name.startswith(("tornado-stage", "fastpath"))]
     assert left == []
     assert took < BOUND
+
+
+async def test_cancel_of_a_live_recording_lands_within_2_s(tmp_path: Path, live: LiveStream) -> None:  # noqa: F811
+    async with Engine.open(data_dir=tmp_path / "engine", poll_interval=0.1) as engine:
+        created = await engine.create_job(JobRequest(url=live.url, live_recording=True, max_duration=120))
+        assert isinstance(created, JobCreated)
+        async with asyncio.timeout(30):
+            while (job := await engine.get_job(created.job_id)).step is not Step.DOWNLOADING:
+                assert not job.is_terminal, job.error
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(3.0)  # ffmpeg is recording now
+        started = time.monotonic()
+        await engine.cancel_job(created.job_id)
+        job = await engine.wait(created.job_id, timeout=30)
+        took = time.monotonic() - started
+    print(f"cancel (live recording): {took:.2f} s")
+    assert job.status is Status.CANCELLED
+    assert took < BOUND
+    assert live.running  # only the recording stopped
