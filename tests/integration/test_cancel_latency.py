@@ -14,8 +14,15 @@ from pathlib import Path
 
 import pytest
 from test_live import LiveStream, live  # noqa: F401 - the live HLS stream fixture
+from test_stages import Recorder, context
 
 from tornado_engine import Engine, JobCreated, JobRequest, Status, Step
+from tornado_engine.errors import JobCancelled
+from tornado_engine.ffmpeg import FFmpegPaths
+from tornado_engine.pipeline.context import Muxed
+from tornado_engine.pipeline.upload import upload
+from tornado_engine.storage import StorageTarget
+from tornado_engine.storage.base import LocalBackend, Progress
 from tornado_engine.testing import MediaServer
 
 pytestmark = pytest.mark.integration
@@ -87,3 +94,39 @@ async def test_cancel_of_a_live_recording_lands_within_2_s(tmp_path: Path, live:
     assert job.status is Status.CANCELLED
     assert took < BOUND
     assert live.running  # only the recording stopped
+
+
+class _HungBackend(LocalBackend):
+    """A storage SDK stuck in a write: one progress report, then nothing until released."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.release = threading.Event()
+
+    def upload(self, local: Path, path: str, on_progress: Progress | None, *, move: bool) -> None:
+        if on_progress is not None:
+            on_progress(1, 2)
+        self.release.wait(30)
+        super().upload(local, path, on_progress, move=move)
+
+
+async def test_cancel_of_a_hung_upload_lands_within_2_s(
+    tmp_path: Path, ffmpeg_bin: str, ffprobe_bin: str
+) -> None:
+    storage = StorageTarget((tmp_path / "store").as_uri())
+    backend = storage._backend = _HungBackend(tmp_path / "store")
+    rec = Recorder()
+    ctx = context(rec, tmp_path / "job", FFmpegPaths(ffmpeg_bin, ffprobe_bin), storage=storage)
+    media = ctx.folder / "media.mp4"
+    media.write_bytes(b"x" * 1000)
+    task = asyncio.create_task(upload(ctx, Muxed(media), title="clip"))
+    await asyncio.sleep(0.5)
+    started = time.monotonic()
+    ctx.cancel.set()
+    ctx.cancel_async.set()
+    with pytest.raises(JobCancelled):
+        await task
+    took = time.monotonic() - started
+    backend.release.set()  # the stuck write ends now: at its next report it stops too
+    print(f"cancel (hung upload): {took:.2f} s")
+    assert took < BOUND
