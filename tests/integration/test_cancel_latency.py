@@ -43,6 +43,15 @@ async def _downloading(engine: Engine, url: str) -> str:
     return created.job_id
 
 
+async def _stage_ended(engine: Engine, job_id: str) -> None:
+    """Until the job's attempt is over here (its stage thread returned), not only its stored status."""
+    runner = engine._runtime._runner
+    assert runner is not None
+    async with asyncio.timeout(30):
+        while job_id in runner.active:
+            await asyncio.sleep(0.01)
+
+
 @pytest.mark.parametrize(("path", "strategy"), [(DRIP, "fastpath"), (f"ie/ok/{DRIP}", "ytdlp")])
 async def test_cancel_of_a_dripping_download_lands_within_2_s(
     media_server: MediaServer, tmp_path: Path, path: str, strategy: str
@@ -52,6 +61,7 @@ async def test_cancel_of_a_dripping_download_lands_within_2_s(
         started = time.monotonic()
         await engine.cancel_job(job_id)
         job = await engine.wait(job_id, timeout=30)
+        await _stage_ended(engine, job_id)
         took = time.monotonic() - started
     print(f"cancel ({strategy}, dripping source): {took:.2f} s")
     assert job.status is Status.CANCELLED
@@ -89,6 +99,7 @@ async def test_cancel_of_a_live_recording_lands_within_2_s(tmp_path: Path, live:
         started = time.monotonic()
         await engine.cancel_job(created.job_id)
         job = await engine.wait(created.job_id, timeout=30)
+        await _stage_ended(engine, created.job_id)
         took = time.monotonic() - started
     print(f"cancel (live recording): {took:.2f} s")
     assert job.status is Status.CANCELLED
