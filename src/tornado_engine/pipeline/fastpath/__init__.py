@@ -25,7 +25,9 @@ refused address raises ``DownloadError`` ("Blocked by network policy ...") and n
 Redirects are never followed here (they fall back).
 
 Cancel (a ``threading.Event``) is checked at least every :data:`TICK` seconds by every connection, also
-while a socket is silent; progress goes to the same callback as yt-dlp's path, in order, never backwards.
+while a socket is silent; a source slower than the stall policy (:class:`~tornado_engine.bounds.StallPolicy`,
+metered over all the download's connections together) ends it with kind ``stalled``; progress goes to
+the same callback as yt-dlp's path, in order, never backwards.
 Connections beyond each download's first come from an engine-wide budget (:data:`EXTRA_CONNECTIONS`).
 
     eligibility   which downloads it takes and what it would fetch (pure)
