@@ -6,6 +6,9 @@ silent, so no socket timeout fires; a small test policy (4 KiB/s over 2 s) makes
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import socket
 import threading
 import time
 from pathlib import Path
@@ -15,6 +18,7 @@ from jobkit import run_job
 
 from tornado_engine import Engine, RetryPolicy, StallPolicy, Status
 from tornado_engine.errors import DownloadError
+from tornado_engine.netguard import NetGuard
 from tornado_engine.pipeline.fastpath import FastPathTuning, download_sync
 from tornado_engine.safety import NetworkPolicy
 from tornado_engine.testing import MediaServer
@@ -73,3 +77,44 @@ async def test_a_stall_is_retried(media_server: MediaServer, tmp_path: Path) -> 
         job = await run_job(eng, timeout=60, url=media_server.url(f"ie/ok/{DRIP}"))
     assert job.status is Status.FAILED and job.error == POLICY.message
     assert job.download_retries == 1
+
+
+def _through_guard(guard: NetGuard, job: str, first: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", int(guard.url.rsplit(":", 1)[1])), timeout=10)
+    token = base64.b64encode(f"{job}:x".encode()).decode()
+    sock.sendall(first.replace(b"\r\n\r\n", f"\r\nProxy-Authorization: Basic {token}\r\n\r\n".encode(), 1))
+    return sock
+
+
+def _read_until_closed(sock: socket.socket) -> float:
+    started = time.monotonic()
+    with contextlib.suppress(ConnectionError):
+        while sock.recv(65536):
+            pass
+    return time.monotonic() - started
+
+
+def test_guard_cuts_a_dripping_tunnel_and_tells_whose_it_was(media_server: MediaServer) -> None:
+    guard = NetGuard(NetworkPolicy.build(["127.0.0.0/8"]), stall=POLICY)
+    guard.start()
+    try:
+        authority = f"127.0.0.1:{media_server.port}".encode()
+        sock = _through_guard(guard, "job-a", b"CONNECT " + authority + b" HTTP/1.1\r\n\r\n")
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        sock.sendall(f"GET /{DRIP} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        took = _read_until_closed(sock)
+        print(f"guard tunnel: a drip cut after {took:.2f} s")
+        assert POLICY.window_seconds - 0.5 < took < POLICY.window_seconds + 3
+        assert guard.take_stall("job-a") and not guard.take_stall("job-a")  # told once
+        idle = _through_guard(guard, "job-b", b"CONNECT " + authority + b" HTTP/1.1\r\n\r\n")
+        assert idle.recv(1024).startswith(b"HTTP/1.1 200")
+        time.sleep(POLICY.window_seconds + 1.5)  # a kept-alive tunnel that sits idle is no stall
+        assert not guard.take_stall("job-b")
+        guard.cut("job-b")  # cancel: its connections close at once, new ones are refused
+        assert _read_until_closed(idle) < 1.0
+        again = _through_guard(guard, "job-b", b"CONNECT " + authority + b" HTTP/1.1\r\n\r\n")
+        assert again.recv(1024).startswith(b"HTTP/1.1 410")
+        for s in (sock, idle, again):
+            s.close()
+    finally:
+        guard.stop()
