@@ -1,6 +1,6 @@
 """tornado_engine: turn media URLs into finished files in storage, from inside any Python service."""
 
-from .bounds import ResolveBounds
+from .bounds import ResolveBounds, StallPolicy
 from .engine import Engine
 from .errors import (
     BlockedAddress,
@@ -60,6 +60,7 @@ __all__ = [
     "RetryPolicy",
     "SecretBoxError",
     "StageError",
+    "StallPolicy",
     "Status",
     "Step",
     "StoreError",

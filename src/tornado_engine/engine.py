@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .bounds import ResolveBounds
+from .bounds import ResolveBounds, StallPolicy
 from .diskspace import DEFAULT_RESERVE_BYTES
 from .errors import InvalidRequest
 from .events import EventHub
@@ -68,6 +68,7 @@ class Engine(TenantView):
         stages: StageRunner | None = None,
         disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES,
         resolve_bounds: ResolveBounds | None = None,
+        stall: StallPolicy | None = None,
     ) -> None:
         if concurrency < 1:
             raise InvalidRequest("concurrency must be at least 1", field="concurrency")
@@ -88,6 +89,7 @@ class Engine(TenantView):
             webhook_policy=webhook_policy or WebhookPolicy(), stages=stages,
             disk_reserve_bytes=disk_reserve_bytes,
             resolve_bounds=resolve_bounds or ResolveBounds(),
+            stall=stall or StallPolicy(),
         )  # fmt: skip
         secrets = webhook_secrets or default_secrets(self.data_dir)
         self._runtime = Runtime(self.store, self.storage, self.network, self.hub, secrets, options)

@@ -66,6 +66,8 @@ ErrorKind = Literal[
     "disk_full",
     # a resolve bound (manifest size, segments, declared duration): Failed, never retried
     "too_large",
+    # a source or storage that sends/accepts too little for too long (bounds.StallPolicy): retried
+    "stalled",
 ]  # fmt: skip
 
 

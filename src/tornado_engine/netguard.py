@@ -5,15 +5,28 @@ would miss those. So the downloader talks to this proxy, which resolves each tar
 any address is outside the :class:`NetworkPolicy`, and then connects to the **address it checked** (no DNS
 rebinding between check and connect). ``CONNECT`` tunnels serve HTTPS; plain HTTP is forwarded one request
 per connection, so a kept-alive client connection can never be reused for another host.
+
+Each job talks to the guard with its own proxy credential (:meth:`NetGuard.job_proxy`), so the guard knows
+whose connections are whose: a cancelled job's connections are cut at once (:meth:`NetGuard.cut`: a read
+blocked in yt-dlp returns now, not at its next progress hook), and a response that drips slower than the
+:class:`~tornado_engine.bounds.StallPolicy` is cut and remembered (:meth:`NetGuard.take_stall`), so the
+download stage ends that job ``stalled`` rather than "truncated".
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import inspect
 import logging
 import threading
+import time
+import urllib.parse
+from collections.abc import Callable
 
+from .bounds import StallMeter, StallPolicy
 from .errors import InvalidRequest
 from .safety import NetworkPolicy
 
@@ -24,19 +37,57 @@ _log = logging.getLogger("tornado_engine.netguard")
 BLOCKED_REASON = "Blocked by network policy"
 _HOP_HEADERS = {"connection", "proxy-connection", "keep-alive", "proxy-authorization", "te", "upgrade"}
 _BUFFER = 1 << 18
+_PASSWORD = "guard"  # the job id is the proxy user name; the password only makes the URL well formed
 
 
 class NetGuard:
     """Start with ``start()`` (returns the proxy URL); ``stop()`` ends it. Runs its own loop thread."""
 
-    def __init__(self, policy: NetworkPolicy, connect_timeout: float = 20.0) -> None:
+    def __init__(
+        self, policy: NetworkPolicy, connect_timeout: float = 20.0, stall: StallPolicy | None = None
+    ) -> None:
         self.policy = policy
         self.connect_timeout = connect_timeout
+        self.stall = stall or StallPolicy()
         self.url = ""
         self.blocked = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
+        # per job id: its open connections' writers (loop thread only), cut jobs, jobs cut for a stall
+        self._links: dict[str, set[asyncio.StreamWriter]] = {}
+        self._lock = threading.Lock()
+        self._cut: set[str] = set()
+        self._stalled: set[str] = set()
+
+    def job_proxy(self, job_id: str) -> str:
+        """The proxy URL for one job's requests: the job id travels as the proxy user name."""
+        if not self.url:
+            return ""
+        user = urllib.parse.quote(job_id, safe="")
+        return self.url.replace("http://", f"http://{user}:{_PASSWORD}@", 1)
+
+    def cut(self, job_id: str) -> None:
+        """Close ``job_id``'s connections now and refuse its new ones (until :meth:`forget`). Any thread."""
+        with self._lock:
+            self._cut.add(job_id)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
+                loop.call_soon_threadsafe(self._abort, job_id)
+
+    def take_stall(self, job_id: str) -> bool:
+        """Whether the guard cut one of ``job_id``'s transfers for a stall since the last call. Any thread."""
+        with self._lock:
+            found = job_id in self._stalled
+            self._stalled.discard(job_id)
+            return found
+
+    def forget(self, job_id: str) -> None:
+        """The job's attempt is over: nothing about it is kept. Any thread."""
+        with self._lock:
+            self._cut.discard(job_id)
+            self._stalled.discard(job_id)
 
     def start(self) -> str:
         ready = threading.Event()
@@ -48,9 +99,15 @@ class NetGuard:
             port = self._server.sockets[0].getsockname()[1]
             self.url = f"http://127.0.0.1:{port}"
             ready.set()
-            loop.run_forever()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+            try:
+                loop.run_forever()
+                # as asyncio.run does: a handler that started after stop()'s last round (its connection
+                # was accepted just before the listener closed) is cancelled and awaited here, never left
+                # pending when the loop closes ("Task was destroyed but it is pending!")
+                loop.run_until_complete(_cancel_all())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
 
         self._thread = threading.Thread(target=serve, name="tornado-netguard", daemon=True)
         self._thread.start()
@@ -63,28 +120,50 @@ class NetGuard:
             return
 
         async def shutdown() -> None:
-            server.close()
-            # let each connection handler run its cleanup before the loop goes away; rounds, because a
-            # connection accepted just before close() gets its handler task only on the next loop turn
-            for _ in range(5):
-                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-                if not tasks:
+            # connections already accepted get their transport first: closing the server under them
+            # is a race inside asyncio ("Error on transport creation" in debug mode)
+            for _ in range(100):
+                if not [t for t in asyncio.all_tasks() if _is_accept(t)]:
                     break
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
                 await asyncio.sleep(0)
+            server.close()  # no await since the check above: no accept can start in between
+            await _cancel_all()
 
-        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(5)
+        with contextlib.suppress(TimeoutError):
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(5)
         self._loop = self._server = None
 
+    def _abort(self, job_id: str) -> None:
+        for writer in self._links.pop(job_id, set()):
+            writer.transport.abort()
+
+    def _enter(self, job: str, *writers: asyncio.StreamWriter) -> bool:
+        """Count ``writers`` as ``job``'s; False (nothing counted) when the job was cut."""
+        with self._lock:
+            if job in self._cut:
+                return False
+        self._links.setdefault(job, set()).update(writers)
+        return True
+
+    def _leave(self, job: str, *writers: asyncio.StreamWriter) -> None:
+        links = self._links.get(job)
+        if links is not None:
+            links.difference_update(writers)
+            if not links:
+                del self._links[job]
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        job = ""
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
-            await self._dispatch(head, reader, writer)
+            job = _job_of(head)
+            if not self._enter(job, writer):
+                await _refuse(writer, 410, "Gone (job cancelled)", "the job was cancelled")
+                return
+            await self._dispatch(job, head, reader, writer)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
             pass
         except asyncio.CancelledError:
@@ -92,21 +171,22 @@ class NetGuard:
         except Exception:  # one bad client must never take the proxy down
             _log.exception("netguard: request failed")
         finally:
+            self._leave(job, writer)
             writer.close()  # no await here: a handler closed at loop shutdown must not suspend again
 
     async def _dispatch(
-        self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, job: str, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         request_line, *header_lines = head.decode("latin-1").split("\r\n")
         method, target, version = [*request_line.split(" ", 2), "", ""][:3]
         if method.upper() == "CONNECT":
             host, _, port_text = target.rpartition(":")
-            upstream = await self._open(host.strip("[]"), int(port_text or 443), writer)
+            upstream = await self._open(job, host.strip("[]"), int(port_text or 443), writer)
             if upstream is None:
                 return
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             await writer.drain()
-            await _pipe_both(reader, writer, *upstream)
+            await self._relay(job, reader, writer, *upstream, tunnel=True)
             return
         if not target.lower().startswith("http://"):
             await _refuse(writer, 400, "Bad Request", "absolute http:// URL or CONNECT expected")
@@ -114,7 +194,7 @@ class NetGuard:
         rest = target[len("http://") :]
         authority, _, path = rest.partition("/")
         host, _, port_text = authority.rpartition(":") if authority.count(":") == 1 else (authority, "", "")
-        upstream = await self._open(host.strip("[]"), int(port_text or 80), writer)
+        upstream = await self._open(job, host.strip("[]"), int(port_text or 80), writer)
         if upstream is None:
             return
         up_reader, up_writer = upstream
@@ -127,18 +207,78 @@ class NetGuard:
         if length:
             up_writer.write(await reader.readexactly(length))
         await up_writer.drain()
+        await self._relay(job, reader, writer, up_reader, up_writer, tunnel=False)
+
+    async def _relay(
+        self,
+        job: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        up_reader: asyncio.StreamReader,
+        up_writer: asyncio.StreamWriter,
+        *,
+        tunnel: bool,
+    ) -> None:
+        """Copy the response (both ways for a tunnel) while a watchdog cuts it if it stalls."""
+        meter = self.stall.meter(time.monotonic())
+        last = [time.monotonic()]  # when the upstream last sent something
+
+        def arrived(n: int) -> None:
+            last[0] = time.monotonic()
+            meter.feed(n, last[0])
+
+        watch = asyncio.create_task(self._watch(job, meter, last, (writer, up_writer), tunnel))
+        try:
+            if tunnel:
+                # the client's next request on a kept-alive tunnel starts a fresh window for its answer
+                await asyncio.gather(
+                    _copy(reader, up_writer, lambda n: meter.restart(time.monotonic())),
+                    _copy(up_reader, writer, arrived),
+                )
+            else:
+                await self._plain_response(up_reader, writer, arrived)
+        finally:
+            watch.cancel()
+            self._leave(job, up_writer)
+            up_writer.close()
+
+    async def _plain_response(
+        self, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter, arrived: Callable[[int], None]
+    ) -> None:
         try:
             response_head = await up_reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            up_writer.close()
-            await _refuse(writer, 502, "Bad Gateway (bad response head)", f"bad response from {authority}")
+            await _refuse(writer, 502, "Bad Gateway (bad response head)", "bad response from the source")
             return
+        arrived(len(response_head))
         writer.write(_closing(response_head))
-        await _copy(up_reader, writer)
-        up_writer.close()
+        await _copy(up_reader, writer, arrived)
+
+    async def _watch(
+        self,
+        job: str,
+        meter: StallMeter,
+        last: list[float],
+        ends: tuple[asyncio.StreamWriter, ...],
+        tunnel: bool,
+    ) -> None:
+        window = self.stall.window_seconds
+        while True:
+            await asyncio.sleep(min(1.0, window / 8))
+            now = time.monotonic()
+            # a kept-alive tunnel that merely sits idle is no stall: there, only a source that still
+            # drips counts (silence is the client's socket timeout's job)
+            if meter.stalled(now) and (not tunnel or now - last[0] < window / 2):
+                _log.info("netguard: cut a stalled transfer (%s)", self.stall.message)
+                if job:
+                    with self._lock:
+                        self._stalled.add(job)
+                for end in ends:
+                    end.transport.abort()
+                return
 
     async def _open(
-        self, host: str, port: int, writer: asyncio.StreamWriter
+        self, job: str, host: str, port: int, writer: asyncio.StreamWriter
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         loop = asyncio.get_running_loop()
         try:
@@ -151,16 +291,63 @@ class NetGuard:
         cause = "no address"
         for address in addresses:  # connect to what was checked, not to a fresh lookup
             try:
-                return await asyncio.wait_for(
+                upstream = await asyncio.wait_for(
                     asyncio.open_connection(str(address), port, limit=_BUFFER), self.connect_timeout
                 )
             except TimeoutError:
                 cause = "Connection timed out"
             except OSError as exc:
                 cause = exc.strerror or type(exc).__name__
+            else:
+                if not self._enter(job, upstream[1]):  # cancelled while connecting
+                    upstream[1].transport.abort()
+                    return None
+                return upstream
         # the cause goes in the reason phrase, so the downloader's error says what really happened
         await _refuse(writer, 502, f"Bad Gateway ({cause})", f"cannot connect to {host}:{port}: {cause}")
         return None
+
+
+def _job_of(head: bytes) -> str:
+    """The job id in the request's ``Proxy-Authorization: Basic`` user name ("" without one)."""
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() != b"proxy-authorization":
+            continue
+        scheme, _, token = value.strip().partition(b" ")
+        if scheme.lower() != b"basic":
+            return ""
+        try:
+            user = base64.b64decode(token.strip(), validate=True).decode("utf-8").partition(":")[0]
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+        return urllib.parse.unquote(user)
+    return ""
+
+
+async def _cancel_all() -> None:
+    """Cancel and await every other task of this loop, in rounds: a connection accepted just before the
+    listener closed gets its handler task only on a later loop turn.
+
+    Only tasks that have started are cancelled: a handler cancelled before its first step ends
+    "cancelled", which asyncio's stream callback logs as an error; once started, it catches the cancel.
+    asyncio's own accept tasks are awaited, not cancelled (they end at once, starting a handler)."""
+    for _ in range(50):
+        await asyncio.sleep(0)
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if not tasks:
+            return
+        for task in tasks:
+            coro = task.get_coro()
+            started = not inspect.iscoroutine(coro) or inspect.getcoroutinestate(coro) != "CORO_CREATED"
+            if started and not _is_accept(task):
+                task.cancel()
+        await asyncio.wait(tasks, timeout=0.05)
+
+
+def _is_accept(task: asyncio.Task[object]) -> bool:
+    """One of asyncio's own tasks that turns an accepted socket into a connection."""
+    return getattr(task.get_coro(), "__name__", "") == "_accept_connection2"
 
 
 def _closing(response_head: bytes) -> bytes:
@@ -185,9 +372,10 @@ async def _refuse(writer: asyncio.StreamWriter, code: int, reason: str, body: st
         await writer.drain()
 
 
-async def _copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+async def _copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, arrived: Callable[[int], None]) -> None:
     try:
         while data := await src.read(_BUFFER):
+            arrived(len(data))
             dst.write(data)
             await dst.drain()
     except ConnectionError:
@@ -196,13 +384,3 @@ async def _copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         if dst.can_write_eof():
             with contextlib.suppress(OSError):
                 dst.write_eof()
-
-
-async def _pipe_both(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    up_reader: asyncio.StreamReader,
-    up_writer: asyncio.StreamWriter,
-) -> None:
-    await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer))
-    up_writer.close()

@@ -76,6 +76,8 @@ OUTCOMES: dict[ErrorKind, Outcome] = {
     # technical again (kept last for merges): space may come back as other jobs end
     "disk_full": _error("Not enough disk space for this job's temporary files", transient=True),
     "too_large": _error("The source is larger than the engine's resolve bounds allow"),
+    # retried like a timeout; the raised error's message gives the policy's numbers
+    "stalled": _error("The source stopped sending data", transient=True),
 }
 
 

@@ -21,12 +21,13 @@ from pathlib import Path
 
 from . import resume
 from .attempt import Attempt, StageRun
-from .bounds import ResolveBounds
+from .bounds import ResolveBounds, StallPolicy
 from .checkpoint import DOWNLOADED, Checkpoint
 from .diskspace import DEFAULT_RESERVE_BYTES
 from .errors import JobCancelled, ResolveError, StageError, StoreError
 from .ffmpeg import FFmpegPaths
 from .models import Job, now_ms
+from .netguard import NetGuard
 from .options import MediaOptions
 from .pipeline.context import Fetched, Resolved, StageContext
 from .pipeline.download import download
@@ -68,6 +69,8 @@ class RunnerConfig:
     data_dir: Path | None = None  # hidden from job errors (as is each job folder); default work_dir
     disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES  # kept free in the work dir: a download must fit above
     bounds: ResolveBounds = field(default_factory=ResolveBounds)  # what one resolve may cost
+    stall: StallPolicy = field(default_factory=StallPolicy)
+    guard: NetGuard | None = None  # then each job gets its own proxy credential (guard.job_proxy)
 
 
 class JobRunner:
@@ -115,7 +118,7 @@ class JobRunner:
             raise
         except asyncio.CancelledError:
             abandoned = True
-            run.cancel.set()  # a yt-dlp thread still downloading stops at its next progress hook
+            self._stop(run.job.id, run)  # its stage threads must end: close() waits for them
             # shutdown or a lost lease: give the job back unless someone else already has it
             with contextlib.suppress(Exception):
                 await self.store.release(run.job, run.token)
@@ -123,6 +126,8 @@ class JobRunner:
         finally:
             if self.active.get(run.job.id) is run:
                 del self.active[run.job.id]
+            if self.config.guard is not None:
+                self.config.guard.forget(run.job.id)
             if not (abandoned and run.job.checkpoint):
                 await self._clear_dir(run)
             run.finished.set()
@@ -225,9 +230,10 @@ class JobRunner:
             job_id=job.id, url=job.request.url, request=job.request,
             options=MediaOptions.from_request(job.request),
             folder=run.folder, ffmpeg=cfg.ffmpeg, socket_timeout=cfg.socket_timeout, executor=self.executor,
-            network=cfg.network, proxy=cfg.proxy, cancel=run.cancel, cancel_async=run.cancel_async,
-            progress=run, record=run.record, retry=run.retrying, pools=self.pools, storage=run.storage,
-            quota=quota, bounds=cfg.bounds,
+            network=cfg.network, proxy=cfg.guard.job_proxy(job.id) if cfg.guard else cfg.proxy,
+            cancel=run.cancel, cancel_async=run.cancel_async, progress=run, record=run.record,
+            retry=run.retrying, pools=self.pools, storage=run.storage, quota=quota, stall=cfg.stall,
+            guard=cfg.guard, bounds=cfg.bounds,
         )  # fmt: skip
 
     async def _complete(self, run: Attempt, stored: StoredObject) -> None:
@@ -302,9 +308,14 @@ class JobRunner:
         run = self.active.get(job_id)
         if run is None:
             return False
-        run.cancel.set()
-        run.cancel_async.set()
+        self._stop(job_id, run)
         return True
+
+    def _stop(self, job_id: str, run: Attempt) -> None:
+        run.cancel.set()  # stage threads look at it every tick (fast path) or progress hook (yt-dlp)
+        run.cancel_async.set()
+        if self.config.guard is not None:  # a yt-dlp read blocked on a silent source returns now
+            self.config.guard.cut(job_id)
 
 
 def _finish_times(job: Job) -> None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .bounds import ResolveBounds
+from .bounds import ResolveBounds, StallPolicy
 from .diskspace import DEFAULT_RESERVE_BYTES
 from .events import EventHub
 from .ffmpeg import FFmpegPaths, locate_ffmpeg
@@ -38,6 +40,7 @@ from .workspace import Workspace
 __all__ = ["Runtime", "RuntimeOptions"]
 
 _log = logging.getLogger("tornado_engine.engine")
+_THREADS_GRACE = 5.0  # seconds close() waits for stage threads (a cancelled stage stops within ~2 s)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +62,8 @@ class RuntimeOptions:
     # kept free on the work dir's disk: a download whose expected size does not fit above it waits
     disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES
     resolve_bounds: ResolveBounds = field(default_factory=ResolveBounds)  # what one resolve may cost
+    # a transfer slower than this is cut and the job ends (or is retried) "stalled" (bounds.py)
+    stall: StallPolicy = field(default_factory=StallPolicy)
 
 
 class Runtime:
@@ -79,7 +84,7 @@ class Runtime:
         self.hub = hub
         self.options = options
         self._webhook_secrets = list(webhook_secrets)
-        self._netguard = NetGuard(network, connect_timeout=options.socket_timeout)
+        self._netguard = NetGuard(network, connect_timeout=options.socket_timeout, stall=options.stall)
         limits = options.pools or PoolLimits(
             io=min(options.concurrency, 64), upload=min(options.concurrency, 16)
         )
@@ -157,6 +162,8 @@ class Runtime:
             network=self._network,
             disk_reserve_bytes=opts.disk_reserve_bytes,
             bounds=opts.resolve_bounds,
+            stall=opts.stall,
+            guard=self._netguard if self.proxy_url else None,
         )
         self._runner = JobRunner(
             self._store, self._pools, config, self._publish, self.executor, quota_for=quota_for,
@@ -187,8 +194,10 @@ class Runtime:
     async def close(self, grace: float = 0.0) -> None:
         """Stop claiming; running jobs get ``grace`` seconds, then go back to Pending for a later run.
 
-        Then webhooks, the network guard, the store and the stage threads stop, in that order. Closing
-        again does nothing."""
+        Then webhooks, the network guard, the store and the stage threads stop, in that order: the jobs'
+        cancel flags are set and the guard's connections closed, so every stage thread ends within
+        ``_THREADS_GRACE`` seconds (waited for: no resolve or download goes on after close). Closing again
+        does nothing."""
         if self._closed:
             return
         self._closed = True
@@ -208,3 +217,13 @@ class Runtime:
         self._netguard.stop()
         await self._store.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        await _join(list(self.executor._threads), _THREADS_GRACE)
+
+
+async def _join(threads: list[threading.Thread], timeout: float) -> None:
+    """Wait (without blocking the loop) until ``threads`` have ended, at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while (alive := [t.name for t in threads if t.is_alive()]) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    if alive:
+        _log.warning("close: %d stage thread(s) still running after %.0f s", len(alive), timeout)

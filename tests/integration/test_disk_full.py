@@ -133,7 +133,7 @@ async def test_a_fast_download_that_fills_the_disk(
 ) -> None:
     async with _engine(tmp_path) as engine:
         job = await run_job(engine, url=big_server.url("big.mp4"), timeout=60)
-        assert job.download_strategy is None  # the fast path's (a yt-dlp failure would say "ytdlp")
+        assert job.download_strategy == "fastpath"  # a failed fast download says so too
         assert job.error == DISK_FULL
         _assert_disk_full(job, small_disk)
         await _then_a_small_job_completes(engine, media_server, media_set)

@@ -14,7 +14,8 @@ from tornado_engine.retry import OUTCOMES, Outcome, RetryPolicy, outcome_for
 from tornado_engine.states import TERMINAL, Status
 
 TRANSIENT = {
-    "network", "timeout", "truncated", "server_error", "rate_limited", "storage_transient", "disk_full"
+    "network", "timeout", "truncated", "server_error", "rate_limited", "storage_transient", "disk_full",
+    "stalled",
 }  # fmt: skip
 FAILED = {
     "network",
@@ -40,6 +41,7 @@ FAILED = {
     "unknown",
     "disk_full",
     "too_large",
+    "stalled",
 }
 WARNING = {"private", "members_only", "login_required", "geo_restricted", "unavailable", "upcoming"}
 SKIPPED = {"drm", "live_stream"}

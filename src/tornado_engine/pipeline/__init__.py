@@ -8,5 +8,6 @@
     upload     upload(ctx, Muxed, title=) -> Stored     media and side files into storage
 
 The modules in parentheses drive the tools (yt-dlp, sockets, ffmpeg) and know nothing of jobs; the runner
-(:mod:`tornado_engine.runner`) sequences the stages. ``playlist`` serves submit, not a job's run.
+(:mod:`tornado_engine.runner`) sequences the stages. ``playlist`` serves submit, not a job's run;
+``children`` stops the ffmpeg a live recording runs under yt-dlp when its job is cancelled.
 """

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
-from ..bounds import ResolveBounds
+from ..bounds import ResolveBounds, StallPolicy
 from ..errors import JobCancelled
 from ..ffmpeg import FFmpegPaths
 from ..models import JobRequest
+from ..netguard import NetGuard
 from ..options import MediaOptions
 from ..progress import expected_bytes
 from ..results import Quota
@@ -195,6 +196,9 @@ class StageContext:
     storage: StorageTarget
     quota: Quota | None
     bounds: ResolveBounds = field(default_factory=ResolveBounds)  # what one resolve may cost
+    stall: StallPolicy = field(default_factory=StallPolicy)  # how slow a transfer may be (bounds.py)
+    # the network guard ``proxy`` points at: it cuts this job's stalled transfers and tells (take_stall)
+    guard: NetGuard | None = None
 
     @property
     def ffmpeg_dir(self) -> str:

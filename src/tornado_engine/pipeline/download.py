@@ -4,12 +4,18 @@ The fast path takes one plain HTTP(S) file or plain DASH (see :mod:`.fastpath`);
 fast path that falls back, goes to yt-dlp (:mod:`.downloader`). Both run in the stage executor; progress
 never goes backwards, also across a fallback. A file that is not media is refused, whoever fetched it.
 A full disk, whoever was writing, is a ``DownloadError`` of kind ``disk_full``.
+
+A stalled source (slower than ``ctx.stall``) ends the download with kind ``stalled``: the fast path meters
+its own connections; yt-dlp's go through the network guard, which cuts a stalled transfer and says so
+(``guard.take_stall``), so the failure yt-dlp reports (a short file, a reset) is re-worded here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..diskspace import is_disk_full
 from ..errors import DownloadError
@@ -20,6 +26,8 @@ from . import downloader, fastpath
 from .context import Fetched, Resolved, StageContext, Strategy
 
 __all__ = ["download"]
+
+_T = TypeVar("_T")
 
 
 async def download(ctx: StageContext, resolved: Resolved) -> Fetched:
@@ -41,7 +49,6 @@ async def _download(ctx: StageContext, resolved: Resolved) -> Fetched:
         highest = pct = max(highest, pct)
         ctx.progress.emit_threadsafe(Step.DOWNLOADING, pct, bytes_done=done, speed_bps=speed, eta_seconds=eta)
 
-    loop = asyncio.get_running_loop()
     strategy, result = "fastpath", None
     # download_sync judges eligibility itself, in the thread: its per-fragment work (a URL join per
     # segment) must never run on the event loop
@@ -49,11 +56,10 @@ async def _download(ctx: StageContext, resolved: Resolved) -> Fetched:
         fast = functools.partial(
             fastpath.download_sync, info, ctx.folder, on_progress=on_progress, cancel=ctx.cancel,
             socket_timeout=ctx.socket_timeout, policy=ctx.network, proxy=ctx.proxy, options=ctx.options,
-            ffmpeg_dir=ctx.ffmpeg_dir,
+            ffmpeg_dir=ctx.ffmpeg_dir, stall=ctx.stall,
         )  # fmt: skip
-        result = await loop.run_in_executor(ctx.executor, fast)
-        if result is not None:
-            ctx.record(Strategy(strategy))
+        ctx.record(Strategy(strategy))  # a failed fast download says so too; a fallback records "ytdlp"
+        result = await _guarded(ctx, fast)
     if result is None:  # not for the fast path, or it fell back: nothing of it is left in the folder
         strategy = "ytdlp"
         ctx.record(Strategy(strategy))  # a failed yt-dlp download still says which path failed
@@ -62,7 +68,7 @@ async def _download(ctx: StageContext, resolved: Resolved) -> Fetched:
             socket_timeout=ctx.socket_timeout, proxy=ctx.proxy, options=ctx.options,
             ffmpeg_dir=ctx.ffmpeg_dir, bounds=ctx.bounds,
         )  # fmt: skip
-        result = await loop.run_in_executor(ctx.executor, slow)
+        result = await _guarded(ctx, slow)
     if unsafe := [p.name for p in result.files if not is_media_extension(p.name)]:
         raise DownloadError(f"The source delivered a file type that is not media ({unsafe[0]})",
                             kind="invalid_media")  # fmt: skip
@@ -76,3 +82,16 @@ async def _download(ctx: StageContext, resolved: Resolved) -> Fetched:
         duration=resolved.duration,
         strategy=strategy,
     )
+
+
+async def _guarded(ctx: StageContext, call: Callable[[], _T]) -> _T:
+    """``call`` in the stage executor; failing after the guard cut this job's stalled transfer is a stall."""
+    guard = ctx.guard
+    if guard is not None:
+        guard.take_stall(ctx.job_id)  # a cut from an earlier try (or the resolve) is not this one's
+    try:
+        return await asyncio.get_running_loop().run_in_executor(ctx.executor, call)
+    except DownloadError as exc:
+        if exc.kind != "stalled" and guard is not None and guard.take_stall(ctx.job_id):
+            raise DownloadError(ctx.stall.message, kind="stalled") from exc
+        raise

@@ -6,6 +6,7 @@ yt-dlp lets that exception through unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
@@ -21,6 +22,7 @@ from ..options import MediaOptions
 from ..progress import DownloadProgress, ProgressCallback
 from ..ytdlp import download_params, is_live, map_error
 from ..ytdlp_registry import new_ydl
+from .children import stop_on_cancel
 from .manifest_guard import guard, raise_exceeded
 from .resolver import SELECTED_KEY
 from .sidecar import SideFiles, fetch_side_files
@@ -73,8 +75,10 @@ def download_sync(
     )
     if proxy:  # the network guard; the side call inherits it with the rest of these parameters
         params["proxy"] = proxy
+    # a live recording's ffmpeg never calls the hook: on cancel it gets SIGINT (and yt-dlp returns)
+    watch = stop_on_cancel(cancel, job_dir) if is_live(info) else contextlib.nullcontext()
     try:
-        with new_ydl(params) as ydl:
+        with watch, new_ydl(params) as ydl:
             guard(ydl, bounds or ResolveBounds(), manifests_only=True)
             result = ydl.process_ie_result(copy.deepcopy(info), download=True)
     except JobCancelled:

@@ -9,11 +9,13 @@ remove it; each write is retried on its own (the runner's policy, counted in ``u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from pathlib import Path
+from typing import Any
 
-from ..errors import StageError
+from ..errors import JobCancelled, StageError
 from ..models import name_from_title
 from ..states import Step
 from ..storage import Progress as StorageProgress
@@ -22,6 +24,8 @@ from .context import Muxed, StageContext, Stored, Uploaded
 from .sidecar import side_keys
 
 __all__ = ["media_key", "upload"]
+
+_CANCEL_GRACE = 1.0  # seconds a cancelled write gets to stop by itself
 
 
 def media_key(ctx: StageContext, title: str | None) -> str:
@@ -33,13 +37,46 @@ def media_key(ctx: StageContext, title: str | None) -> str:
 async def _put(
     ctx: StageContext, local: Path, key: str, on_progress: StorageProgress | None = None
 ) -> StoredObject:
+    def progress(done: int, total: int) -> None:  # from the upload's threads
+        if ctx.cancel.is_set():  # the SDK's write stops at its next part
+            raise JobCancelled("cancelled during upload")
+        if on_progress is not None:
+            on_progress(done, total)
+
     # move: the file is the job's own temporary, so a local target may take it by rename
-    put = functools.partial(ctx.storage.put, local, key, move=True, on_progress=on_progress)
+    put = functools.partial(ctx.storage.put, local, key, move=True, on_progress=progress)
     async with ctx.acquire("upload"):
+        future = asyncio.get_running_loop().run_in_executor(ctx.executor, put)
         try:
-            return await asyncio.get_running_loop().run_in_executor(ctx.executor, put)
+            return await _unless_cancelled(ctx, future)
         except OSError as exc:
             raise StageError(f"storage write failed: {exc}", kind="storage_transient") from exc
+        except JobCancelled:
+            if future.done():  # a write that ended after all is removed (the record does not show it)
+                await asyncio.get_running_loop().run_in_executor(ctx.executor, _forget, ctx, key)
+            raise
+
+
+async def _unless_cancelled(ctx: StageContext, future: asyncio.Future[StoredObject]) -> StoredObject:
+    """The write's result; on cancel, the write gets ``_CANCEL_GRACE`` s to stop at a part boundary, and
+    the job goes on to Cancelled either way (a write blocked in the SDK ends by its own timeout)."""
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())  # an abandoned one logs nothing
+    cancelled = asyncio.ensure_future(ctx.cancel_async.wait())
+    try:
+        either: list[asyncio.Future[Any]] = [future, cancelled]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not future.done():
+            await asyncio.wait([future], timeout=_CANCEL_GRACE)
+        if future.done():
+            return future.result()
+        raise JobCancelled("cancelled during upload")
+    finally:
+        cancelled.cancel()
+
+
+def _forget(ctx: StageContext, key: str) -> None:
+    with contextlib.suppress(Exception):
+        ctx.storage.delete(ctx.storage.full_key(key))
 
 
 async def upload(ctx: StageContext, muxed: Muxed, *, title: str | None) -> Stored:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidRequest, UploadError
+from ..errors import InvalidRequest, JobCancelled, UploadError
 from .base import Backend, FsspecBackend, LocalBackend, Progress
 from .config import (
     MAX_URL_EXPIRY,
@@ -177,7 +177,7 @@ class StorageTarget:
             backend = self.backend
             backend.upload(local, full, _monotonic(on_progress), move=move)
             url = backend.sign(full, self.url_expiry_seconds)
-        except (UploadError, InvalidRequest):
+        except (UploadError, InvalidRequest, JobCancelled):  # a cancel from the progress callback
             raise
         except Exception as exc:  # the SDK boundary: botocore, azure, google, oss2, fsspec, OSError
             raise self._error(exc, "upload") from exc

@@ -12,6 +12,8 @@ Routes (all paths are relative to ``root``):
   (the same without a length, ended by closing the connection), ``hls-plain/<n>`` (the same as
   ``text/plain``, without a telling extension), ``dash-list/<n>.mpd`` (n ``SegmentURL``s),
   ``dash-timeline/<n>.mpd`` (one ``<S r="n-1">``: tiny), ``dash-months.mpd`` (declares three months).
+- ``/drip/<bytes>/<seconds>/<file>``: the file, ``<bytes>`` bytes every ``<seconds>`` (a stalled source
+  that never quite goes silent, e.g. ``/drip/1/1/progressive.mp4``: a byte a second).
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ _CONTENT_TYPES: dict[str, str] = {
 
 _STATUS_RE = re.compile(r"/status/(\d{3})(?:/|$)")
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)$")
-_FAULT_MODES = frozenset({"drop", "short", "slow"})
+_FAULT_MODES = frozenset({"drop", "short", "slow", "drip"})
+_DRIP_RE = re.compile(r"(\d+)/(\d+(?:\.\d+)?)/(.+)$")
 _CHUNK = 16 * 1024
 
 
@@ -143,6 +146,11 @@ class _Handler(BaseHTTPRequestHandler):
         mode, _, rest = path[1:].partition("/")
         if mode not in _FAULT_MODES:
             mode, rest = "", path[1:]
+        drip: tuple[int, float] | None = None
+        if mode == "drip":
+            if (m := _DRIP_RE.match(rest)) is None or int(m[1]) < 1:
+                return self._empty(400)
+            drip, rest = (int(m[1]), float(m[2])), m[3]
         root = self.server.root
         fs = os.path.realpath(os.path.join(root, rest))
         if not fs.startswith(root + os.sep) or not os.path.isfile(fs):
@@ -181,7 +189,10 @@ class _Handler(BaseHTTPRequestHandler):
 
         to_send = length // 2 if mode == "drop" else length
         try:
-            self._send_body(fs, start, to_send, slow=mode == "slow")
+            if drip is not None:
+                self._drip(fs, start, to_send, *drip)
+            else:
+                self._send_body(fs, start, to_send, slow=mode == "slow")
         except OSError:  # client went away
             self.close_connection = True
             return
@@ -216,6 +227,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(part)
         except OSError:  # the client refused the rest (that is the point)
             self.close_connection = True
+
+    def _drip(self, fs: str, start: int, length: int, size: int, interval: float) -> None:
+        for chunk in _drip_chunks(fs, start, length, size):
+            self.wfile.write(chunk)
+            self.wfile.flush()
+            if self.server.stopping.wait(interval):
+                raise ConnectionAbortedError("server stopping")
 
     def _send_body(self, fs: str, start: int, length: int, *, slow: bool) -> None:
         rate = self.server.slow_bytes_per_sec
@@ -294,6 +312,14 @@ def _huge_manifest(rest: str) -> tuple[str, Callable[[], Iterator[bytes]], bool]
         timeline = f'<SegmentTimeline><S t="0" d="2" r="{n - 1}"/></SegmentTimeline>'
         return _CONTENT_TYPES[".mpd"], functools.partial(_dash_template, "PT23H", timeline), True
     return _CONTENT_TYPES[".mpd"], functools.partial(_dash_template, "P3M", ""), True
+
+
+def _drip_chunks(fs: str, start: int, length: int, size: int) -> Iterator[bytes]:
+    with open(fs, "rb") as f:
+        f.seek(start)
+        while length > 0 and (chunk := f.read(min(size, length))):
+            length -= len(chunk)
+            yield chunk
 
 
 class MediaServer:

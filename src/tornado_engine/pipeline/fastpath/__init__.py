@@ -25,7 +25,9 @@ refused address raises ``DownloadError`` ("Blocked by network policy ...") and n
 Redirects are never followed here (they fall back).
 
 Cancel (a ``threading.Event``) is checked at least every :data:`TICK` seconds by every connection, also
-while a socket is silent; progress goes to the same callback as yt-dlp's path, in order, never backwards.
+while a socket is silent; a source slower than the stall policy (:class:`~tornado_engine.bounds.StallPolicy`,
+metered over all the download's connections together) ends it with kind ``stalled``; progress goes to
+the same callback as yt-dlp's path, in order, never backwards.
 Connections beyond each download's first come from an engine-wide budget (:data:`EXTRA_CONNECTIONS`).
 
     eligibility   which downloads it takes and what it would fetch (pure)
@@ -43,6 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ...bounds import StallPolicy
 from ...errors import JobCancelled
 from ...options import MediaOptions
 from ...progress import ProgressCallback
@@ -75,11 +78,13 @@ def download_sync(
     options: MediaOptions | None = None,
     ffmpeg_dir: str | None = None,
     tuning: FastPathTuning | None = None,
+    stall: StallPolicy | None = None,
 ) -> DownloadResult | None:
     """Blocking. The download, or None when yt-dlp should do it (then nothing is left in ``job_dir``).
 
     ``policy``: judge and pin the host's addresses here; without it, connect through ``proxy`` (the
-    network guard). With neither, returns None.
+    network guard). With neither, returns None. ``stall``: a source slower than this ends the download
+    with a ``DownloadError`` of kind ``stalled``.
     """
     source = eligible(info, options)
     if source is None:
@@ -92,7 +97,7 @@ def download_sync(
         paths, ids = [job_dir / source.filename], [source.format_id]
     started = time.monotonic()
     try:
-        session = Session(source, policy, proxy, cancel, socket_timeout)
+        session = Session(source, policy, proxy, cancel, socket_timeout, stall)
         if isinstance(source, FastDash):
             size = fetch_dash(source, paths, session, tuning, on_progress)
         else:

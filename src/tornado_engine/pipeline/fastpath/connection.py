@@ -11,9 +11,11 @@ import select
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass
 
+from ...bounds import StallMeter, StallPolicy
 from ...errors import DownloadError, InvalidRequest, JobCancelled
 from ...safety import BlockedAddress, NetworkPolicy
 from ._signals import Fallback, NetError, Stopped
@@ -61,6 +63,7 @@ class Session:
         proxy: str | None,
         cancel: threading.Event,
         socket_timeout: float,
+        stall: StallPolicy | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(source.url)
         self.https = parts.scheme.lower() == "https"
@@ -75,6 +78,8 @@ class Session:
         self.stop = threading.Event()  # another connection failed: wind down
         self.timeout = socket_timeout
         self.proxy = proxy
+        # one meter for all the download's connections: the source's total rate is what counts
+        self.meter: StallMeter | None = stall.meter(time.monotonic()) if stall is not None else None
         self.addresses: list[str] = []
         if policy is not None:
             try:
@@ -93,18 +98,33 @@ class Session:
             raise Stopped
 
     def recv_into(self, sock: socket.socket, view: memoryview) -> int:
-        """``sock.recv_into`` that looks at cancel every tick and gives up after ``socket_timeout``."""
+        """``sock.recv_into`` that looks at cancel every tick, gives up after ``socket_timeout`` of silence
+        and when the source is slower than the stall policy (a drip resets no idle counter here)."""
         idle = 0.0
         while True:
             self.check()
             try:
-                return sock.recv_into(view)
+                n = sock.recv_into(view)
             except TimeoutError:
+                self.check_stall(0)
                 idle += TICK
                 if idle >= self.timeout:
                     raise NetError("The read operation timed out") from None
+                continue
             except OSError as exc:
                 raise NetError(_os_text(exc)) from None
+            self.check_stall(n)
+            return n
+
+    def check_stall(self, arrived: int) -> None:
+        meter = self.meter
+        if meter is None:
+            return
+        now = time.monotonic()
+        if arrived:
+            meter.feed(arrived, now)
+        if meter.stalled(now):
+            raise DownloadError(meter.policy.message, kind="stalled")
 
     def connect(self) -> socket.socket:
         # to an address the policy judged, or through the guard, which judges it itself

@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ErrorKind
-from .quota import quota_problem
-from .results import Quota
+from ..errors import ErrorKind
+from ..quota import quota_problem
+from ..results import Quota
 
 __all__ = ["Exceeded", "ResolveBounds", "info_problem", "iso_duration", "manifest_problem", "size_problem"]
 
