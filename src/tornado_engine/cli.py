@@ -3,7 +3,8 @@
 Exit codes: 0 every job Completed; 1 a job Failed; 2 bad usage, an invalid request, an unknown id or an
 operation the job's state does not allow (``{"error": ...}`` on stderr); 3 a job ended
 Warning (content issue); 4 a job was Skipped; 5 the environment is not ready (ffmpeg missing, store
-unusable); 6 a job was cancelled; 130 interrupted.
+unusable or missing for a read-only command, a storage extra not installed, a data dir or storage folder
+that cannot be used), found before any job starts; 6 a job was cancelled; 130 interrupted.
 """
 
 from __future__ import annotations
