@@ -3,7 +3,8 @@
 Exit codes: 0 every job Completed; 1 a job Failed; 2 bad usage, an invalid request, an unknown id or an
 operation the job's state does not allow (``{"error": ...}`` on stderr); 3 a job ended
 Warning (content issue); 4 a job was Skipped; 5 the environment is not ready (ffmpeg missing, store
-unusable); 6 a job was cancelled; 130 interrupted.
+unusable or missing for a read-only command, a storage extra not installed, a data dir or storage folder
+that cannot be used), found before any job starts; 6 a job was cancelled; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,12 +18,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli_admin import ADMIN_COMMANDS, add_admin_commands, run_admin
+from .cli_admin import ADMIN_COMMANDS, STORAGE_HELP, STORE_HELP, add_admin_commands, run_admin
 from .cli_media import add_media_options, add_metadata_command, media_fields, run_metadata
 from .cli_worker import add_worker_command, run_worker
 from .codecs import AUDIO_BITRATES, AUDIO_CHOICES, VIDEO_CHOICES, VIDEO_CONTAINERS
 from .engine import Engine, default_data_dir
-from .errors import FFmpegNotFound, InvalidRequest, InvalidState, NotFound, QuotaExceeded, StoreError
+from .errors import (
+    FFmpegNotFound,
+    InvalidRequest,
+    InvalidState,
+    NotFound,
+    QuotaExceeded,
+    SetupError,
+    StoreError,
+)
 from .models import Job, JobRequest
 from .results import BatchCreated
 from .states import Status
@@ -41,8 +50,8 @@ EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 2, 5, 130
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help=f"engine data folder (default {default_data_dir()})")
-    parser.add_argument("--store", help="job store URL (default sqlite:///DATA_DIR/jobs.db)")
-    parser.add_argument("--storage", help="storage URL (default file://DATA_DIR/media)")
+    parser.add_argument("--store", help=STORE_HELP)
+    parser.add_argument("--storage", help=STORAGE_HELP)
     parser.add_argument(
         "--allow-network", action="append", metavar="CIDR", dest="allow_networks",
         help="also allow sources in this private network (repeatable; default $TORNADO_ALLOW_NETWORKS)",
@@ -173,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (NotFound, InvalidState, QuotaExceeded) as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)
         return EXIT_USAGE
-    except (FFmpegNotFound, StoreError) as exc:
+    except (FFmpegNotFound, StoreError, SetupError) as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)
         return EXIT_ENVIRONMENT
     except KeyboardInterrupt:

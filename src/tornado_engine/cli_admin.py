@@ -11,19 +11,29 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .datadir import check_data_dir
 from .engine import Engine, default_data_dir
 from .models import Job
+from .store import open_store
 from .tenant_view import TenantView
 
-__all__ = ["ADMIN_COMMANDS", "add_admin_commands", "run_admin"]
+__all__ = ["ADMIN_COMMANDS", "STORAGE_HELP", "STORE_HELP", "add_admin_commands", "run_admin"]
 
 ADMIN_COMMANDS = ("jobs", "batch", "usage")
+STORE_HELP = (
+    "job store: postgresql://user@host/db, a path to a .db file, or sqlite:////abs/path/jobs.db "
+    "(four slashes: sqlite:///x.db is relative to the current folder); default DATA_DIR/jobs.db"
+)
+STORAGE_HELP = (
+    "where finished files go: a folder (path or file:///abs/path), s3://, gs://, az://, oss:// "
+    "(each needs its extra, e.g. pip install 'tornado-engine[s3]'); default DATA_DIR/media"
+)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help=f"engine data folder (default {default_data_dir()})")
-    parser.add_argument("--store", help="job store URL (default sqlite:///DATA_DIR/jobs.db)")
-    parser.add_argument("--storage", help="storage URL (default file://DATA_DIR/media)")
+    parser.add_argument("--store", help=f"{STORE_HELP}; must exist (these commands create no store)")
+    parser.add_argument("--storage", help=STORAGE_HELP)
     parser.add_argument("--tenant", help="act for this tenant (default: the default tenant)")
     parser.add_argument("--json", action="store_true", help="print JSON only")
 
@@ -82,9 +92,13 @@ async def _job_action(engine: TenantView, args: argparse.Namespace) -> Any:
 
 async def run_admin(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"run_jobs": False, "expand_playlists": False}
-    for name in ("data_dir", "store", "storage"):
+    for name in ("data_dir", "storage"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
+    data_dir = Path(args.data_dir) if args.data_dir is not None else default_data_dir()
+    check_data_dir(data_dir)
+    # these commands read or change existing jobs: a store that is not there is an error, never a new one
+    options["store"] = open_store(args.store or str(data_dir / "jobs.db"), create=False)
     async with Engine.open(**options) as root:
         engine = root.tenant(args.tenant) if args.tenant else root
         result: Any

@@ -27,8 +27,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .cli_admin import STORE_HELP
+from .datadir import check_data_dir
 from .engine import Engine, default_data_dir
-from .errors import FFmpegNotFound, StoreError
+from .errors import FFmpegNotFound, SetupError, StoreError
 from .workspace import holder_line, holder_of
 
 __all__ = ["add_worker_command", "main", "run_worker"]
@@ -41,7 +43,9 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", type=Path, help=f"this worker's own folder (default {default_data_dir()})"
     )
-    parser.add_argument("--store", help="job store URL shared by the workers, e.g. postgresql://host/db")
+    parser.add_argument(
+        "--store", help=f"job store shared by the workers, e.g. postgresql://host/db; {STORE_HELP}"
+    )
     parser.add_argument("--storage", help="storage URL shared by the workers (default file://DATA_DIR/media)")
     parser.add_argument("--concurrency", type=int, default=8, help="jobs at once (default 8)")
     parser.add_argument("--lease-seconds", type=float, default=30.0,
@@ -102,6 +106,7 @@ async def run_worker(args: argparse.Namespace) -> int:
     dir is taken or the store is unusable."""
     data_dir = Path(args.data_dir) if args.data_dir is not None else default_data_dir()
     try:
+        check_data_dir(data_dir)  # before the lock file: a file there is a clear error, not a traceback
         with _exclusive(data_dir):
             return await _serve(Engine(**_engine_options(args, data_dir)), args.grace)
     except _DataDirBusy as exc:
@@ -149,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     try:
         return asyncio.run(run_worker(parser.parse_args(argv)))
-    except (FFmpegNotFound, StoreError) as exc:
+    except (FFmpegNotFound, StoreError, SetupError) as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)
         return _EXIT_ENVIRONMENT
 

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from .bounds import ResolveBounds, StallPolicy
+from .datadir import check_data_dir
 from .diskspace import DEFAULT_RESERVE_BYTES
 from .errors import InvalidRequest
 from .events import EventHub
 from .ffmpeg import FFmpegPaths
 from .lifecycle import Lifecycle
-from .outbox import default_secrets
+from .outbox import SECRETS_ENV, default_secrets
 from .retry import RetryPolicy
 from .runner import StageRunner
 from .runtime import Runtime, RuntimeOptions
@@ -33,7 +34,7 @@ from .store import JobStore, open_store
 from .submit import PlaylistOptions, Submitter
 from .tenant_storage import TenantStorage
 from .tenant_view import Services, TenantView
-from .webhooks import WebhookPolicy
+from .webhooks import WebhookPolicy, parse_secrets
 
 __all__ = ["Engine", "default_data_dir"]
 
@@ -41,6 +42,14 @@ __all__ = ["Engine", "default_data_dir"]
 def default_data_dir() -> Path:
     """``$TORNADO_ENGINE_HOME``, else ``~/.tornado_engine``."""
     return Path(os.environ.get("TORNADO_ENGINE_HOME") or Path.home() / ".tornado_engine")
+
+
+def _webhook_secrets(given: str | Sequence[str] | None, data_dir: Path) -> list[str]:
+    """The signing secrets, checked at open: a str is one secret; none given, $TORNADO_WEBHOOK_SECRETS
+    or the data folder's own."""
+    if given is None or (not isinstance(given, str) and len(given) == 0):
+        return parse_secrets(default_secrets(data_dir), field=SECRETS_ENV)
+    return parse_secrets(given)
 
 
 class Engine(TenantView):
@@ -63,7 +72,7 @@ class Engine(TenantView):
         expand_playlists: bool = True,
         max_playlist_entries: int = 500,
         allow_networks: Sequence[str] | None = None,
-        webhook_secrets: Sequence[str] | None = None,
+        webhook_secrets: str | Sequence[str] | None = None,
         webhook_policy: WebhookPolicy | None = None,
         stages: StageRunner | None = None,
         disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES,
@@ -75,10 +84,12 @@ class Engine(TenantView):
         if disk_reserve_bytes < 0:
             raise InvalidRequest("disk_reserve_bytes must not be negative", field="disk_reserve_bytes")
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+        check_data_dir(self.data_dir)
         if store is None:
             store = f"sqlite:///{self.data_dir / 'jobs.db'}"
         self.store: JobStore = open_store(store) if isinstance(store, str) else store
-        self.storage = open_target(storage, default=(self.data_dir / "media").as_uri())
+        self.storage = open_target(storage, default=(self.data_dir / "media").absolute().as_uri())
+        self.storage.check()  # a missing extra or unwritable folder now, not after a download and a mux
         # None: $TORNADO_ALLOW_NETWORKS; by default only public addresses are reachable (SSRF guard)
         self.network = NetworkPolicy.build(allow_networks)
         self.hub = EventHub()
@@ -91,7 +102,7 @@ class Engine(TenantView):
             resolve_bounds=resolve_bounds or ResolveBounds(),
             stall=stall or StallPolicy(),
         )  # fmt: skip
-        secrets = webhook_secrets or default_secrets(self.data_dir)
+        secrets = _webhook_secrets(webhook_secrets, self.data_dir)
         self._runtime = Runtime(self.store, self.storage, self.network, self.hub, secrets, options)
         tenants = TenantStorage(self.store, self.storage, self.network, self._runtime.executor, self.data_dir)
         jobs = Lifecycle(self.store, tenants, self._runtime)

@@ -10,7 +10,8 @@ boundary with ``raise ... from exc``, so nobody needs to import yt-dlp to handle
      ├── InvalidState          the operation does not fit the job's state (e.g. cancel a finished job)
      ├── FFmpegNotFound        neither a system ffmpeg nor the optional wheel is installed
      ├── SecretBoxError        a stored secret cannot be decrypted (wrong or rotated-away key, damaged)
-     ├── MissingBackend        a storage backend's optional package is not installed (names the extra)
+     ├── SetupError            the engine cannot open here: a data dir or local storage folder not usable
+     │    └── MissingBackend   a storage backend's optional package is not installed (names the extra)
      ├── StoreError            the job store failed
      │    └── LeaseLost        a write refused: the job's lease now belongs to another attempt
      ├── QuotaExceeded         a tenant's quota refuses the job (before any download)
@@ -46,6 +47,7 @@ __all__ = [
     "QuotaExceeded",
     "ResolveError",
     "SecretBoxError",
+    "SetupError",
     "StageError",
     "StoreError",
     "TornadoError",
@@ -102,7 +104,12 @@ class FFmpegNotFound(TornadoError):
     pass
 
 
-class MissingBackend(TornadoError):
+class SetupError(TornadoError):
+    """The engine cannot open here (a data dir that is a file, a storage folder it cannot write); the
+    message says which option to fix. The CLI exits 5 (environment not ready)."""
+
+
+class MissingBackend(SetupError):
     """A storage backend's optional package is not installed; the message says which extra to add."""
 
 

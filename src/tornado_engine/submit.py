@@ -21,6 +21,7 @@ from .results import BatchCreated, BulkCreated, BulkError, EpisodeRef
 from .runtime import Runtime
 from .safety import NetworkPolicy
 from .states import Status
+from .storage import StorageTarget
 from .store.base import BatchRecord, JobStore
 from .tenant_storage import TenantStorage, storage_endpoints
 from .ytdlp import public_url
@@ -89,6 +90,8 @@ class Submitter:
         """SSRF guard at the boundary: the source and webhook hosts must resolve to allowed addresses."""
         loop, executor, check = asyncio.get_running_loop(), self._runtime.executor, self._network.check_url
         await loop.run_in_executor(executor, check, request.url, "url")
+        if request.storage:  # a job's own storage: its extra installed before the job is stored
+            await loop.run_in_executor(executor, StorageTarget(request.storage).check)
         for endpoint in storage_endpoints(request.storage) if request.storage else ():
             await loop.run_in_executor(executor, check, endpoint, "storage")
         if request.webhook_url:

@@ -74,6 +74,7 @@ class TenantStorage:
         for endpoint in storage_endpoints(config):
             await loop.run_in_executor(self._executor, self._network.check_url, endpoint, "storage")
         target = StorageTarget(config)
+        await loop.run_in_executor(self._executor, target.check)  # its extra installed, even unverified
         if verify:
             await loop.run_in_executor(self._executor, lambda: target.verify())
         data = dict(await self._store.get_tenant(owner) or {})

@@ -34,6 +34,7 @@ __all__ = [
     "encode",
     "generate_secret",
     "job_payload",
+    "parse_secrets",
     "progress_payload",
     "sign",
     "signature_header",
@@ -63,6 +64,23 @@ def _key(secret: str) -> bytes:
         raise InvalidRequest(
             "webhook secret is not valid base64 after 'whsec_'", field="webhook_secret"
         ) from None
+
+
+def parse_secrets(value: str | Sequence[str], field: str = "webhook_secrets") -> list[str]:
+    """``Engine(webhook_secrets=)``: one secret (a str) or several (newest first), each checked now, so a
+    malformed one is refused at open instead of leaving every delivery unsigned."""
+    found = [value] if isinstance(value, str) else list(value)
+    if not found:
+        raise InvalidRequest(f"{field}: give at least one secret (or leave it unset)", field=field)
+    for position, secret in enumerate(found, 1):
+        if not isinstance(secret, str):
+            raise InvalidRequest(f"{field}: secret {position} is a {type(secret).__name__}, not a str", field)
+        try:
+            if not _key(secret):
+                raise InvalidRequest("webhook secret is empty after 'whsec_'", field=field)
+        except InvalidRequest as exc:  # the message names the option; never the secret itself
+            raise InvalidRequest(f"{field}: secret {position}: {exc.message}", field=field) from None
+    return found
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:

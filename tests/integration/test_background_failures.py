@@ -19,11 +19,12 @@ from typing import Any, cast
 import pytest
 
 from tornado_engine import Engine, JobRequest, Status
-from tornado_engine.errors import StoreError
+from tornado_engine.errors import InvalidRequest, StoreError
 from tornado_engine.ffmpeg import FFmpegPaths
 from tornado_engine.store import JobStore, open_store
 from tornado_engine.supervise import supervise
 from tornado_engine.testing.noop import NoopStages, noop_engine
+from tornado_engine.webhooks import generate_secret
 
 pytestmark = pytest.mark.integration
 
@@ -182,7 +183,12 @@ async def test_a_webhook_that_cannot_be_signed_is_marked_failed_with_the_reason(
 ) -> None:
     hook, bodies = receiver
     options: dict[str, Any] = {"webhook_secrets": ["not-a-secret"], "allow_networks": ["127.0.0.0/8"]}
+    with pytest.raises(InvalidRequest, match="webhook_secrets: secret 1: webhook secrets must start"):
+        Engine(data_dir=tmp_path / "e", **options)  # a malformed secret is refused at open (issue 14)
+    options["webhook_secrets"] = [generate_secret()]
     async with noop_engine(data_dir=tmp_path / "e", poll_interval=0.1, **options) as engine:
+        # a secret that goes bad after open (a bug) still ends the delivery failed, never pending
+        engine._runtime._dispatcher.secrets[:] = ["not-a-secret"]  # type: ignore[union-attr]
         created = await engine.create_job(JobRequest(url=_NOOP_URL, webhook_url=hook))
         assert (await engine.wait(created.job_id, timeout=20)).status is Status.COMPLETED
         await _webhook_status(engine, created.job_id, "failed")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidRequest, JobCancelled, UploadError
+from .availability import check_target, extra_for
 from .base import Backend, FsspecBackend, LocalBackend, Progress
 from .config import (
     MAX_URL_EXPIRY,
@@ -152,8 +153,15 @@ class StorageTarget:
             return FsspecBackend(fs, root, name=self.protocol)
         except MissingBackend as exc:
             raise UploadError(str(exc), kind="storage_error") from exc
-        except ImportError as exc:  # fsspec's own hint names the package to install
-            raise UploadError(f"storage backend {self.protocol!r} is not installed: {exc}") from exc
+        except ImportError as exc:  # check() found it at open; a package removed since still names the extra
+            extra = extra_for(self.protocol)
+            hint = f"pip install 'tornado-engine[{extra.extra}]'" if extra else str(exc)
+            raise UploadError(f"storage backend {self.protocol!r} is not installed: {hint}") from exc
+
+    def check(self) -> None:
+        """Usable here, without touching the network: a supported scheme, its backend's package installed
+        (:class:`MissingBackend` names the extra), a local folder writable (:class:`SetupError`)."""
+        check_target(self.protocol, self.local_root)
 
     def full_key(self, key: str) -> str:
         """``base_folder/key`` for a key made by :func:`object_key`."""

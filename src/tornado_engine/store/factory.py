@@ -10,11 +10,14 @@ from .sqlite import SQLiteStore
 __all__ = ["open_store"]
 
 
-def open_store(url: str) -> JobStore:
-    """A store for a URL: ``sqlite:///path/jobs.db`` (or a plain path), ``postgresql://...``."""
+def open_store(url: str, *, create: bool = True) -> JobStore:
+    """A store for a URL: ``sqlite:///path/jobs.db`` (or a plain path), ``postgresql://...``.
+
+    ``create=False`` (read-only commands): a SQLite file that does not exist is a StoreError, not a new
+    empty store."""
     if url.startswith("sqlite:///"):
         # as in SQLAlchemy: sqlite:///rel/jobs.db is relative, sqlite:////abs/jobs.db absolute
-        return SQLiteStore(url.removeprefix("sqlite:///"))
+        return SQLiteStore(url.removeprefix("sqlite:///"), create=create)
     if url.startswith(("postgresql://", "postgres://")):
         try:  # psycopg is an optional extra: import it only for a PostgreSQL URL
             from .postgres import PostgresStore
@@ -26,4 +29,4 @@ def open_store(url: str) -> JobStore:
     if "://" in url:
         scheme = url.split("://", 1)[0]
         raise StoreError(f"unsupported store URL scheme {scheme!r} (supported: sqlite, postgresql)")
-    return SQLiteStore(url)
+    return SQLiteStore(url, create=create)

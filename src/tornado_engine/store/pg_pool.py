@@ -133,6 +133,22 @@ class Connections:
                 (str(max(1, int(self._idle_timeout * 1000))),),
             )
 
+    async def _probe(self) -> None:
+        """One direct connection first: a wrong user, database or password fails at once with the
+        server's own reason, instead of the pool retrying it in the background until its timeout."""
+        try:
+            conn = await asyncio.wait_for(
+                psycopg.AsyncConnection.connect(self.dsn, **self._kwargs), self._connect_timeout
+            )
+        except psycopg.Error as exc:
+            reason = self.redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            raise StoreError(f"cannot open PostgreSQL store {self.safe_dsn}: {reason}") from None
+        except TimeoutError:
+            raise StoreError(
+                f"cannot open PostgreSQL store {self.safe_dsn}: no answer within {self._connect_timeout:g} s"
+            ) from None
+        await conn.close()
+
     async def open(self, setup: Callable[[Conn], Awaitable[object]]) -> None:
         """Open the pool and run ``setup`` (the schema's migrations) on its first connection."""
         pool: AsyncConnectionPool[Conn] = _Pool(
@@ -141,6 +157,7 @@ class Connections:
             check=AsyncConnectionPool.check_connection,  # replaces connections the server dropped
             timeout=self._timeout, name="tornado-store",
         )  # fmt: skip
+        await self._probe()
         try:
             await pool.open(wait=True, timeout=self._connect_timeout)
             async with pool.connection() as conn:

@@ -47,11 +47,18 @@ from .sqlite_schema import migrate
 __all__ = ["SQLiteStore"]
 
 _T = TypeVar("_T")
+_MISSING = (
+    "no job store there: the SQLite file does not exist, and this command does not create one. A relative "
+    "path (sqlite:///x.db, three slashes) is taken from the current folder; an absolute one is "
+    "sqlite:////abs/path/jobs.db or a plain /abs/path/jobs.db"
+)
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        """``create=False``: a read-only caller (``jobs list``) refuses a missing file, never makes one."""
         self.path = str(path)
+        self._create = create
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tornado-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._queue: list[Op] = []
@@ -97,6 +104,8 @@ class SQLiteStore:
 
     async def open(self) -> None:
         def connect() -> None:
+            if self.path != ":memory:" and not self._create and not Path(self.path).is_file():
+                raise StoreError(_MISSING)
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -114,6 +123,8 @@ class SQLiteStore:
             await asyncio.get_running_loop().run_in_executor(self._executor, connect)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store: {exc}") from exc
+        except OSError as exc:  # its folder cannot be made (a file on the way, no permission)
+            raise StoreError(f"cannot open SQLite store: {exc.strerror or type(exc).__name__}") from None
 
     async def close(self) -> None:
         while self._flusher is not None:  # operations already queued still run
