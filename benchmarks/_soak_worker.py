@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
             options.update(storage=storage, socket_timeout=timeout, retry=retry, expand_playlists=False)
             super().__init__(**options)
 
-    cli_worker.Engine = SoakEngine  # type: ignore[misc]
+    cli_worker.Engine = SoakEngine  # type: ignore[attr-defined]
     return cli_worker.main(argv)
 
 

@@ -115,14 +115,14 @@ class Workers:
     def sample(self) -> None:
         for i, proc in enumerate(self.procs):
             value = rss_mb(proc.pid) if proc.poll() is None else None
-            if value is not None:
+            if value:  # a process just started (or reaped) may read as 0
                 self.rss[i].append((time.monotonic() - self.t0, value))
 
     def stop_all(self) -> list[int | None]:
         for proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        codes = []
+        codes: list[int | None] = []
         for proc in self.procs:
             try:
                 codes.append(proc.wait(60))
@@ -133,6 +133,15 @@ class Workers:
 
     def dead(self) -> list[int]:
         return [i for i, p in enumerate(self.procs) if p.poll() is not None]
+
+    def log_errors(self) -> Counter[str]:
+        """ERROR lines of the workers' logs, by their message."""
+        found: Counter[str] = Counter()
+        for log in self.root.glob("w*.log"):
+            for line in log.read_text(errors="replace").splitlines():
+                if " ERROR " in line:
+                    found[line.split(" ERROR ", 1)[1][:120]] += 1
+        return found
 
     def leftovers(self) -> list[str]:
         found = []
@@ -227,6 +236,9 @@ def audit_bucket(dsn: str, endpoint: str, workdir: Path) -> tuple[list[str], int
         if status != "Completed":
             continue
         key, size = record.get("storage_key"), record.get("file_size")
+        if not isinstance(key, str):
+            problems.append(f"job {job_id}: Completed without a storage key")
+            continue
         wanted.add(key)
         if key not in objects:
             problems.append(f"job {job_id}: object {key} missing")
@@ -332,6 +344,8 @@ def report(count: int, expected: Counter[str], got: Counter[str], problems: list
               f"max {top:.0f} MB ({len(samples)} samples{since})")  # fmt: skip
         if i and elapsed >= 120 and end - warm[1] > 50:
             problems.append(f"worker {i}: RSS grew by {end - warm[1]:.0f} MB after warm-up (> 50 MB)")
+    errors = workers.log_errors()
+    print(f"  ERROR lines in the worker logs: {sum(errors.values())} {dict(errors.most_common(3))}")
     print(f"  mismatches: {len(problems)}")
     for line in problems[:50]:
         print(f"    {line}")
