@@ -115,7 +115,7 @@ class Workers:
     def sample(self) -> None:
         for i, proc in enumerate(self.procs):
             value = rss_mb(proc.pid) if proc.poll() is None else None
-            if value:  # a process just started (or reaped) may read as 0
+            if value and value > 10:  # a process just forked (before exec) reads as next to nothing
                 self.rss[i].append((time.monotonic() - self.t0, value))
 
     def stop_all(self) -> list[int | None]:
@@ -207,14 +207,18 @@ def audit_jobs(dsn: str, seed: int, ids: dict[str, int]) -> tuple[Counter[str], 
                             f"{status}: {record.get('error')}")  # fmt: skip
     transitions = sql(dsn, "SELECT job_id, old_status, new_status, worker FROM soak_transitions ORDER BY seq")
     terminal_writes: Counter[str] = Counter()
+    finishers: dict[str, str] = {}
     for job_id, old, new, worker in transitions:
         if old not in ("Pending", "Processing"):
             problems.append(f"job {job_id} left terminal status {old} for {new} (worker {worker})")
         if new not in ("Pending", "Processing"):
             terminal_writes[job_id] += 1
+            finishers[job_id] = worker
     for job_id, n in terminal_writes.items():
         if n != 1:
             problems.append(f"job {job_id} reached a terminal status {n} times")
+    problems = [f"{p} [ended by {finishers.get(p.split()[1], '?')}]" if p.startswith("job ") else p
+                for p in problems]  # fmt: skip
     missing = set(ids) - set(terminal_writes)
     problems += [f"job {j}: no terminal transition recorded" for j in sorted(missing)]
     return expected, got, problems
