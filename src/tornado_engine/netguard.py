@@ -24,7 +24,8 @@ import logging
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from .bounds import StallMeter, StallPolicy
 from .errors import InvalidRequest
@@ -56,6 +57,10 @@ class NetGuard:
         self._server: asyncio.Server | None = None
         # per job id: its open connections' writers (loop thread only), cut jobs, jobs cut for a stall
         self._links: dict[str, set[asyncio.StreamWriter]] = {}
+        # asyncio's stream server drops its reference to a handler once the client hangs up: one still
+        # waiting on a silent source was then garbage-collected ("Task was destroyed but it is pending!")
+        # without its cleanup, leaking the upstream socket. Held here until they end.
+        self._handlers: set[asyncio.Task[None]] = set()
         self._lock = threading.Lock()
         self._cut: set[str] = set()
         self._stalled: set[str] = set()
@@ -157,6 +162,8 @@ class NetGuard:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         job = ""
+        if (task := asyncio.current_task()) is not None:
+            self._handlers.add(task)
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
             job = _job_of(head)
@@ -173,6 +180,7 @@ class NetGuard:
         finally:
             self._leave(job, writer)
             writer.close()  # no await here: a handler closed at loop shutdown must not suspend again
+            self._handlers.discard(task)
 
     async def _dispatch(
         self, job: str, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -236,7 +244,7 @@ class NetGuard:
                     _copy(up_reader, writer, arrived),
                 )
             else:
-                await self._plain_response(up_reader, writer, arrived)
+                await _unless_hung_up(reader, self._plain_response(up_reader, writer, arrived))
         finally:
             watch.cancel()
             self._leave(job, up_writer)
@@ -359,6 +367,23 @@ def _closing(response_head: bytes) -> bytes:
         h for h in header_lines if h.split(b":", 1)[0].strip().lower().decode("latin-1") not in _HOP_HEADERS
     ]
     return b"\r\n".join([status_line, *kept, b"Connection: close"]) + b"\r\n\r\n"
+
+
+async def _unless_hung_up(reader: asyncio.StreamReader, relay: Coroutine[Any, Any, None]) -> None:
+    """Run ``relay`` until it ends or the client hangs up (EOF): a client that gave up on a silent source
+    must not leave the upstream connection open until the stall watchdog's window is over."""
+    response = asyncio.ensure_future(relay)
+    hangup = asyncio.ensure_future(reader.read(1))  # the request was read whole: only EOF (or junk) is left
+    try:
+        await asyncio.wait({response, hangup}, return_when=asyncio.FIRST_COMPLETED)
+        if not response.done() and hangup.exception() is None and hangup.result() != b"":
+            await response  # the client sent more than its request and went on waiting
+    finally:
+        for task in (response, hangup):
+            task.cancel()
+        await asyncio.gather(response, hangup, return_exceptions=True)
+    if response.done() and not response.cancelled() and (exc := response.exception()) is not None:
+        raise exc
 
 
 async def _refuse(writer: asyncio.StreamWriter, code: int, reason: str, body: str) -> None:

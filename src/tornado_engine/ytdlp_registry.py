@@ -112,6 +112,8 @@ class _Registry:
 
 
 _lock = threading.Lock()
+_table_lock = threading.Lock()
+_table_ready = threading.Event()
 _registries: dict[tuple[str, ...], _Registry] = {}
 
 
@@ -156,9 +158,17 @@ def _known_classes() -> tuple[Any, int]:
     if _extractor_table is None:  # pragma: no cover
         classes = tuple(gen_extractor_classes())
         return classes, len(classes)
-    if not _plugins_loaded.value:  # as every YoutubeDL() does first: plugins go before the built-ins
-        load_all_plugins()
-    import_extractors()
+    if not _table_ready.is_set():
+        # Once per process, one thread at a time: yt-dlp fills its table in a loop and load_all_plugins()
+        # replaces it with a copy of what it holds, so a second thread loading meanwhile kept a partial
+        # table (no GenericIE) for the life of the process (seen in the soak: a worker failing every job
+        # with "No suitable extractor found").
+        with _table_lock:
+            if not _table_ready.is_set():
+                if not _plugins_loaded.value:  # as every YoutubeDL() does first: plugins, then built-ins
+                    load_all_plugins()
+                import_extractors()
+                _table_ready.set()
     table = _extractor_table.value
     return table, len(table)
 
@@ -210,10 +220,10 @@ def new_ydl(params: dict[str, Any]) -> Any:
 
     A verbose instance loads its extractors the ordinary way (``auto_init`` prints its debug header).
     """
+    registry = _registry(params)  # first: the class table is complete before any YoutubeDL() reads it
     if params.get("verbose"):
         return _YoutubeDL(params)
-    ydl = _YoutubeDL(params, auto_init=False)  # loads yt-dlp's plugins if no instance has yet
-    registry = _registry(params)
+    ydl = _YoutubeDL(params, auto_init=False)
     if isinstance(ydl._ies, dict) and not ydl._ies:
         ydl._ies.update(registry.ies)  # classes are shared; instances are replaced right below
         for cls in registry.instances:  # same key: stays in its place, now bound to this ydl
