@@ -21,6 +21,7 @@ from .errors import BlockedAddress, InvalidRequest
 
 __all__ = [
     "ALLOW_ENV",
+    "ALLOW_HINT",
     "MEDIA_EXTENSIONS",
     "BlockedAddress",
     "IPAddress",
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 ALLOW_ENV = "TORNADO_ALLOW_NETWORKS"
+# How an operator opens a private network on purpose (the three ways to set it), named in every refusal.
+ALLOW_HINT = f"allow_networks=[CIDR, ...] (Python), --allow-network CIDR (CLI) or {ALLOW_ENV}=CIDR,..."
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -90,7 +93,8 @@ class NetworkPolicy:
             address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
             if not self.allows(address):
                 raise BlockedAddress(
-                    f"Blocked by network policy: {host} resolves to a non-public address ({address})",
+                    f"Blocked by network policy: {host} resolves to a non-public address ({address}); "
+                    f"to allow it: {ALLOW_HINT}",
                     field="url",
                 )
             if address not in addresses:

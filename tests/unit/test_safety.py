@@ -112,3 +112,11 @@ def test_redact_removes_any_secret(secret: str) -> None:
 )  # fmt: skip
 def test_media_extensions(name: str, ok: bool) -> None:
     assert is_media_extension(name) is ok
+
+
+def test_a_refused_address_says_how_to_allow_it() -> None:
+    with pytest.raises(BlockedAddress) as caught:
+        NetworkPolicy.build([]).resolve("127.0.0.1", 80)
+    message = str(caught.value)
+    assert "127.0.0.1" in message and "allow_networks=" in message
+    assert "--allow-network" in message and "TORNADO_ALLOW_NETWORKS" in message
