@@ -71,6 +71,19 @@ async def test_engine_job_on_a_drip_fails_stalled(
     assert took < POLICY.window_seconds + 8
 
 
+async def test_a_page_that_drips_during_the_resolve_fails_stalled(
+    media_server: MediaServer, tmp_path: Path
+) -> None:
+    # yt-dlp's generic extractor reads the whole page; the guard cuts it, and the resolve says why
+    async with Engine.open(
+        data_dir=tmp_path / "engine", poll_interval=0.1, stall=POLICY, retry=NO_RETRY, socket_timeout=10
+    ) as engine:
+        job = await run_job(engine, timeout=60, url=media_server.url("drip/50/0.5/page.html"))
+    assert job.status is Status.FAILED
+    assert job.error == POLICY.message
+    assert job.download_strategy is None  # it never got past the resolve
+
+
 async def test_a_stall_is_retried(media_server: MediaServer, tmp_path: Path) -> None:
     retry = RetryPolicy(max_retries=1, base_delay=0.05, max_delay=0.1)
     async with Engine.open(data_dir=tmp_path / "engine", poll_interval=0.1, stall=POLICY, retry=retry) as eng:

@@ -9,8 +9,9 @@ waits) through ``ctx.record``; the runner applies both in one place (:mod:`torna
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
 from ..bounds import ResolveBounds, StallPolicy
-from ..errors import JobCancelled
+from ..errors import JobCancelled, StageError
 from ..ffmpeg import FFmpegPaths
 from ..models import JobRequest
 from ..netguard import NetGuard
@@ -211,6 +212,20 @@ class StageContext:
     def acquire(self, pool: Pool) -> AbstractAsyncContextManager[None]:
         """A slot in ``pool``; the time spent waiting for it is recorded."""
         return self.pools.acquire(pool, lambda ms: self.record(Waited(pool, ms)))
+
+    @contextlib.contextmanager
+    def charging_stalls(self) -> Iterator[None]:
+        """Around a yt-dlp call through the guard: a stage failure after the guard cut this job's stalled
+        transfer is re-raised as kind ``stalled`` (yt-dlp itself saw only a short read or a reset)."""
+        guard = self.guard
+        if guard is not None:
+            guard.take_stall(self.job_id)  # a cut from an earlier call is not this one's
+        try:
+            yield
+        except StageError as exc:
+            if exc.kind != "stalled" and guard is not None and guard.take_stall(self.job_id):
+                raise type(exc)(self.stall.message, kind="stalled") from exc
+            raise
 
 
 def _short(value: Any, limit: int) -> str | None:

@@ -86,12 +86,5 @@ async def _download(ctx: StageContext, resolved: Resolved) -> Fetched:
 
 async def _guarded(ctx: StageContext, call: Callable[[], _T]) -> _T:
     """``call`` in the stage executor; failing after the guard cut this job's stalled transfer is a stall."""
-    guard = ctx.guard
-    if guard is not None:
-        guard.take_stall(ctx.job_id)  # a cut from an earlier try (or the resolve) is not this one's
-    try:
+    with ctx.charging_stalls():
         return await asyncio.get_running_loop().run_in_executor(ctx.executor, call)
-    except DownloadError as exc:
-        if exc.kind != "stalled" and guard is not None and guard.take_stall(ctx.job_id):
-            raise DownloadError(ctx.stall.message, kind="stalled") from exc
-        raise

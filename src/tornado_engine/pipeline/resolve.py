@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import resolver
 from .context import Resolved, StageContext, Waited
 
@@ -10,7 +12,13 @@ __all__ = ["resolve"]
 
 async def resolve(ctx: StageContext) -> Resolved:
     """Raises ResolveError (a scheduled stream that does not start, a playlist, a refused option...)."""
-    info = await resolver.resolve(
+    with ctx.charging_stalls():  # a page or manifest that drips is cut by the guard: kind stalled
+        info = await _resolve(ctx)
+    return Resolved(info)
+
+
+async def _resolve(ctx: StageContext) -> dict[str, Any]:
+    return await resolver.resolve(
         ctx.url,
         ffmpeg_dir=ctx.ffmpeg_dir,
         socket_timeout=ctx.socket_timeout,
@@ -21,4 +29,3 @@ async def resolve(ctx: StageContext) -> Resolved:
         bounds=ctx.bounds.with_quota(ctx.quota.max_duration_seconds if ctx.quota else None),
         slot=lambda: ctx.pools.acquire("resolve", lambda ms: ctx.record(Waited("io", ms))),
     )
-    return Resolved(info)
