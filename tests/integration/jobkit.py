@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import urllib.parse
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from tornado_engine import Engine, JobCreated, JobRequest
@@ -20,3 +24,27 @@ def local_path(url: str | None) -> Path:
     """The file behind a local storage ``file://`` URL."""
     assert url and url.startswith("file://"), url
     return Path(urllib.parse.unquote(url.removeprefix("file://")))
+
+
+@contextlib.contextmanager
+def webhook_receiver(record: Callable[[bytes, dict[str, str]], None]) -> Iterator[str]:
+    """A server on 127.0.0.1 answering 204 to every POST, handing each (body, lower-cased headers) to
+    ``record``; yields its base URL (``http://127.0.0.1:PORT``)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            record(body, {k.lower(): v for k, v in self.headers.items()})
+            self.send_response(204)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()

@@ -8,15 +8,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from jobkit import webhook_receiver
 
 from tornado_engine import Engine, JobRequest, Status
 from tornado_engine.errors import InvalidRequest, StoreError
@@ -153,21 +152,8 @@ async def test_sweeper_failures_are_logged_and_the_next_round_sweeps(
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, list[bytes]]]:
     bodies: list[bytes] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            bodies.append(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-            self.send_response(204)
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", bodies
-    server.shutdown()
+    with webhook_receiver(lambda body, _headers: bodies.append(body)) as base:
+        yield f"{base}/hook", bodies
 
 
 async def _webhook_status(engine: Engine, job_id: str, wanted: str) -> None:

@@ -12,13 +12,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from jobkit import webhook_receiver
 from standardwebhooks import Webhook
 
 from tornado_engine import Engine, InvalidRequest, JobRequest, SetupError
@@ -99,22 +98,8 @@ def test_a_malformed_secret_in_the_environment_is_refused_naming_the_variable(
 @pytest.fixture
 def signed_receiver() -> Iterator[tuple[str, list[tuple[bytes, dict[str, str]]]]]:
     calls: list[tuple[bytes, dict[str, str]]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            calls.append((body, {k.lower(): v for k, v in self.headers.items()}))
-            self.send_response(204)
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", calls
-    server.shutdown()
+    with webhook_receiver(lambda body, headers: calls.append((body, headers))) as base:
+        yield f"{base}/hook", calls
 
 
 async def test_a_str_is_one_secret_and_deliveries_are_signed_with_it(

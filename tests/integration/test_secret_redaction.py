@@ -9,13 +9,11 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
+from jobkit import webhook_receiver
 from storage_fixtures import BUCKET, S3_REGION
 
 from tornado_engine import Engine, RetryPolicy, Status, StoreError
@@ -37,20 +35,8 @@ SECRETS = [SOURCE_TOKEN, HOOK_TOKEN, S3_SECRET, DSN_PASSWORD, WEBHOOK_SECRET, WE
 @pytest.fixture
 def hook() -> Iterator[tuple[str, list[bytes]]]:
     bodies: list[bytes] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            bodies.append(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-            self.send_response(204)
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook?token={HOOK_TOKEN}", bodies
-    server.shutdown()
+    with webhook_receiver(lambda body, _headers: bodies.append(body)) as base:
+        yield f"{base}/hook?token={HOOK_TOKEN}", bodies
 
 
 @pytest.fixture
