@@ -1,4 +1,4 @@
-"""Command line: ``python -m tornado_engine run URL``, ``metadata URL``, ``demo``.
+"""Command line: ``python -m tornado_engine run URL``, ``metadata URL``, ``demo`` (or ``tornado-engine ...``).
 
 Exit codes: 0 every job Completed; 1 a job Failed; 2 bad usage, an invalid request, an unknown id or an
 operation the job's state does not allow (``{"error": ...}`` on stderr); 3 a job ended
@@ -13,13 +13,17 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from .cli_admin import ADMIN_COMMANDS, STORAGE_HELP, STORE_HELP, add_admin_commands, run_admin
+from .cli_errors import flag_message
 from .cli_media import add_media_options, add_metadata_command, media_fields, run_metadata
+from .cli_progress import follow
 from .cli_worker import add_worker_command, run_worker
 from .codecs import AUDIO_BITRATES, AUDIO_CHOICES, VIDEO_CHOICES, VIDEO_CONTAINERS
 from .engine import Engine, default_data_dir
@@ -32,7 +36,7 @@ from .errors import (
     SetupError,
     StoreError,
 )
-from .models import Job, JobRequest
+from .models import JobRequest
 from .results import BatchCreated
 from .states import Status
 
@@ -70,8 +74,8 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tornado_engine", description=__doc__.split("\n")[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log engine activity to stderr")
+    parser = argparse.ArgumentParser(prog=_prog(), description=_DESCRIPTION, epilog=_EPILOG)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one job to the end and print its record as JSON")
@@ -79,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     add_media_options(run)
     _add_engine_options(run)
     run.add_argument("--json", action="store_true", help="print only the JSON record, no progress bar")
+    run.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (on by default on a terminal)"
+    )
 
     demo = sub.add_parser("demo", help="serve generated media on 127.0.0.1 and run jobs through it")
     demo.add_argument("--data-dir", type=Path, help="keep the demo's store and files here")
@@ -86,7 +93,50 @@ def _parser() -> argparse.ArgumentParser:
     add_admin_commands(sub)
     add_worker_command(sub)
     add_metadata_command(sub)
+    _everywhere(parser, _add_verbosity, top=True)
     return parser
+
+
+_DESCRIPTION = "Turn media URLs into finished files: run jobs, queue and manage them, run workers."
+_EPILOG = (
+    "Exit codes: 0 every job Completed; 1 a job Failed; 2 bad usage, an invalid request, an unknown id or "
+    "an operation the job's state does not allow; 3 a job ended Warning; 4 a job was Skipped; 5 the "
+    "environment is not ready (ffmpeg, store, storage, data dir); 6 a job was cancelled; 130 interrupted. "
+    "-v/-q work before or after the command."
+)
+
+
+def _prog() -> str:
+    """How the user ran us: ``python -m tornado_engine``, or the console script (``tornado-engine``)."""
+    script = Path(sys.argv[0]).name
+    return "python -m tornado_engine" if script in ("__main__.py", "-c", "") else script
+
+
+def _version() -> str:
+    try:
+        return version("tornado-engine")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, top: bool) -> None:
+    # below the top level the default is SUPPRESS, so a subcommand that was not given -v keeps the top's
+    default: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument("-v", "--verbose", action="count", help="log engine activity to stderr (-vv: debug)",
+                        **({"default": 0} if top else default))  # fmt: skip
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar; log only errors",
+                        **default)  # fmt: skip
+
+
+def _everywhere(
+    parser: argparse.ArgumentParser, add: Callable[[argparse.ArgumentParser, bool], None], top: bool = False
+) -> None:
+    """``add`` options to ``parser`` and every (sub)command under it, so they are accepted anywhere."""
+    add(parser, top)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _everywhere(child, add)
 
 
 def _request_from(args: argparse.Namespace) -> JobRequest:
@@ -114,44 +164,20 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-async def _follow(engine: Engine, job_id: str, show_progress: bool) -> Job:
-    if not show_progress:
-        return await engine.wait(job_id)
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (
-        TextColumn("{task.description:<11}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=True, console=_stderr_console()) as bar:
-        task = bar.add_task("Queued", total=100)
-        async for event in engine.events(job_id):
-            bar.update(task, completed=event.percent, description=event.step.value)
-    return await engine.wait(job_id)
-
-
-def _stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
 async def _run(args: argparse.Namespace) -> int:
     request = _request_from(args)
     async with Engine.open(**_engine_options(args)) as engine:
         created = await engine.create_job(request)
+        show = not (args.json or args.quiet or args.no_progress)
         if isinstance(created, BatchCreated):  # a playlist or show: one job per entry
-            jobs = [await engine.wait(job_id) for job_id in created.episode_jobs]
+            jobs = await follow(engine, created.episode_jobs, show=show)
             batch = await engine.get_batch(created.batch_id)
             out: Any = {
                 **batch.model_dump(mode="json", exclude_none=True),
                 "jobs": [j.to_api() for j in jobs],
             }
         else:
-            jobs = [await _follow(engine, created.job_id, not args.json and sys.stderr.isatty())]
+            jobs = await follow(engine, [created.job_id], show=show)
             out = jobs[0].to_api()
     print(json.dumps(out, indent=None if args.json else 2))
     return max(EXIT_CODES.get(job.status, 1) for job in jobs)
@@ -160,24 +186,21 @@ async def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.ERROR if args.quiet else _LOG_LEVELS[min(args.verbose, 2)],
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        if args.command == "run":
-            return asyncio.run(_run(args))
-        if args.command == "worker":
-            return asyncio.run(run_worker(args))
-        if args.command in ADMIN_COMMANDS:
-            return asyncio.run(run_admin(args))
-        if args.command == "metadata":
-            return asyncio.run(run_metadata(args))
-        from .demo import run_demo
-
-        return asyncio.run(run_demo(data_dir=args.data_dir, as_json=args.json))
+        code = _dispatch(args)
+        sys.stdout.flush()  # here, not at exit: a reader that went away (| head) is handled below
+        return code
+    except BrokenPipeError:
+        # Python's recipe: stdout goes to devnull so the flush at exit does not fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except InvalidRequest as exc:
-        print(json.dumps({"error": exc.message}), file=sys.stderr)
+        print(json.dumps({"error": flag_message(exc.message, exc.field)}), file=sys.stderr)
         return EXIT_USAGE
     except (NotFound, InvalidState, QuotaExceeded) as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)
@@ -187,3 +210,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+_LOG_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        return asyncio.run(_run(args))
+    if args.command == "worker":
+        return asyncio.run(run_worker(args))
+    if args.command in ADMIN_COMMANDS:
+        return asyncio.run(run_admin(args))
+    if args.command == "metadata":
+        return asyncio.run(run_metadata(args))
+    from .demo import run_demo
+
+    return asyncio.run(run_demo(data_dir=args.data_dir, as_json=args.json))

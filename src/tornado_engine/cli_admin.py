@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from .cli_table import print_job_table
 from .datadir import check_data_dir
 from .engine import Engine, default_data_dir
 from .models import Job
+from .states import Status
 from .store import open_store
 from .tenant_view import TenantView
 
@@ -43,7 +46,12 @@ def add_admin_commands(sub: Any) -> None:
     listing = jobs.add_parser("list", help="newest first")
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--offset", type=int, default=0)
-    listing.add_argument("--status")
+    listing.add_argument(
+        "--status",
+        type=_status,
+        choices=[s.value for s in Status],
+        help="only jobs of this status (any case)",
+    )
     _common(listing)
     for action, text in (
         ("get", "show one job"),
@@ -66,6 +74,11 @@ def add_admin_commands(sub: Any) -> None:
     _common(rename)
 
     _common(sub.add_parser("usage", help="job counts and storage used"))
+
+
+def _status(text: str) -> str:
+    """A status named in any case (``completed``); anything else stays as typed, for argparse to refuse."""
+    return next((s.value for s in Status if s.value.lower() == text.lower()), text)
 
 
 def _print(value: Any, as_json: bool) -> None:
@@ -115,5 +128,8 @@ async def run_admin(args: argparse.Namespace) -> int:
             result = await engine.start_batch(args.batch_id)
         else:
             result = await engine.get_batch(args.batch_id)
-    _print(result, args.json)
+    if args.command == "jobs" and args.action == "list" and not args.json and sys.stdout.isatty():
+        print_job_table(result)
+    else:
+        _print(result, args.json)
     return 0

@@ -18,7 +18,7 @@ from .codecs import AUDIO_CONTAINERS
 from .engine import Engine, default_data_dir
 from .errors import StageError
 from .models import JobRequest
-from .options import MAX_RESOLUTIONS, QUALITY_PRESETS
+from .options import MAX_RESOLUTIONS, QUALITY_PRESETS, parse_max_resolution
 from .retry import outcome_for
 from .states import Status
 
@@ -31,7 +31,10 @@ def add_media_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("media options")
     group.add_argument("--audio-only", action="store_true", help="store only the audio")
     group.add_argument("--audio-format", choices=AUDIO_CONTAINERS, help="with --audio-only (default m4a)")
-    group.add_argument("--max-resolution", choices=list(MAX_RESOLUTIONS), help="cap on the shorter side")
+    group.add_argument(
+        "--max-resolution", type=_resolution, choices=MAX_RESOLUTIONS,
+        help="cap on the shorter side; 720 and 720p are the same (default best)",
+    )  # fmt: skip
     group.add_argument("--quality-preset", choices=list(QUALITY_PRESETS), help="overrides --video-quality")
     group.add_argument("--clip-start", metavar="TIME", help="HH:MM:SS, MM:SS or seconds")
     group.add_argument("--clip-end", metavar="TIME", help="HH:MM:SS, MM:SS or seconds")
@@ -49,6 +52,14 @@ def add_media_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--wait-for-video", type=int, metavar="SECONDS", help="with --live: wait for a scheduled stream"
     )
+
+
+def _resolution(text: str) -> str:
+    """``720p`` or ``720`` as the API takes them; anything else stays as typed, for argparse to refuse."""
+    try:
+        return parse_max_resolution(text)
+    except ValueError:
+        return text
 
 
 def media_fields(args: argparse.Namespace) -> dict[str, Any]:

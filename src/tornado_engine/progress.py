@@ -14,7 +14,16 @@ from typing import Any
 
 from .states import Status, Step
 
-__all__ = ["STAGE_SLICES", "DownloadProgress", "Event", "ProgressCallback", "expected_bytes", "job_percent"]
+__all__ = [
+    "STAGE_SLICES",
+    "DownloadProgress",
+    "Event",
+    "ProgressCallback",
+    "estimated_total",
+    "expected_bytes",
+    "job_percent",
+    "transfer_rate",
+]
 
 # What a download reports: (stage percent, bytes done, speed in bytes/s, seconds left); called from threads.
 ProgressCallback = Callable[[float, int, float | None, float | None], None]
@@ -61,6 +70,20 @@ def expected_bytes(fmt: dict[str, Any], duration: float | None) -> float | None:
     dur = duration or sum((f.get("duration") or 0) for f in fmt.get("fragments") or []) or None
     tbr = fmt.get("tbr") or (128 if fmt.get("vcodec") == "none" else None)  # kbit/s
     return float(tbr) * 125 * dur if tbr and dur else None
+
+
+def estimated_total(done: int, percent: float) -> int | None:
+    """The whole download's size that ``done`` bytes at ``percent`` imply: exact for one file of known
+    size, an estimate for streams weighted by expected size. None below 1 %, where it is mostly noise."""
+    return round(done * 100.0 / percent) if percent >= 1.0 and done > 0 else None
+
+
+def transfer_rate(done: float, total: float | None, elapsed: float) -> tuple[float | None, float | None]:
+    """(average speed in units per second, seconds left) for ``done`` of ``total`` after ``elapsed`` s."""
+    if elapsed <= 0 or done <= 0:
+        return None, None
+    speed = done / elapsed
+    return speed, (max(0.0, (total - done) / speed) if total else None)
 
 
 class DownloadProgress:

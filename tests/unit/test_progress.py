@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tornado_engine.progress import STAGE_SLICES, DownloadProgress, Event, job_percent
+from tornado_engine.progress import (
+    STAGE_SLICES,
+    DownloadProgress,
+    Event,
+    estimated_total,
+    job_percent,
+    transfer_rate,
+)
 from tornado_engine.states import Status, Step
 
 # DASH as yt-dlp reports it: top-level duration None, per-format tbr and fragment durations
@@ -262,3 +269,18 @@ def test_event_is_frozen() -> None:
     e = Event("j", Status.PENDING, Step.QUEUED, 0.0)
     with pytest.raises(AttributeError):
         e.percent = 5.0  # type: ignore[misc]
+
+
+def test_estimated_total_from_bytes_and_percent() -> None:
+    assert estimated_total(25_000, 25.0) == 100_000  # one file of known size: exact
+    assert estimated_total(100_000, 100.0) == 100_000
+    assert estimated_total(500, 0.5) is None  # below 1 %: one early block says little
+    assert estimated_total(0, 50.0) is None
+
+
+def test_transfer_rate_speed_and_time_left() -> None:
+    assert transfer_rate(4_000, 10_000, 2.0) == (2_000.0, 3.0)
+    assert transfer_rate(10_000, 10_000, 2.0) == (5_000.0, 0.0)
+    assert transfer_rate(4_000, None, 2.0) == (2_000.0, None)  # size unknown: a speed, no ETA
+    assert transfer_rate(0, 10_000, 2.0) == (None, None)
+    assert transfer_rate(4_000, 10_000, 0.0) == (None, None)

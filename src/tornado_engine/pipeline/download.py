@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from ..diskspace import is_disk_full
 from ..errors import DownloadError
+from ..progress import estimated_total
 from ..retry import outcome_for
 from ..safety import is_media_extension
 from ..states import Step
@@ -47,7 +48,10 @@ async def _download(ctx: StageContext, resolved: Resolved) -> Fetched:
     def on_progress(pct: float, done: int, speed: float | None, eta: float | None) -> None:
         nonlocal highest
         highest = pct = max(highest, pct)
-        ctx.progress.emit_threadsafe(Step.DOWNLOADING, pct, bytes_done=done, speed_bps=speed, eta_seconds=eta)
+        ctx.progress.emit_threadsafe(
+            Step.DOWNLOADING, pct, bytes_done=done, bytes_total=estimated_total(done, pct), speed_bps=speed,
+            eta_seconds=eta,
+        )  # fmt: skip
 
     strategy, result = "fastpath", None
     # download_sync judges eligibility itself, in the thread: its per-fragment work (a URL join per

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from ..errors import MuxError
 from ..ffmpeg import MediaInfo, MuxPlan, plan_mux, verify_output
 from ..options import audio_quality, video_quality_label
+from ..progress import transfer_rate
 from ..quota import quota_problem
 from ..states import Step
 from . import muxer
@@ -66,12 +67,18 @@ async def mux(ctx: StageContext, fetched: Fetched) -> Muxed:
         return Muxed(inputs[0].path, time.monotonic() - started, fetched.side)
     output = ctx.folder / f"output.{ctx.options.extension}"
     async with ctx.acquire("cpu"):
+        encoding = time.monotonic()
+
+        def on_progress(pct: float) -> None:  # the ETA from ffmpeg's pace so far (no bytes to count here)
+            eta = transfer_rate(pct, 100.0, time.monotonic() - encoding)[1]
+            ctx.progress.emit(Step.MUXING, pct, eta_seconds=eta)
+
         await muxer.mux(
             plan,
             output,
             paths=ctx.ffmpeg,
             duration=duration,
-            on_progress=lambda pct: ctx.progress.emit(Step.MUXING, pct),
+            on_progress=on_progress,
             cancel=ctx.cancel_async,
         )
     return Muxed(output, time.monotonic() - started, fetched.side)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import JobCancelled, StageError
 from ..models import name_from_title
+from ..progress import transfer_rate
 from ..states import Step
 from ..storage import Progress as StorageProgress
 from ..storage import StoredObject, object_key
@@ -85,7 +86,10 @@ async def upload(ctx: StageContext, muxed: Muxed, *, title: str | None) -> Store
 
     def on_progress(done: int, total: int) -> None:  # from the upload's threads
         pct = 100.0 * done / total if total else 100.0
-        ctx.progress.emit_threadsafe(Step.UPLOADING, pct, bytes_done=done, bytes_total=total)
+        speed, eta = transfer_rate(done, total, time.monotonic() - started)
+        ctx.progress.emit_threadsafe(
+            Step.UPLOADING, pct, bytes_done=done, bytes_total=total, speed_bps=speed, eta_seconds=eta
+        )
 
     key = media_key(ctx, title)
     media = await ctx.retry("upload", functools.partial(_put, ctx, muxed.output, key, on_progress))
