@@ -13,29 +13,33 @@ from .models import Job
 
 __all__ = ["print_job_table"]
 
-_URL_WIDTH = 48
+# fixed widths: a whole id (to paste into ``jobs get``), the longest status and step, a minute
+_WIDTHS = {"ID": 36, "STATUS": 10, "STEP": 11, "CREATED": 16}
+_WIDE = 100  # below this many columns CREATED is left out, so the URL keeps some room
+_MIN_URL = 12
 
 
 def print_job_table(jobs: Sequence[Job], console: Console | None = None) -> None:
-    """One row per job: id (whole, to paste into ``jobs get``), status, step, a shortened URL, created."""
-    table = Table(box=None, header_style="bold", caption=None if jobs else "no jobs")
-    table.add_column("ID", no_wrap=True)
-    table.add_column("STATUS", no_wrap=True)
-    table.add_column("STEP", no_wrap=True)
-    table.add_column("URL", no_wrap=True, overflow="ellipsis")
-    table.add_column("CREATED", no_wrap=True)
+    """One row per job: id, status, step, the URL shortened to the room left, and when it was created."""
+    console = console or Console()
+    names = ["ID", "STATUS", "STEP", "URL"] + (["CREATED"] if console.width >= _WIDE else [])
+    fixed = sum(_WIDTHS.get(name, 0) for name in names) + 2 * (len(names) - 1)
+    room = max(_MIN_URL, console.width - fixed)
+    table = Table(box=None, pad_edge=False, header_style="bold", caption=None if jobs else "no jobs")
+    for name in names:
+        table.add_column(name, no_wrap=True, min_width=_WIDTHS.get(name, _MIN_URL))
     for job in jobs:
-        url = job.to_api()["url"]  # without credentials
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at / 1000))
-        cells = (job.id, job.status.value, job.step.value, _shorten(url), created)
+        url = _shorten(job.to_api()["url"], room)  # to_api: without credentials
+        cells = (job.id, job.status.value, job.step.value, url, created)[: len(names)]
         table.add_row(*(Text(cell) for cell in cells))  # Text: a "[" in a URL is not markup
-    (console or Console()).print(table)
+    console.print(table)
 
 
-def _shorten(url: str) -> str:
+def _shorten(url: str, width: int) -> str:
     """Without the scheme, and the middle cut out of a long one: the host and the file name stay."""
     text = url.split("://", 1)[-1]
-    if len(text) <= _URL_WIDTH:
+    if len(text) <= width:
         return text
-    keep = (_URL_WIDTH - 1) // 2
-    return f"{text[:keep]}…{text[-keep:]}"
+    keep = (width - 1) // 2
+    return f"{text[:keep]}…{text[len(text) - (width - 1 - keep) :]}"

@@ -50,7 +50,7 @@ def test_run_failure_exit_code_and_error(tmp_path: Path, media_server: MediaServ
 def test_run_invalid_request_exit_code_2(tmp_path: Path) -> None:
     proc = _cli("run", "http://127.0.0.1:9/x.mp4", "--folder", "../up", home=tmp_path)
     assert proc.returncode == 2
-    assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"error": "Folder name must not contain '..'"}
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"error": "--folder must not contain '..'"}
     assert not (tmp_path / "jobs.db").exists()  # refused before any store was touched
 
 

@@ -88,4 +88,4 @@ def test_run_refuses_impossible_media_options(tmp_path: Path) -> None:
     proc = cli("run", "http://127.0.0.1:9/x.mp4", "--clip-start", "10", "--clip-end", "5", home=tmp_path)
     assert proc.returncode == 2
     error = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
-    assert error == "Clip end must be after clip start (got start 10 s, end 5 s)"
+    assert error == "--clip-end must be after --clip-start (got start 10 s, end 5 s)"
