@@ -8,11 +8,12 @@ webhook hosts; the tenant's storage quota is checked), and a submit returns once
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidRequest, InvalidState
+from .errors import InvalidRequest, InvalidState, UnresolvableHost
 from .lifecycle import Lifecycle
 from .metadata import MediaMetadata, extract_metadata
 from .models import Job, JobCreated, JobRequest, has_control_chars, name_from_title, now_ms
@@ -87,9 +88,13 @@ class Submitter:
         return JobCreated(job_id=stored[0].id)
 
     async def _check_urls(self, request: JobRequest) -> None:
-        """SSRF guard at the boundary: the source and webhook hosts must resolve to allowed addresses."""
+        """SSRF guard at the boundary: the source and webhook hosts must resolve to allowed addresses.
+
+        A source host that does not resolve (now) is no bad request: the network guard judges every
+        address when the source is fetched, and the DNS failure ends the job as a network failure."""
         loop, executor, check = asyncio.get_running_loop(), self._runtime.executor, self._network.check_url
-        await loop.run_in_executor(executor, check, request.url, "url")
+        with contextlib.suppress(UnresolvableHost):
+            await loop.run_in_executor(executor, check, request.url, "url")
         if request.storage:  # a job's own storage: its extra installed before the job is stored
             await loop.run_in_executor(executor, StorageTarget(request.storage).check)
         for endpoint in storage_endpoints(request.storage) if request.storage else ():
