@@ -13,7 +13,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidRequest, InvalidState, UnresolvableHost
+from .errors import FFmpegNotFound, InvalidRequest, InvalidState, UnresolvableHost
+from .ffmpeg import locate_ffmpeg
 from .lifecycle import Lifecycle
 from .metadata import MediaMetadata, extract_metadata
 from .models import Job, JobCreated, JobRequest, has_control_chars, name_from_title, now_ms
@@ -199,7 +200,15 @@ class Submitter:
             executor=self._runtime.executor,
             bounds=self._runtime.options.resolve_bounds,
             slot=self._runtime.resolve_slot,
+            ffprobe=self._ffprobe(),
         )
+
+    def _ffprobe(self) -> str | None:
+        """The ffprobe that reads a plain file's head for metadata; without one, metadata goes without."""
+        try:
+            return (self._runtime.options.ffmpeg or locate_ffmpeg()).ffprobe
+        except FFmpegNotFound:
+            return None
 
 
 # a file name's 255 bytes, less the extension (".webm") and a " (n)" for a title the show repeats
