@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import logging
 import re
 import tempfile
@@ -105,7 +106,7 @@ async def probe_head(
             if media is None and ranged and size and size > head_bytes:
                 await loop.run_in_executor(None, reader.tail, sparse, size, tail_bytes)
                 media = await _ffprobe(sparse, ffprobe)
-        except (OSError, ValueError) as exc:  # urllib's errors are OSErrors; a bad header a ValueError
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # urllib's errors are OSErrors
             _log.debug("head probe of a direct file failed: %s", type(exc).__name__)
             return None
     return HeadProbe(media, size, reader.fetched) if media is not None else None
