@@ -30,6 +30,12 @@ def tall_server(ffmpeg_bin: str, tmp_path_factory: pytest.TempPathFactory) -> It
              "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(root / name)],
             check=True,
         )  # fmt: skip
+    # a phone-style file: stored landscape with a 90 degree rotation tag, shown (and scaled) as portrait
+    subprocess.run(
+        [ffmpeg_bin, "-v", "error", "-i", str(root / "land.mp4"), "-c", "copy", "-metadata:s:v", "rotate=90",
+         str(root / "turned.mp4")],
+        check=True,
+    )  # fmt: skip
     with MediaServer(root) as server:
         yield server
 
@@ -45,10 +51,11 @@ def _size(probe: Probe, job: Any) -> tuple[int, int]:
     [
         ("land.mp4", {"video_codec": "h264"}, (480, 360)),  # landscape: scale=-2:360
         ("tall.mp4", {"quality_preset": "lowest", "video_codec": "h264"}, (360, 480)),  # portrait: 360:-2
+        ("turned.mp4", {"video_codec": "h264"}, (360, 480)),  # scaled after the rotation is applied
         ("land.mp4", {"clip_start": "0", "clip_end": "0.5"}, (480, 360)),  # a clip re-encodes
         ("land.mp4", {}, (640, 480)),  # a copy keeps the next best format, as downloaded
     ],
-    ids=["codec", "portrait-preset", "clip", "copy"],
+    ids=["codec", "portrait-preset", "rotated", "clip", "copy"],
 )
 async def test_a_reencoded_video_is_capped_on_its_shorter_side(
     engine: Engine, tall_server: MediaServer, probe: Probe, name: str, fields: dict[str, Any],
