@@ -22,6 +22,7 @@ from .errors import (
     StageError,
     StoreError,
     TornadoError,
+    UnresolvableHost,
     UploadError,
 )
 from .models import Job, JobCreated, JobRequest
@@ -67,6 +68,7 @@ __all__ = [
     "Step",
     "StoreError",
     "TornadoError",
+    "UnresolvableHost",
     "UploadError",
     "Usage",
 ]

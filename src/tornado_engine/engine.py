@@ -27,7 +27,7 @@ from .outbox import SECRETS_ENV, default_secrets
 from .retry import RetryPolicy
 from .runner import StageRunner
 from .runtime import Runtime, RuntimeOptions
-from .safety import NetworkPolicy
+from .safety import NetworkPolicy, Resolver
 from .scheduler import PoolLimits
 from .storage import StorageConfig, StorageTarget, open_target
 from .store import JobStore, open_store
@@ -78,6 +78,7 @@ class Engine(TenantView):
         disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES,
         resolve_bounds: ResolveBounds | None = None,
         stall: StallPolicy | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         if concurrency < 1:
             raise InvalidRequest("concurrency must be at least 1", field="concurrency")
@@ -91,7 +92,8 @@ class Engine(TenantView):
         self.storage = open_target(storage, default=(self.data_dir / "media").absolute().as_uri())
         self.storage.check()  # a missing extra or unwritable folder now, not after a download and a mux
         # None: $TORNADO_ALLOW_NETWORKS; by default only public addresses are reachable (SSRF guard)
-        self.network = NetworkPolicy.build(allow_networks)
+        # ``resolver``: how host names are looked up (default: the system's); the policy judges every address
+        self.network = NetworkPolicy.build(allow_networks, resolver)
         self.hub = EventHub()
         options = RuntimeOptions(
             data_dir=self.data_dir, concurrency=concurrency, pools=pools, retry=retry or RetryPolicy(),

@@ -5,7 +5,8 @@ boundary with ``raise ... from exc``, so nobody needs to import yt-dlp to handle
 
     TornadoError
      ├── InvalidRequest        bad input, refused before anything is stored (ValueError too)
-     │    └── BlockedAddress   a URL's host resolves to an address the network policy refuses
+     │    ├── BlockedAddress   a URL's host resolves to an address the network policy refuses
+     │    └── UnresolvableHost a URL's host does not resolve (a job's source: a network failure, retried)
      ├── NotFound              unknown job id, or one that belongs to another tenant (LookupError too)
      ├── InvalidState          the operation does not fit the job's state (e.g. cancel a finished job)
      ├── FFmpegNotFound        neither a system ffmpeg nor the optional wheel is installed
@@ -51,6 +52,7 @@ __all__ = [
     "StageError",
     "StoreError",
     "TornadoError",
+    "UnresolvableHost",
     "UploadError",
 ]
 
@@ -88,6 +90,11 @@ class InvalidRequest(TornadoError, ValueError):
 
 class BlockedAddress(InvalidRequest):
     """A URL whose host resolves to an address the network policy refuses."""
+
+
+class UnresolvableHost(InvalidRequest):
+    """A URL's host does not resolve. Refused at submit for webhook and storage hosts; a job's source is
+    only judged when it is fetched (the DNS failure is then a network failure, retried like one)."""
 
 
 class NotFound(TornadoError, LookupError):

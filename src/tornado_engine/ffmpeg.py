@@ -57,6 +57,7 @@ __all__ = [
     "locate_ffmpeg",
     "parse_probe",
     "plan_mux",
+    "scale_filter",
     "verify_output",
 ]
 
@@ -122,6 +123,7 @@ class StreamPlan:
     codec: str  # what ffprobe must report on the output
     encoder: str  # "copy" or an ffmpeg encoder name
     options: tuple[tuple[str, str], ...] = ()  # per-stream ffmpeg options, names carry ":v"/":a"
+    scaled_to: int | None = None  # video: the shorter side it is scaled down to (max_resolution)
 
     @property
     def copied(self) -> bool:
@@ -196,6 +198,29 @@ def _video_plan(
     return encoder, codec, opts
 
 
+def scale_filter(short_side: int) -> str:
+    """ffmpeg's scale filter bringing the shorter side to ``short_side``, the other side keeping the aspect
+    ratio, rounded to an even number (``-2``): ``scale=-2:720`` for landscape, ``scale=720:-2`` for portrait.
+    Decided on the frame ffmpeg sees (``iw``/``ih`` after autorotation), so a phone video stored sideways
+    with a rotation tag is scaled on its shorter side too."""
+    n = int(short_side)
+    return f"scale='if(gt(iw,ih),-2,{n})':'if(gt(iw,ih),{n},-2)'"
+
+
+def _scale_to(
+    src: StreamInfo, encoder: str, max_height: int | None, opts: list[tuple[str, str]], notes: list[str]
+) -> int | None:
+    """The shorter side to scale to (its filter added to ``opts``): only when the video is re-encoded
+    anyway and is above the cap (a copy keeps the format yt-dlp picked; nothing is ever upscaled)."""
+    if encoder == "copy" or not max_height or not (src.width and src.height):
+        return None
+    if min(src.width, src.height) <= max_height:
+        return None
+    opts.append(("filter:v", scale_filter(max_height)))
+    notes.append(f"video: scaled down to {max_height}p (max_resolution)")
+    return max_height
+
+
 def _audio_plan(
     container: Container, choice: str, bitrate: str, src: StreamInfo, notes: list[str]
 ) -> tuple[str, str, tuple[tuple[str, str], ...]]:
@@ -249,11 +274,13 @@ def plan_mux(
     crf: int = 23,
     quality: QualityPreset | None = None,
     clip: tuple[float, float | None] | None = None,
+    max_height: int | None = None,
 ) -> MuxPlan:
     """Choose one video and one audio stream across ``inputs`` and how to write each (pure).
 
     An audio container (m4a, mp3, ogg, opus) drops the video. ``quality`` is a quality preset (it
-    overrides ``crf``); ``clip`` is (start, end or None) in seconds, cut by ffmpeg.
+    overrides ``crf``); ``clip`` is (start, end or None) in seconds, cut by ffmpeg. ``max_height`` caps
+    the shorter side of a video that is re-encoded anyway (:func:`scale_filter`).
     """
     check_combination(container, video_codec, audio_codec)
     if audio_bitrate not in AUDIO_BITRATES:
@@ -277,7 +304,10 @@ def plan_mux(
         encoder, codec, opts = _video_plan(
             container, video_codec, src, crf, notes, quality=quality, exact_cut=exact_cut
         )
-        video_plan = StreamPlan("video", position[i], src.index, src.codec, codec, encoder, tuple(opts))
+        scaled_to = _scale_to(src, encoder, max_height, opts, notes)
+        video_plan = StreamPlan(
+            "video", position[i], src.index, src.codec, codec, encoder, tuple(opts), scaled_to
+        )
     elif not audio_only:
         notes.append("no video stream in the source: audio only")
     if audio is not None:
@@ -364,6 +394,8 @@ def verify_output(
             problems.append(f"{s.kind} codec is {got[0].codec}, expected {s.codec}")
         elif ("tag:v", "hvc1") in s.options and got[0].codec_tag != "hvc1":
             problems.append(f"video tag is {got[0].codec_tag}, expected hvc1")
+        elif s.scaled_to and min(got[0].width or 0, got[0].height or 0) != s.scaled_to:
+            problems.append(f"video is {got[0].width}x{got[0].height}, expected a {s.scaled_to}p short side")
     planned = {s.kind for s in plan.streams}
     for kind in sorted({x.kind for x in info.streams if x.kind in ("video", "audio")} - planned):
         problems.append(f"unexpected {kind} stream")

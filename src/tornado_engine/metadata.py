@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .bounds import ResolveBounds
 from .errors import InvalidRequest, ResolveError
+from .headprobe import direct_file, enrich, probe_head
 from .pipeline.downloader import requested_formats
 from .pipeline.resolver import resolve_sync
 from .progress import expected_bytes
@@ -140,11 +141,14 @@ async def extract_metadata(
     executor: Executor | None = None,
     bounds: ResolveBounds | None = None,
     slot: Callable[[], AbstractAsyncContextManager[None]] | None = None,
+    ffprobe: str | None = None,
 ) -> MediaMetadata:
     """Resolve ``url`` (yt-dlp in a thread, through ``proxy`` if given), retrying transient failures.
 
     ``bounds`` cap what the resolve may cost (a breach: ResolveError "too_large", never retried);
-    ``slot``: a resolve slot held while yt-dlp works (the engine's CPU-sized resolve pool).
+    ``slot``: a resolve slot held while yt-dlp works (the engine's CPU-sized resolve pool);
+    ``ffprobe``: with it, a plain media file's duration, size and picture are probed from its head
+    (:mod:`tornado_engine.headprobe`: bounded ranged reads through ``proxy``).
 
     Raises :class:`ResolveError` with the failure's ``kind`` (see :mod:`tornado_engine.retry`).
     """
@@ -164,6 +168,9 @@ async def extract_metadata(
                 raise
             await asyncio.sleep(policy.delay(retries))
             retries += 1
+    if ffprobe and (direct := direct_file(info)) is not None:
+        found = await probe_head(*direct, ffprobe=ffprobe, proxy=proxy or None, socket_timeout=socket_timeout)
+        info = enrich(info, found) if found is not None else info
     # sized as a default job would fetch it; in the thread: a loop over every format is CPU work
     return await loop.run_in_executor(executor, _project_default, info)
 

@@ -21,6 +21,8 @@ import binascii
 import contextlib
 import inspect
 import logging
+import os
+import re
 import threading
 import time
 import urllib.parse
@@ -28,8 +30,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .bounds import StallMeter, StallPolicy
-from .errors import InvalidRequest
-from .safety import NetworkPolicy
+from .errors import InvalidRequest, UnresolvableHost
+from .safety import UNREACHABLE_REASON, NetworkPolicy
 
 __all__ = ["BLOCKED_REASON", "NetGuard"]
 
@@ -291,6 +293,9 @@ class NetGuard:
         loop = asyncio.get_running_loop()
         try:
             addresses = await loop.run_in_executor(None, self.policy.resolve, host, port)
+        except UnresolvableHost:  # a DNS failure is the origin's, not a refusal: 502 like a dead port
+            await _unreachable(writer, f"Cannot resolve host {_printable(host)}")
+            return None
         except InvalidRequest as exc:
             self.blocked += 1
             _log.warning("netguard: %s", exc.message)
@@ -303,16 +308,15 @@ class NetGuard:
                     asyncio.open_connection(str(address), port, limit=_BUFFER), self.connect_timeout
                 )
             except TimeoutError:
-                cause = "Connection timed out"
+                cause = f"Connection to {_where(host, port)} timed out"
             except OSError as exc:
-                cause = exc.strerror or type(exc).__name__
+                cause = _connect_failure(exc, host, port)
             else:
                 if not self._enter(job, upstream[1]):  # cancelled while connecting
                     upstream[1].transport.abort()
                     return None
                 return upstream
-        # the cause goes in the reason phrase, so the downloader's error says what really happened
-        await _refuse(writer, 502, f"Bad Gateway ({cause})", f"cannot connect to {host}:{port}: {cause}")
+        await _unreachable(writer, cause)
         return None
 
 
@@ -384,6 +388,30 @@ async def _unless_hung_up(reader: asyncio.StreamReader, relay: Coroutine[Any, An
         await asyncio.gather(response, hangup, return_exceptions=True)
     if response.done() and not response.cancelled() and (exc := response.exception()) is not None:
         raise exc
+
+
+def _printable(host: str) -> str:
+    """``host`` as it may appear in a reason phrase (no brackets or spaces that would end the cause)."""
+    return re.sub(r"[^\w.:-]", "", host)[:253] or "?"
+
+
+def _where(host: str, port: int) -> str:
+    host = _printable(host)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _connect_failure(exc: OSError, host: str, port: int) -> str:
+    """The origin's failure in words (asyncio's "Connect call failed ('127.0.0.1', 9)" says less)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return f"Connection refused by {_where(host, port)}"
+    text = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+    return f"Cannot connect to {_where(host, port)}: {text}"
+
+
+async def _unreachable(writer: asyncio.StreamWriter, cause: str) -> None:
+    """The origin could not be reached: the cause goes in the reason phrase, which the downloader's error
+    repeats, so the engine reports the origin's failure (a network failure), not this proxy's 502."""
+    await _refuse(writer, 502, f"{UNREACHABLE_REASON} ({cause})", cause)
 
 
 async def _refuse(writer: asyncio.StreamWriter, code: int, reason: str, body: str) -> None:

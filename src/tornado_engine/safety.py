@@ -8,25 +8,28 @@ unicast addresses are allowed; named networks can be allowed explicitly (tests a
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
 import socket
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from .codecs import CONTAINERS
-from .errors import BlockedAddress, InvalidRequest
+from .errors import BlockedAddress, InvalidRequest, UnresolvableHost
 
 __all__ = [
     "ALLOW_ENV",
     "ALLOW_HINT",
     "MEDIA_EXTENSIONS",
+    "UNREACHABLE_REASON",
     "BlockedAddress",
     "IPAddress",
     "IPNetwork",
     "NetworkPolicy",
+    "Resolver",
     "check_url_syntax",
     "is_media_extension",
     "redact",
@@ -36,6 +39,11 @@ __all__ = [
 ALLOW_ENV = "TORNADO_ALLOW_NETWORKS"
 # How an operator opens a private network on purpose (the three ways to set it), named in every refusal.
 ALLOW_HINT = f"allow_networks=[CIDR, ...] (Python), --allow-network CIDR (CLI) or {ALLOW_ENV}=CIDR,..."
+
+# The reason phrase of the network guard's 502 when the origin cannot be reached (no address, refused, timed
+# out): "502 Origin unreachable (Connection refused by 127.0.0.1:9)". The engine reads it back from the
+# downloader's error as a network failure with the origin's own cause (ytdlp.classify).
+UNREACHABLE_REASON = "Origin unreachable"
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -59,12 +67,22 @@ def check_url_syntax(url: str, field: str = "url") -> urllib.parse.SplitResult:
     return parts
 
 
+# host, port -> the host's addresses (text); raises OSError (socket.gaierror) when the host does not resolve
+Resolver = Callable[[str, int], Sequence[str]]
+
+
+def _system_resolver(host: str, port: int) -> list[str]:
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
 @dataclass(frozen=True)
 class NetworkPolicy:
     allow_networks: tuple[IPNetwork, ...] = ()
+    # how host names are looked up (default: the system's getaddrinfo); every address is judged either way
+    resolver: Resolver = dataclasses.field(default=_system_resolver, compare=False, repr=False)
 
     @classmethod
-    def build(cls, allow: Iterable[str] | None = None) -> NetworkPolicy:
+    def build(cls, allow: Iterable[str] | None = None, resolver: Resolver | None = None) -> NetworkPolicy:
         """Networks from ``allow``, else from ``$TORNADO_ALLOW_NETWORKS`` (comma separated)."""
         if allow is None:
             allow = [n for n in os.environ.get(ALLOW_ENV, "").split(",") if n.strip()]
@@ -72,7 +90,7 @@ class NetworkPolicy:
             nets = tuple(ipaddress.ip_network(n.strip(), strict=False) for n in allow)
         except ValueError as exc:
             raise InvalidRequest(f"allow_networks: {exc}", field="allow_networks") from None
-        return cls(nets)
+        return cls(nets, resolver or _system_resolver)
 
     def allows(self, address: IPAddress) -> bool:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -85,12 +103,12 @@ class NetworkPolicy:
     def resolve(self, host: str, port: int) -> list[IPAddress]:
         """Every address ``host`` resolves to, all of which must be allowed (else BlockedAddress)."""
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise InvalidRequest(f"cannot resolve host {host!r}: {exc}", field="url") from None
+            found = self.resolver(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise UnresolvableHost(f"cannot resolve host {host!r}: {exc}", field="url") from None
         addresses: list[IPAddress] = []
-        for info in infos:
-            address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        for text in found:
+            address = ipaddress.ip_address(text.split("%")[0])
             if not self.allows(address):
                 raise BlockedAddress(
                     f"Blocked by network policy: {host} resolves to a non-public address ({address}); "

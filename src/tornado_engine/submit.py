@@ -8,11 +8,13 @@ webhook hosts; the tenant's storage quota is checked), and a submit returns once
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidRequest, InvalidState
+from .errors import FFmpegNotFound, InvalidRequest, InvalidState, UnresolvableHost
+from .ffmpeg import locate_ffmpeg
 from .lifecycle import Lifecycle
 from .metadata import MediaMetadata, extract_metadata
 from .models import Job, JobCreated, JobRequest, has_control_chars, name_from_title, now_ms
@@ -87,9 +89,13 @@ class Submitter:
         return JobCreated(job_id=stored[0].id)
 
     async def _check_urls(self, request: JobRequest) -> None:
-        """SSRF guard at the boundary: the source and webhook hosts must resolve to allowed addresses."""
+        """SSRF guard at the boundary: the source and webhook hosts must resolve to allowed addresses.
+
+        A source host that does not resolve (now) is no bad request: the network guard judges every
+        address when the source is fetched, and the DNS failure ends the job as a network failure."""
         loop, executor, check = asyncio.get_running_loop(), self._runtime.executor, self._network.check_url
-        await loop.run_in_executor(executor, check, request.url, "url")
+        with contextlib.suppress(UnresolvableHost):
+            await loop.run_in_executor(executor, check, request.url, "url")
         if request.storage:  # a job's own storage: its extra installed before the job is stored
             await loop.run_in_executor(executor, StorageTarget(request.storage).check)
         for endpoint in storage_endpoints(request.storage) if request.storage else ():
@@ -194,7 +200,15 @@ class Submitter:
             executor=self._runtime.executor,
             bounds=self._runtime.options.resolve_bounds,
             slot=self._runtime.resolve_slot,
+            ffprobe=self._ffprobe(),
         )
+
+    def _ffprobe(self) -> str | None:
+        """The ffprobe that reads a plain file's head for metadata; without one, metadata goes without."""
+        try:
+            return (self._runtime.options.ffmpeg or locate_ffmpeg()).ffprobe
+        except FFmpegNotFound:
+            return None
 
 
 # a file name's 255 bytes, less the extension (".webm") and a " (n)" for a title the show repeats

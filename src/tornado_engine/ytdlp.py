@@ -27,6 +27,7 @@ from .errors import DownloadError as EngineDownloadError
 from .errors import ErrorKind, ResolveError, StageError
 from .options import MediaOptions
 from .retry import outcome_for
+from .safety import UNREACHABLE_REASON
 
 __all__ = [
     "DETAILED_KINDS",
@@ -44,6 +45,7 @@ __all__ = [
     "option_params",
     "public_url",
     "side_params",
+    "unreachable_cause",
 ]
 
 MEDIA_STEM = "media"
@@ -221,6 +223,8 @@ def classify(exc: BaseException) -> ErrorKind:
         inner = exc.exc_info[1]
     if is_disk_full(exc):  # "unable to write data: [Errno 28] ...": our disk, not the source
         return "disk_full"
+    if (cause := unreachable_cause(str(exc))) is not None:
+        return _unreachable_kind(cause)
     if isinstance(inner, GeoRestrictedError):
         return "geo_restricted"
     if isinstance(inner, UnsupportedError):
@@ -260,6 +264,8 @@ def _classify_text(msg: str) -> ErrorKind:
     low = msg.lower()
     if mentions_disk_full(msg):
         return "disk_full"
+    if (cause := unreachable_cause(msg)) is not None:
+        return _unreachable_kind(cause)
     if m := re.search(r"HTTP Error (\d{3})", msg):
         return _http_kind(int(m[1]))
     if re.search(r"Downloaded \d+ bytes, expected \d+ bytes", msg) or "bytes read" in low:
@@ -277,6 +283,22 @@ def _classify_text(msg: str) -> ErrorKind:
     if "an extractor error has occurred" in low:
         return "extractor_bug"
     return "unknown"
+
+
+# the network guard's 502 for an origin it could not reach, as the downloader repeats it (safety.py)
+_UNREACHABLE = re.compile(re.escape(UNREACHABLE_REASON) + r" \(([^()\r\n]{1,300})\)")
+
+
+def unreachable_cause(msg: str) -> str | None:
+    """The origin's failure inside the network guard's 502 ("Connection refused by 127.0.0.1:9",
+    "Cannot resolve host example.invalid"), or None when ``msg`` is not about one."""
+    m = _UNREACHABLE.search(msg)
+    return m[1] if m else None
+
+
+def _unreachable_kind(cause: str) -> ErrorKind:
+    # a dead port, a refused or unresolvable host: the source's network failure, never the guard's 5xx
+    return "timeout" if "timed out" in cause.lower() else "network"
 
 
 def clean_message(exc: BaseException) -> str:
@@ -303,4 +325,6 @@ def map_error(exc: BaseException, *, resolving: bool) -> StageError:
     # Failures whose specifics help (the HTTP status, the byte counts, the unknown) keep the source's
     # text, cleaned; the rest get our own sentence ("This video is private").
     message = clean_message(exc) if kind in DETAILED_KINDS else outcome_for(kind).message
+    if (cause := unreachable_cause(str(exc))) is not None:
+        message = cause  # "Connection refused by 127.0.0.1:9", not the proxy's "HTTP Error 502 ..."
     return cls(message, kind=kind)

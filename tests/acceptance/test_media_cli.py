@@ -89,3 +89,14 @@ def test_run_refuses_impossible_media_options(tmp_path: Path) -> None:
     assert proc.returncode == 2
     error = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
     assert error == "--clip-end must be after --clip-start (got start 10 s, end 5 s)"
+
+
+def test_metadata_of_a_plain_file_probes_its_head(
+    tmp_path: Path, media_server: MediaServer, media_set: MediaSet
+) -> None:
+    proc = cli("metadata", media_server.url(media_set.progressive_mp4), "--json", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert (out["width"], out["height"], out["qualities"]) == (640, 360, ["360p"])
+    assert out["duration"] == media_set.duration and out["extractor"] == "generic"
+    assert out["filesize_approx"] == media_set.path(media_set.progressive_mp4).stat().st_size

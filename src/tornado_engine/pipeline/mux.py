@@ -22,12 +22,15 @@ from .context import Fetched, Labels, Muxed, StageContext
 __all__ = ["labels", "mux"]
 
 
-def labels(inputs: Sequence[MediaInfo], *, audio_only: bool) -> Labels:
-    """Codecs of the first video (not a cover picture) and first audio stream, and the quality (pure)."""
+def labels(inputs: Sequence[MediaInfo], *, audio_only: bool, scaled_to: int | None = None) -> Labels:
+    """Codecs of the first video (not a cover picture) and first audio stream, and the quality (pure);
+    ``scaled_to``: the short side the video is scaled down to (what the stored file has)."""
     video = next((s for m in inputs for s in m.streams if s.kind == "video" and not s.attached_pic), None)
     audio = next((s for m in inputs for s in m.streams if s.kind == "audio"), None)
     if audio_only:
         quality = audio_quality(audio.bit_rate) if audio is not None else None
+    elif scaled_to is not None:
+        quality = f"{scaled_to}p"
     else:  # the short side: a 720x1280 portrait video is 720p
         quality = video_quality_label(video.width, video.height) if video is not None else None
     return Labels(
@@ -49,6 +52,7 @@ def _plan(ctx: StageContext, inputs: Sequence[MediaInfo]) -> MuxPlan:
         crf=req.video_quality,
         quality=opts.quality_preset,
         clip=opts.clip,
+        max_height=opts.max_height,
     )
 
 
@@ -56,8 +60,12 @@ async def mux(ctx: StageContext, fetched: Fetched) -> Muxed:
     """Raises MuxError (unreadable input, ffmpeg failure, failed verification, the quota) or JobCancelled."""
     started = time.monotonic()
     inputs = [await muxer.probe(path, ctx.ffmpeg.ffprobe) for path in fetched.files]
-    ctx.record(labels(inputs, audio_only=ctx.options.audio_only))
-    plan = _plan(ctx, inputs)
+    plan: MuxPlan | None = None
+    try:
+        plan = _plan(ctx, inputs)
+    finally:  # recorded even when planning fails; a video scaled to the cap reports the cap
+        scaled = plan.video.scaled_to if plan is not None and plan.video is not None else None
+        ctx.record(labels(inputs, audio_only=ctx.options.audio_only, scaled_to=scaled))
     duration = plan.duration if plan.clip else max((m.duration or 0.0) for m in inputs) or fetched.duration
     late = quota_problem(ctx.quota, duration=duration) if ctx.quota is not None else None
     if late and not fetched.duration:
