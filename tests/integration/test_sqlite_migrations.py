@@ -129,7 +129,9 @@ def test_connections_migrating_together_apply_each_migration_once(tmp_path: Path
 
 def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path: Path) -> None:
     path = _v0_copy(tmp_path)
-    broken = Migration(NEWEST + 1, "broken", "CREATE TABLE half (n INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
+    broken = Migration(
+        NEWEST + 1, "broken", "CREATE TABLE half (n INTEGER);\nINSERT INTO no_such_table VALUES (1);\n"
+    )
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         with pytest.raises(sqlite3.OperationalError):
