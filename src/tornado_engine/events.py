@@ -36,7 +36,6 @@ class _Feed:
         self.limit = limit
         self.events: deque[Event] = deque()
         self.progress = 0  # progress events in ``events``
-        self.dropped = 0
         self.ready = asyncio.Event()
         self.closed = False
 
@@ -50,7 +49,6 @@ class _Feed:
             oldest = next(e for e in self.events if is_progress(e))
             self.events.remove(oldest)
             self.progress -= 1
-            self.dropped += 1
 
     def get(self) -> Event:
         event = self.events.popleft()
@@ -85,7 +83,8 @@ class EventHub:
             self._last[event.job_id] = event
         for queue in self._queues.get(event.job_id, ()):
             queue.put_nowait(event)
-        for feed in self._feeds:
+        # a copy: a subscriber collected meanwhile (its finalizer) leaves the set
+        for feed in tuple(self._feeds) if self._feeds else ():
             if feed.accept(event):
                 feed.put(event)
 
@@ -120,7 +119,7 @@ class EventHub:
     def close(self) -> None:
         """The engine closes: engine-wide subscribers end once they have read what they hold."""
         self._closed = True
-        for feed in self._feeds:
+        for feed in tuple(self._feeds):
             feed.closed = True
             feed.ready.set()
 
