@@ -140,13 +140,14 @@ SELECT lease_owner, COUNT(*), MAX(lease_expires_at), MAX(heartbeat_at) FROM jobs
 WHERE status = 'Processing' AND lease_owner IS NOT NULL GROUP BY lease_owner ORDER BY lease_owner
 
 -- name: top_finished
--- jobs ended since ?1 (epoch ms), by status, with the bytes the Completed ones stored
-SELECT status, COUNT(*), SUM(stored_bytes) FROM jobs
+-- jobs ended since ?1 (epoch ms), by status, with the bytes the Completed ones stored. INDEXED BY: without
+-- statistics the planner takes the status index and reads every job that ever ended
+SELECT status, COUNT(*), SUM(stored_bytes) FROM jobs INDEXED BY jobs_finished
 WHERE status IN ({terminal}) AND json_extract(data, '$.finished_at') >= ?1 GROUP BY status
 
 -- name: top_errors
--- the most recent jobs that ended neither Completed nor Cancelled
-SELECT status, data FROM jobs
+-- the most recent jobs that ended neither Completed nor Cancelled (newest first, along the index)
+SELECT status, data FROM jobs INDEXED BY jobs_finished
 WHERE status IN ({terminal}) AND status NOT IN ('Completed', 'Cancelled')
   AND json_extract(data, '$.finished_at') IS NOT NULL
 ORDER BY json_extract(data, '$.finished_at') DESC LIMIT ?
