@@ -153,7 +153,8 @@ class Attempt:
     def emit(self, step: Step, stage_percent: float, **extra: Any) -> None:
         job = self.job
         job.progress = job_percent(step, stage_percent)
-        self._publish(Event(job.id, job.status, step, job.progress, round(stage_percent, 2), **extra))
+        self._publish(Event(job.id, job.status, step, job.progress, round(stage_percent, 2), **extra,
+                            batch_id=job.batch_id, owner=job.owner))  # fmt: skip
 
     def emit_threadsafe(self, step: Step, stage_percent: float, **extra: Any) -> None:
         now = time.monotonic()

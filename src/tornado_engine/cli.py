@@ -24,6 +24,7 @@ from .cli_admin import ADMIN_COMMANDS, STORAGE_HELP, STORE_HELP, add_admin_comma
 from .cli_errors import flag_message
 from .cli_media import add_media_options, add_metadata_command, media_fields, run_metadata
 from .cli_progress import follow
+from .cli_top import add_top_command, run_top
 from .cli_worker import add_worker_command, run_worker
 from .codecs import AUDIO_BITRATES, AUDIO_CHOICES, VIDEO_CHOICES, VIDEO_CONTAINERS
 from .engine import Engine, default_data_dir
@@ -93,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     add_admin_commands(sub)
     add_worker_command(sub)
     add_metadata_command(sub)
+    add_top_command(sub)
     _everywhere(parser, _add_verbosity, top=True)
     return parser
 
@@ -224,6 +226,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(run_admin(args))
     if args.command == "metadata":
         return asyncio.run(run_metadata(args))
+    if args.command == "top":
+        return asyncio.run(run_top(args))
     from .demo import run_demo
 
     return asyncio.run(run_demo(data_dir=args.data_dir, as_json=args.json))

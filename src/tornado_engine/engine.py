@@ -20,10 +20,11 @@ from .bounds import ResolveBounds, StallPolicy
 from .datadir import check_data_dir
 from .diskspace import DEFAULT_RESERVE_BYTES
 from .errors import InvalidRequest
-from .events import EventHub
+from .events import DEFAULT_STREAM_BUFFER, EventHub
 from .ffmpeg import FFmpegPaths
 from .lifecycle import Lifecycle
 from .outbox import SECRETS_ENV, default_secrets
+from .progress import Event
 from .retry import RetryPolicy
 from .runner import StageRunner
 from .runtime import Runtime, RuntimeOptions
@@ -120,6 +121,21 @@ class Engine(TenantView):
     def proxy_url(self) -> str:
         """The filtering proxy every yt-dlp request goes through, once started ("" before)."""
         return self._runtime.proxy_url
+
+    def events(
+        self,
+        job_id: str | None = None,
+        *,
+        batch_id: str | None = None,
+        buffer: int = DEFAULT_STREAM_BUFFER,
+        tenant: str | None = None,
+    ) -> AsyncIterator[Event]:
+        """As :meth:`TenantView.events`; without ``job_id`` the engine's events are every tenant's, or
+        ``tenant``'s only: one subscription for a host service that pushes progress to its clients."""
+        if job_id is not None or tenant is not None:
+            view = self.tenant(tenant) if tenant else self
+            return TenantView.events(view, job_id, batch_id=batch_id, buffer=buffer)
+        return self._services.jobs.stream(None, batch_id, buffer)
 
     @property
     def _swept(self) -> tuple[int, int]:

@@ -1,16 +1,62 @@
-"""In-process fan-out of job events to ``engine.events(job_id)`` subscribers and ``engine.wait`` callers."""
+"""In-process fan-out of job events to ``engine.events(job_id)`` subscribers, ``engine.wait`` callers and
+the engine-wide stream (``engine.events()``: every job's events, optionally one tenant's or batch's).
+
+An engine-wide subscriber that reads slower than jobs make progress must not hold memory without bound:
+its buffer keeps at most ``limit`` progress events (a running stage's percent, bytes and speed) and drops
+the oldest of them first; events that change what a job is doing (a step entered or finished, a status,
+the terminal event) are never dropped: there are a handful per job.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+import weakref
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from .progress import Event
-from .states import TERMINAL
+from .states import TERMINAL, Status
 
-__all__ = ["EventHub"]
+__all__ = ["DEFAULT_STREAM_BUFFER", "EventHub", "is_progress"]
+
+DEFAULT_STREAM_BUFFER = 1000  # progress events an engine-wide subscriber may have unread
+
+
+def is_progress(event: Event) -> bool:
+    """A running stage's progress: the kind a slow engine-wide subscriber may miss (a newer one follows)."""
+    return event.status is Status.PROCESSING and 0.0 < event.stage_percent < 100.0
+
+
+class _Feed:
+    """One engine-wide subscriber's buffer (see the module's doc)."""
+
+    def __init__(self, accept: Callable[[Event], bool], limit: int) -> None:
+        self.accept = accept
+        self.limit = limit
+        self.events: deque[Event] = deque()
+        self.progress = 0  # progress events in ``events``
+        self.ready = asyncio.Event()
+        self.closed = False
+
+    def put(self, event: Event) -> None:
+        self.events.append(event)
+        self.ready.set()
+        if not is_progress(event):
+            return
+        self.progress += 1
+        if self.progress > self.limit:
+            oldest = next(e for e in self.events if is_progress(e))
+            self.events.remove(oldest)
+            self.progress -= 1
+
+    def get(self) -> Event:
+        event = self.events.popleft()
+        if is_progress(event):
+            self.progress -= 1
+        if not self.events:
+            self.ready.clear()
+        return event
 
 
 class EventHub:
@@ -20,6 +66,8 @@ class EventHub:
         self._queues: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
         self._last: dict[str, Event] = {}
         self._finished: dict[str, asyncio.Event] = {}
+        self._feeds: set[_Feed] = set()
+        self._closed = False
 
     def has_subscribers(self, job_id: str) -> bool:
         """Whether anyone follows ``job_id`` now."""
@@ -35,6 +83,45 @@ class EventHub:
             self._last[event.job_id] = event
         for queue in self._queues.get(event.job_id, ()):
             queue.put_nowait(event)
+        # a copy: a subscriber collected meanwhile (its finalizer) leaves the set
+        for feed in tuple(self._feeds) if self._feeds else ():
+            if feed.accept(event):
+                feed.put(event)
+
+    def stream(
+        self, accept: Callable[[Event], bool] = lambda event: True, limit: int = DEFAULT_STREAM_BUFFER
+    ) -> AsyncIterator[Event]:
+        """Every job's events that ``accept`` lets through, from this call on, until :meth:`close`.
+
+        Subscribed at once (not at the first ``anext``), so nothing published between the call and the
+        first read is missed; an iterator dropped unread unsubscribes when it is collected."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        feed = _Feed(accept, limit)
+        feed.closed = self._closed
+        self._feeds.add(feed)
+        iterator = self._drain(feed)
+        weakref.finalize(iterator, self._feeds.discard, feed)
+        return iterator
+
+    async def _drain(self, feed: _Feed) -> AsyncIterator[Event]:
+        try:
+            while True:
+                if not feed.events:
+                    if feed.closed:
+                        return
+                    await feed.ready.wait()
+                    continue
+                yield feed.get()
+        finally:
+            self._feeds.discard(feed)
+
+    def close(self) -> None:
+        """The engine closes: engine-wide subscribers end once they have read what they hold."""
+        self._closed = True
+        for feed in tuple(self._feeds):
+            feed.closed = True
+            feed.ready.set()
 
     @contextlib.contextmanager
     def watch(self, job_id: str) -> Iterator[asyncio.Event]:

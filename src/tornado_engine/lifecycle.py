@@ -79,9 +79,24 @@ class Lifecycle:
             job.step,
             100.0 if job.is_terminal else job_percent(job.step, 0),
             message=job.error,
+            batch_id=job.batch_id,
+            owner=job.owner,
         )
         async for event in self._runtime.hub.subscribe(job_id, first):
             yield event
+
+    def stream(self, owner: str | None, batch_id: str | None, buffer: int) -> AsyncIterator[Event]:
+        """Every job's events from now on (``owner``'s only, unless None; one batch's, if given), as
+        this engine runs them, until it closes; at most ``buffer`` unread progress events are kept."""
+        if buffer < 1:
+            raise InvalidRequest("buffer must be at least 1", field="buffer")
+
+        def accept(event: Event) -> bool:
+            return (owner is None or event.owner == owner) and (
+                batch_id is None or event.batch_id == batch_id
+            )
+
+        return self._runtime.hub.stream(accept, buffer)
 
     # -- batches --------------------------------------------------------------------------------------
 

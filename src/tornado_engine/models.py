@@ -29,6 +29,7 @@ from .codecs import (
     check_combination,
 )
 from .errors import InvalidRequest
+from .progress import LiveProgress
 from .safety import strip_credentials
 from .states import TERMINAL, Status, Step
 from .storage.config import StorageConfig
@@ -383,6 +384,8 @@ class Job:
     webhook_attempts: int | None = None
     # what the stages have finished, so a rescued attempt resumes there (see tornado_engine.checkpoint)
     checkpoint: dict[str, Any] | None = None
+    # a Processing job's latest progress as its worker stored it (read from the store, never in the record)
+    live: LiveProgress | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -400,6 +403,9 @@ class Job:
         out["url"] = strip_credentials(self.url)  # tokens in the source URL stay in the store only
         if self.thumbnail_url and self.is_terminal:
             out["thumbnail_url"] = self.thumbnail_url
+        if self.live is not None and self.status is Status.PROCESSING:
+            # beyond TornadoAPI, which shows only the step: a field of its own keeps its shape valid
+            out["progress"] = {k: v for k, v in self.live.to_dict().items() if k != "step"}
         return out
 
     def __repr__(self) -> str:
@@ -429,7 +435,7 @@ class Job:
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Job:
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = set(_RECORD_FIELDS)  # never "live": that comes from its own column
         values = {k: v for k, v in data.items() if k in known}
         values["request"] = JobRequest.from_dict(dict(data["request"]))
         values["status"] = Status(data["status"])
@@ -437,4 +443,4 @@ class Job:
         return cls(**values)
 
 
-_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Job) if f.name != "live")

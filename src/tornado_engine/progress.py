@@ -8,8 +8,8 @@ so the percent never restarts at 0 when the audio stream begins.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .states import Status, Step
@@ -18,6 +18,7 @@ __all__ = [
     "STAGE_SLICES",
     "DownloadProgress",
     "Event",
+    "LiveProgress",
     "ProgressCallback",
     "estimated_total",
     "expected_bytes",
@@ -56,11 +57,50 @@ class Event:
     speed_bps: float | None = None
     eta_seconds: float | None = None
     message: str | None = None
+    batch_id: str | None = None
+    # whose job (for the engine-wide stream's tenant filter); a tenant key may be an API key: never shown
+    owner: str = field(default="", repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if v is not None}
+        out = {k: v for k, v in self.__dict__.items() if v is not None and k != "owner"}
         out["status"], out["step"] = self.status.value, self.step.value
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class LiveProgress:
+    """A running job's latest progress as its worker stored it (with the lease renewal, about once a
+    second), so that ``get_job`` in any process shows it; ``updated_at`` in epoch ms."""
+
+    step: Step
+    percent: float
+    stage_percent: float = 0.0
+    bytes_done: int | None = None
+    bytes_total: int | None = None
+    speed_bps: float | None = None
+    eta_seconds: float | None = None
+    updated_at: int = 0
+
+    @classmethod
+    def from_event(cls, event: Event, now_ms: int) -> LiveProgress:
+        return cls(event.step, event.percent, event.stage_percent, event.bytes_done, event.bytes_total,
+                   event.speed_bps, event.eta_seconds, now_ms)  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form; also the job JSON's ``progress`` object (no empty fields)."""
+        out = {name: getattr(self, name) for name in self.__slots__ if getattr(self, name) is not None}
+        out["step"] = self.step.value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LiveProgress:
+        def number(name: str) -> Any:
+            value = data.get(name)
+            return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+        return cls(Step(data["step"]), float(number("percent") or 0.0), float(number("stage_percent") or 0.0),
+                   number("bytes_done"), number("bytes_total"), number("speed_bps"),
+                   number("eta_seconds"), int(number("updated_at") or 0))  # fmt: skip
 
 
 def expected_bytes(fmt: dict[str, Any], duration: float | None) -> float | None:

@@ -26,6 +26,7 @@ from .models import Job
 from .netguard import NetGuard
 from .outbox import WebhookDispatcher
 from .progress import Event
+from .progress_sampler import ProgressSampler
 from .results import Quota
 from .retry import RetryPolicy
 from .runner import JobRunner, RunnerConfig, StageRunner
@@ -82,6 +83,7 @@ class Runtime:
         self._storage = storage
         self._network = network
         self.hub = hub
+        self.progress = ProgressSampler()  # running jobs' progress, stored with their lease renewals
         self.options = options
         self._webhook_secrets = list(webhook_secrets)
         self._netguard = NetGuard(network, connect_timeout=options.socket_timeout, stall=options.stall)
@@ -128,6 +130,7 @@ class Runtime:
 
     def _publish(self, event: Event) -> None:
         self.hub.publish(event)  # looked up per event: callers may wrap the hub's publish after start
+        self.progress.note(event)
 
     async def start(
         self,
@@ -176,6 +179,7 @@ class Runtime:
             poll_interval=opts.poll_interval,
             lease_seconds=opts.lease_seconds,
             on_cancel_requested=self._runner.cancel,
+            progress=self.progress.take,
         )
         await self._scheduler.start()  # re-queues jobs of dead local workers first
         self.swept = await self._runner.sweep()
@@ -208,6 +212,7 @@ class Runtime:
         if self._scheduler is not None:
             await self._scheduler.stop(grace)
             self._scheduler = None
+        self.hub.close()  # engine-wide subscribers end once they have read what is buffered
         if self.workspace is not None:  # no job of ours runs now: the slot may go to another engine
             self.workspace.release()
             self.workspace = None

@@ -15,7 +15,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -95,7 +95,9 @@ class Scheduler:
         lease_seconds: float = 30.0,
         worker_id: str | None = None,
         on_cancel_requested: Callable[[str], object] = lambda job_id: None,
+        progress: Callable[[Collection[str]], Mapping[str, str]] = lambda held: {},
     ) -> None:
+        self.progress = progress  # what progress to store with the leases held (ProgressSampler.take)
         self.on_cancel_requested = on_cancel_requested  # a cancel asked for through the store
         self.store = store
         self.run_job = run_job
@@ -179,8 +181,10 @@ class Scheduler:
             if not self.tokens:
                 continue
             held = dict(self.tokens)
-            try:  # one store call (one statement) for every lease this worker holds
-                beat = await self.store.heartbeat(self.worker_id, held, self.lease_seconds)
+            try:  # one store call (one statement) for every lease this worker holds, and their progress
+                beat = await self.store.heartbeat(
+                    self.worker_id, held, self.lease_seconds, self.progress(held.keys())
+                )
             except Exception:
                 _log.exception("heartbeat failed")
                 continue

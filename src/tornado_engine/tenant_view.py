@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidRequest
+from .events import DEFAULT_STREAM_BUFFER
 from .lifecycle import Lifecycle
 from .metadata import MediaMetadata
 from .models import Job, JobCreated, JobRequest, has_control_chars
@@ -105,8 +106,18 @@ class TenantView:
         """Return the job once it reaches a terminal status (polls the store for other processes' jobs)."""
         return await self._services.jobs.wait(self._owner, job_id, timeout)
 
-    def events(self, job_id: str) -> AsyncIterator[Event]:
-        """Progress of one job (stage, bytes, speed, ETA, job-level percent) until it ends."""
+    def events(
+        self, job_id: str | None = None, *, batch_id: str | None = None, buffer: int = DEFAULT_STREAM_BUFFER
+    ) -> AsyncIterator[Event]:
+        """Progress of one job (stage, bytes, speed, ETA, job-level percent) until it ends.
+
+        Without ``job_id``: every job of this tenant (of one batch, with ``batch_id``) that this engine
+        runs, from the call on, until the engine closes. A slow reader loses the oldest progress events
+        beyond ``buffer`` unread ones, never a step, status or terminal event."""
+        if job_id is None:
+            return self._services.jobs.stream(self._owner, batch_id, buffer)
+        if batch_id is not None:
+            raise InvalidRequest("give a job_id or a batch_id, not both", field="batch_id")
         return self._services.jobs.events(self._owner, job_id)
 
     async def cancel_job(self, job_id: str) -> Job:

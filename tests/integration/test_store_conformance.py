@@ -9,9 +9,12 @@ The last tests are PostgreSQL's own: schema migrations, reconnects, redaction, a
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import os
 import sqlite3
 import sys
+import time
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,12 +25,16 @@ from typing import Any, NoReturn
 import pytest
 
 from tornado_engine import Engine, JobRequest, Status, Step
+from tornado_engine.attempt import StageRun
 from tornado_engine.errors import JobCancelled, LeaseLost, StoreError
 from tornado_engine.models import Job, JobCreated, now_ms
+from tornado_engine.progress import LiveProgress
+from tornado_engine.storage import StoredObject
 from tornado_engine.store import open_store
 from tornado_engine.store.base import BatchRecord, JobStore, OutboxMessage
 from tornado_engine.store.sqlite import SQLiteStore
 from tornado_engine.testing import MediaServer, MediaSet
+from tornado_engine.testing.noop import NoopStages, noop_engine
 
 pytestmark = pytest.mark.integration
 
@@ -597,6 +604,98 @@ async def test_claims_made_at_once_never_hand_out_a_job_twice(backend: Backend) 
     assert all(c.token == 1 for claims in claimed for c in claims)
 
 
+# -- live views: progress from another process, top ---------------------------------------------------
+
+
+@dataclass
+class TickingStages:
+    """No-op stages whose download reports progress 20 times a second for ``seconds``."""
+
+    seconds: float
+    total: int = 10_000_000
+
+    async def __call__(self, run: StageRun) -> StoredObject:
+        ticks = int(self.seconds * 20)
+        for i in range(1, ticks + 1):
+            pct = 100.0 * i / (ticks + 1)
+            left = (ticks + 1 - i) / 20
+            run.emit(Step.DOWNLOADING, pct, bytes_done=int(self.total * pct / 100), bytes_total=self.total,
+                     speed_bps=self.total / 100 * 20, eta_seconds=left)  # fmt: skip
+            await asyncio.sleep(0.05)
+        return await NoopStages(file_size=self.total)(run)
+
+
+async def test_a_running_jobs_progress_shows_in_another_engine_written_about_once_a_second(
+    backend: Backend, tmp_path: Path
+) -> None:
+    worker_store = backend.make()
+    written: list[tuple[float, set[str]]] = []  # each heartbeat: when, and whose progress it stored
+    beat = worker_store.heartbeat
+
+    async def counting(worker: str, tokens: dict[str, int], lease: float, progress: Any = None) -> Any:
+        written.append((time.monotonic(), set(progress or ())))
+        return await beat(worker, tokens, lease, progress)
+
+    worker_store.heartbeat = counting  # type: ignore[method-assign]
+    seen: list[dict[str, Any]] = []
+    async with (
+        noop_engine(data_dir=tmp_path / "worker", store=worker_store, stages=TickingStages(3.2),
+                    lease_seconds=3.0, poll_interval=0.05) as worker,
+        Engine.open(data_dir=tmp_path / "reader", store=backend.make(), run_jobs=False) as reader,
+    ):  # fmt: skip
+        job_id = await _submit(worker)
+        started = time.monotonic()
+        while not (job := await reader.get_job(job_id)).is_terminal:
+            if "progress" in (api := job.to_api()):
+                seen.append(api["progress"])
+            await asyncio.sleep(0.1)
+        elapsed = time.monotonic() - started
+    assert job.status is Status.COMPLETED and "progress" not in job.to_api()
+    assert len(seen) >= 10, seen  # stored ~1/s, polled 10/s: each stored value seen several times
+    assert [p["percent"] for p in seen] == sorted(p["percent"] for p in seen)
+    assert len({p["stage_percent"] for p in seen}) >= 2  # it moved
+    last = seen[-1]
+    assert last["bytes_total"] == 10_000_000 and 0 < last["bytes_done"] < 10_000_000
+    assert last["speed_bps"] == 2_000_000 and last["eta_seconds"] > 0 and last["updated_at"] > 0
+    writes = [when for when, jobs in written if job_id in jobs]
+    assert len(writes) <= elapsed + 1  # no write of its own: ~1/s, with the lease renewal
+    assert all(b - a >= 0.9 for a, b in itertools.pairwise(writes))
+
+
+async def _submit(engine: Engine) -> str:
+    created = await engine.create_job({"url": "http://127.0.0.1:9/noop"})
+    assert isinstance(created, JobCreated)
+    return created.job_id
+
+
+async def test_top_rows_show_queue_running_workers_last_minute_and_errors(backend: Backend) -> None:
+    store = backend.store
+    jobs = [_job() for _ in range(6)]
+    await store.insert_jobs(jobs)
+    started = now_ms()
+    running, token = await _claim_one(store, "host:1:w1")
+    ended = []
+    for status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED):
+        job, job_token = await _claim_one(store, "host:2:w2")
+        job = _ended(job, status, 1000 if status is Status.COMPLETED else None)
+        job.error = "HTTP 503" if status is Status.FAILED else None
+        await store.save(job, job_token)
+        ended.append(job)
+    progress = LiveProgress(Step.QUEUED, 1.5, 4.5, 100, 2000, 50.0, 38.0, started)
+    await store.heartbeat("host:1:w1", {running.id: token}, 30, {running.id: json.dumps(progress.to_dict())})
+    rows = await store.top_rows(started - 1000, limit=10)
+    assert rows.counts == {"Pending": 2, "Processing": 1, "Completed": 1, "Failed": 1, "Cancelled": 1}
+    assert [(job.id, worker) for job, worker in rows.running] == [(running.id, "host:1:w1")]
+    assert rows.running[0][0].live == progress
+    [worker] = rows.workers
+    assert (worker.worker_id, worker.jobs) == ("host:1:w1", 1)
+    assert worker.heartbeat_at is not None and started - 5000 <= worker.heartbeat_at <= now_ms() + 5000
+    assert worker.lease_expires_at is not None and worker.lease_expires_at > worker.heartbeat_at
+    assert rows.finished == {"Completed": (1, 1000), "Failed": (1, 0), "Cancelled": (1, 0)}
+    assert [(job.id, job.error) for job in rows.errors] == [(ended[1].id, "HTTP 503")]
+    assert (await store.top_rows(now_ms() + 60_000, limit=10)).finished == {}
+
+
 # -- PostgreSQL only: schema, reconnects, secrets ----------------------------------------------------
 
 
@@ -622,6 +721,19 @@ async def _migrate(dsn: str, upto: int | None = None) -> list[int]:
 
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         return await migrate(conn, upto=upto)
+
+
+async def test_a_read_only_open_creates_nothing_in_an_empty_database(new_database: Callable[[], str]) -> None:
+    dsn = new_database()
+    with pytest.raises(StoreError, match="no job store in this PostgreSQL database"):
+        await open_store(dsn, create=False).open()
+    assert _catalog(dsn)["tables"] == []
+    store = open_store(dsn)
+    await store.open()  # a worker's open makes it
+    await store.close()
+    reader = open_store(dsn, create=False)
+    await reader.open()
+    await reader.close()
 
 
 async def test_fresh_schema_equals_all_migrations(new_database: Callable[[], str]) -> None:

@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from tornado_engine.events import EventHub
+from tornado_engine.events import EventHub, is_progress
 from tornado_engine.progress import Event
 from tornado_engine.states import Status, Step
 
@@ -180,3 +180,63 @@ def test_watch_is_set_by_the_jobs_terminal_event_only() -> None:
     assert "j1" not in hub._finished  # nothing kept once the waiters are gone
     hub.publish(ev(Status.COMPLETED, Step.FINISHED, 100))  # no waiter: nothing to set, nothing kept
     assert not hub._finished
+
+
+# -- the engine-wide stream ----------------------------------------------------------------------------
+
+
+def job_events(job: str, ticks: int) -> list[Event]:
+    """One job's life: the step entered, ``ticks`` progress events, the step finished, the terminal event."""
+    progress = [
+        Event(job, Status.PROCESSING, Step.DOWNLOADING, 0.0, (i + 1) * 99 / ticks) for i in range(ticks)
+    ]
+    return [
+        Event(job, Status.PROCESSING, Step.DOWNLOADING, 0.0, 0.0),
+        *progress,
+        Event(job, Status.PROCESSING, Step.DOWNLOADING, 33.0, 100.0),
+        Event(job, Status.COMPLETED, Step.FINISHED, 100.0, 100.0),
+    ]
+
+
+async def test_the_stream_carries_every_jobs_events_in_order_until_close() -> None:
+    hub = EventHub()
+    stream = hub.stream()
+    sent = [e for pair in zip(job_events("a", 3), job_events("b", 3), strict=True) for e in pair]
+    for e in sent:
+        hub.publish(e)
+    hub.close()
+    assert [e async for e in stream] == sent  # ends once what it holds is read
+    assert not hub._feeds
+    late = [e async for e in hub.stream()]  # subscribing to a closed hub ends at once
+    assert late == []
+
+
+async def test_a_slow_stream_subscriber_keeps_the_newest_progress_and_every_state_change() -> None:
+    hub = EventHub()
+    stream = hub.stream(limit=10)  # subscribed now, read only at the end: the slowest reader there is
+    sent = [e for trio in zip(*(job_events(job, 500) for job in "abc"), strict=True) for e in trio]
+    for e in sent:
+        hub.publish(e)
+        assert sum(len(f.events) for f in hub._feeds) <= 10 + 3 * 3  # bounded all along
+    hub.close()
+    got = [e async for e in stream]
+    assert [e for e in got if not is_progress(e)] == [e for e in sent if not is_progress(e)]
+    assert [e for e in got if is_progress(e)] == [e for e in sent if is_progress(e)][-10:]  # oldest went
+    for job in "abc":  # each job's own events still arrive in order, terminal last
+        mine = [e for e in got if e.job_id == job]
+        assert mine[0].stage_percent == 0.0 and mine[-1].status is Status.COMPLETED
+
+
+async def test_the_stream_filters_and_an_unread_stream_unsubscribes_when_collected() -> None:
+    hub = EventHub()
+    only_b = hub.stream(lambda e: e.job_id == "b")
+    ignored = hub.stream()
+    assert len(hub._feeds) == 2
+    del ignored
+    assert len(hub._feeds) == 1  # never iterated, dropped: gone with it
+    for e in job_events("a", 2) + job_events("b", 2):
+        hub.publish(e)
+    hub.close()
+    assert {e.job_id async for e in only_b} == {"b"}
+    with pytest.raises(ValueError, match="limit"):
+        hub.stream(limit=0)

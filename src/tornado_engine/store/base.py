@@ -7,7 +7,7 @@ with a stale token (the job was re-queued and claimed again meanwhile) raises
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,7 +22,9 @@ __all__ = [
     "JobStore",
     "LeaseLost",
     "OutboxMessage",
+    "TopRows",
     "UsageTotals",
+    "WorkerRow",
 ]
 
 
@@ -85,6 +87,27 @@ class UsageTotals:
     stored_bytes: int
     reserved_bytes: int
     by_backend: dict[str, int] = field(default_factory=dict)  # stored bytes per storage scheme
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    """A worker as the store knows it: by the leases it holds (times in epoch ms)."""
+
+    worker_id: str
+    jobs: int
+    lease_expires_at: int | None
+    heartbeat_at: int | None
+
+
+@dataclass
+class TopRows:
+    """What ``top`` reads in one look at the store (see :mod:`tornado_engine.top`)."""
+
+    counts: dict[str, int]  # every job, by status
+    running: list[tuple[Job, str | None]]  # Processing jobs (oldest first, with progress) and their worker
+    workers: list[WorkerRow]
+    finished: dict[str, tuple[int, int]]  # jobs ended since the given time: status -> (count, stored bytes)
+    errors: list[Job]  # the most recent jobs that ended neither Completed nor Cancelled, newest first
 
 
 class JobStore(Protocol):
@@ -159,8 +182,15 @@ class JobStore(Protocol):
         ``retry_in`` s); a job event also sets the job's ``webhook_status`` and attempts."""
         ...
 
-    async def heartbeat(self, worker_id: str, tokens: dict[str, int], lease_seconds: float) -> Heartbeat:
-        """Extend the leases still held; report lost leases and cancel requests."""
+    async def heartbeat(
+        self,
+        worker_id: str,
+        tokens: dict[str, int],
+        lease_seconds: float,
+        progress: Mapping[str, str] | None = None,
+    ) -> Heartbeat:
+        """Extend the leases still held; report lost leases and cancel requests. ``progress``: {job id:
+        its progress as JSON text} for jobs whose progress changed, stored with the renewal."""
         ...
 
     async def release(self, job: Job, token: int, delay_seconds: float = 0.0) -> None:
@@ -169,4 +199,10 @@ class JobStore(Protocol):
 
     async def requeue_expired(self, is_dead_owner: Callable[[str], bool]) -> list[str]:
         """Re-queue Processing jobs whose lease expired or whose owner process is gone."""
+        ...
+
+    # -- live views -------------------------------------------------------------------------------------
+    async def top_rows(self, since_ms: int, limit: int) -> TopRows:
+        """Counts, running jobs and workers now, jobs ended since ``since_ms``, recent errors (``limit``
+        rows of each list at most). Read-only."""
         ...

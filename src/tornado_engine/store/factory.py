@@ -13,8 +13,8 @@ __all__ = ["open_store"]
 def open_store(url: str, *, create: bool = True) -> JobStore:
     """A store for a URL: ``sqlite:///path/jobs.db`` (or a plain path), ``postgresql://...``.
 
-    ``create=False`` (read-only commands): a SQLite file that does not exist is a StoreError, not a new
-    empty store."""
+    ``create=False`` (read-only commands): a SQLite file that does not exist, or a PostgreSQL database
+    without the job tables, is a StoreError, not a new empty store."""
     if url.startswith("sqlite:///"):
         # as in SQLAlchemy: sqlite:///rel/jobs.db is relative, sqlite:////abs/jobs.db absolute
         return SQLiteStore(url.removeprefix("sqlite:///"), create=create)
@@ -25,7 +25,7 @@ def open_store(url: str, *, create: bool = True) -> JobStore:
             raise StoreError(
                 f"a PostgreSQL store needs {exc.name or 'psycopg'}: pip install 'tornado-engine[postgres]'"
             ) from None
-        return PostgresStore(url)
+        return PostgresStore(url, create=create)
     if "://" in url:
         scheme = url.split("://", 1)[0]
         raise StoreError(f"unsupported store URL scheme {scheme!r} (supported: sqlite, postgresql)")

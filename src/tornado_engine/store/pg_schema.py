@@ -39,10 +39,11 @@ async def _applied(conn: Conn, newest: int) -> set[int]:
     return applied
 
 
-async def migrate(conn: Conn, *, upto: int | None = None) -> list[int]:
+async def migrate(conn: Conn, *, upto: int | None = None, create: bool = True) -> list[int]:
     """Bring the schema up to date in one transaction, under an advisory lock so that workers starting
     together apply each migration once. A fresh database gets ``schema.sql`` (what all migrations add
-    up to) unless ``upto`` asks for the migrations themselves, as the schema test does."""
+    up to) unless ``upto`` asks for the migrations themselves, as the schema test does. ``create=False``:
+    a database without the job tables is refused (the transaction rolled back: nothing is left in it)."""
     every = load_migrations()
     known = [m for m in every if upto is None or m.version <= upto]
     async with conn.transaction():
@@ -51,6 +52,11 @@ async def migrate(conn: Conn, *, upto: int | None = None) -> list[int]:
         applied = await _applied(conn, max(m.version for m in every))
         cur = await conn.execute(b"SELECT to_regclass('tornado_jobs') IS NULL")
         fresh = not applied and (await cur.fetchone() or (False,))[0]
+        if fresh and not create:
+            raise StoreError(
+                "no job store in this PostgreSQL database (no tornado tables), and this command does not "
+                "create one: give the database the workers use"
+            )
         todo = [m for m in known if m.version not in applied]
         if fresh and upto is None:
             await conn.execute(

@@ -17,8 +17,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from psycopg.types.json import Json
@@ -26,7 +27,7 @@ from psycopg.types.json import Json
 from ..errors import LeaseLost, StoreError
 from ..models import Job
 from ..states import Status
-from .base import BatchRecord, Claim, Heartbeat, OutboxMessage, UsageTotals
+from .base import BatchRecord, Claim, Heartbeat, OutboxMessage, TopRows, UsageTotals, WorkerRow
 from .group_commit import GroupCommit
 from .pg_pool import Conn, Connections, _StatementError, redact_dsn
 from .pg_saves import Save, save_group
@@ -47,8 +48,8 @@ from .rules import job_columns, job_from_record, marks_job, outbox_rows, release
 __all__ = ["Migration", "PostgresStore", "load_migrations", "migrate", "redact_dsn"]
 
 
-def _job(status: str, data: dict[str, Any]) -> Job:
-    return job_from_record(status, data)
+def _job(status: str, data: dict[str, Any], progress: dict[str, Any] | None = None) -> Job:
+    return job_from_record(status, data, progress)
 
 
 class PostgresStore:
@@ -65,11 +66,15 @@ class PostgresStore:
         idle_in_transaction_timeout: float | None = 60.0,
         group_size: int = 500,
         group_flushes: int = 2,
+        create: bool = True,
     ) -> None:
         """``idle_in_transaction_timeout``: seconds a session may sit idle inside a transaction before the
         server ends it (releasing its locks); None leaves the server's setting (also when the DSN sets
         ``idle_in_transaction_session_timeout`` through ``options``). ``group_size``: saves per group
-        commit; ``group_flushes``: group transactions in flight at once (each on its own connection)."""
+        commit; ``group_flushes``: group transactions in flight at once (each on its own connection).
+        ``create=False`` (read-only commands): a database without the job tables is a StoreError, and
+        nothing is created in it."""
+        self._create = create
         self._db = Connections(
             dsn, min_size=min_size, max_size=max_size, connect_timeout=connect_timeout, timeout=timeout,
             idle_in_transaction_timeout=idle_in_transaction_timeout,
@@ -84,7 +89,7 @@ class PostgresStore:
         return f"PostgresStore({self._db.safe_dsn!r})"
 
     async def open(self) -> None:
-        await self._db.open(migrate)
+        await self._db.open(functools.partial(migrate, create=self._create))
 
     async def close(self) -> None:
         await self._saves.wait_idle()  # saves already queued are written first
@@ -305,13 +310,21 @@ class PostgresStore:
                 outcomes.append(exc)
         return outcomes
 
-    async def heartbeat(self, worker_id: str, tokens: dict[str, int], lease_seconds: float) -> Heartbeat:
+    async def heartbeat(
+        self,
+        worker_id: str,
+        tokens: dict[str, int],
+        lease_seconds: float,
+        progress: Mapping[str, str] | None = None,
+    ) -> Heartbeat:
         if not tokens:
             return Heartbeat(set(), set())
         ids, fences = list(tokens), list(tokens.values())
+        changed = [(progress or {}).get(job_id) for job_id in ids]  # None: the stored one stands
+        params = (ids, fences, changed, worker_id, float(lease_seconds))
 
         async def beat(conn: Conn) -> Heartbeat:
-            rows = await fetch_all(conn, Q["heartbeat"], (ids, fences, worker_id, float(lease_seconds)))
+            rows = await fetch_all(conn, Q["heartbeat"], params)
             return Heartbeat(set(ids) - {r[0] for r in rows}, {r[0] for r in rows if r[1]})
 
         # one statement; extending a lease twice is harmless
@@ -333,3 +346,20 @@ class PostgresStore:
             return [r[0] for r in await fetch_all(conn, Q["requeue"], (dead,))]
 
         return await self._run(requeue)
+
+    # -- live views -------------------------------------------------------------------------------------
+
+    async def top_rows(self, since_ms: int, limit: int) -> TopRows:
+        async def read(conn: Conn) -> TopRows:
+            running = await fetch_all(conn, Q["top_running"], (limit,))
+            workers = await fetch_all(conn, Q["top_workers"])
+            finished = await fetch_all(conn, Q["top_finished"], (since_ms,))
+            return TopRows(
+                counts={r[0]: r[1] for r in await fetch_all(conn, Q["usage"], (None, None))},
+                running=[(_job(r[0], r[1], r[2]), r[3]) for r in running],
+                workers=[WorkerRow(r[0], int(r[1]), r[2], r[3]) for r in workers],
+                finished={r[0]: (int(r[1]), int(r[2] or 0)) for r in finished},
+                errors=[_job(*r) for r in await fetch_all(conn, Q["top_errors"], (limit,))],
+            )
+
+        return await self._run(read, idempotent=True)

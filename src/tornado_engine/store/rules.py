@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..models import Job
+from ..progress import LiveProgress
 from ..states import TERMINAL, Status
 from .base import OutboxMessage
 
@@ -61,9 +62,14 @@ def job_columns(job: Job) -> tuple[str, int, int, str]:
     return job.status.value, stored, reserved, dumps(job.to_record())
 
 
-def job_from_record(status: str, record: dict[str, Any]) -> Job:
+def job_from_record(status: str, record: dict[str, Any], progress: Mapping[str, Any] | None = None) -> Job:
+    """A stored job; ``progress``, its progress column, shows only while it runs and only for the step
+    it is in (a step entered since the last heartbeat makes the stored one the previous step's)."""
     job = Job.from_record(record)
     job.status = Status(status)  # the column is the truth; the record is rewritten on every write
+    if progress is not None and job.status is Status.PROCESSING:
+        live = LiveProgress.from_dict(progress)
+        job.live = live if live.step is job.step else None
     return job
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -23,7 +23,7 @@ from typing import TypeVar
 from ..errors import JobCancelled, LeaseLost, StoreError
 from ..models import Job
 from ..states import Status
-from .base import BatchRecord, Claim, Heartbeat, OutboxMessage, UsageTotals
+from .base import BatchRecord, Claim, Heartbeat, OutboxMessage, TopRows, UsageTotals, WorkerRow
 from .rules import (
     batch_counts,
     dumps,
@@ -324,15 +324,27 @@ class SQLiteStore:
 
         await self._run(save)
 
-    async def heartbeat(self, worker_id: str, tokens: dict[str, int], lease_seconds: float) -> Heartbeat:
+    async def heartbeat(
+        self,
+        worker_id: str,
+        tokens: dict[str, int],
+        lease_seconds: float,
+        progress: Mapping[str, str] | None = None,
+    ) -> Heartbeat:
         if not tokens:
             return Heartbeat(set(), set())
         held = json.dumps(tokens)
+        changed = dict(progress or {})
 
         def beat(conn: sqlite3.Connection) -> Heartbeat:
-            params = (now_ms() + int(lease_seconds * 1000), held, worker_id)
+            now = now_ms()
+            params = (now + int(lease_seconds * 1000), now, held, worker_id)
             rows = conn.execute(Q["heartbeat"], params).fetchall()
             kept = {job_id for job_id, _ in rows}
+            if writes := {job_id: text for job_id, text in changed.items() if job_id in kept}:
+                # in the same transaction: progress costs the renewal no extra commit
+                body = "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in writes.items()) + "}"
+                conn.execute(Q["save_progress"], (body, worker_id))
             return Heartbeat(set(tokens) - kept, {job_id for job_id, cancel in rows if cancel})
 
         return await self._run(beat)
@@ -356,3 +368,19 @@ class SQLiteStore:
             return stale
 
         return await self._run(requeue)
+
+    # -- live views -------------------------------------------------------------------------------------
+
+    async def top_rows(self, since_ms: int, limit: int) -> TopRows:
+        def read(conn: sqlite3.Connection) -> TopRows:
+            running = [(row_to_job(status, data, progress), owner) for status, data, progress, owner
+                       in conn.execute(Q["top_running"], (limit,))]  # fmt: skip
+            return TopRows(
+                counts={r[0]: r[1] for r in conn.execute(Q["usage"], (None,))},
+                running=running,
+                workers=[WorkerRow(*r) for r in conn.execute(Q["top_workers"])],
+                finished={r[0]: (r[1], r[2] or 0) for r in conn.execute(Q["top_finished"], (since_ms,))},
+                errors=[row_to_job(*r) for r in conn.execute(Q["top_errors"], (limit,))],
+            )
+
+        return await self._run(read, write=False)

@@ -27,8 +27,8 @@ Q = load_queries("sqlite")
 OutboxRow = tuple[str, str, str | None, str, str, str, int, int]
 
 
-def row_to_job(status: str, data: str) -> Job:
-    return job_from_record(status, json.loads(data))
+def row_to_job(status: str, data: str, progress: str | None = None) -> Job:
+    return job_from_record(status, json.loads(data), json.loads(progress) if progress else None)
 
 
 def outbox_rows_due(messages: Sequence[OutboxMessage]) -> list[OutboxRow]:

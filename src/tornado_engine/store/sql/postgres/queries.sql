@@ -22,10 +22,10 @@ SELECT status, data FROM tornado_jobs WHERE owner = %s AND idempotency_key = %s
 INSERT INTO tornado_batches (id, owner, created_at, paused, data) VALUES (%s, %s, %s, %s, %s)
 
 -- name: get_job
-SELECT status, data FROM tornado_jobs WHERE id = %s AND (%s::text IS NULL OR owner = %s)
+SELECT status, data, progress FROM tornado_jobs WHERE id = %s AND (%s::text IS NULL OR owner = %s)
 
 -- name: list_jobs
-SELECT status, data FROM tornado_jobs
+SELECT status, data, progress FROM tornado_jobs
 WHERE (%s::text IS NULL OR owner = %s) AND (%s::text IS NULL OR status = %s)
 ORDER BY created_at DESC, seq DESC LIMIT %s OFFSET %s
 
@@ -124,7 +124,8 @@ WITH picked AS (
     FOR UPDATE SKIP LOCKED)
 UPDATE tornado_jobs j
 SET status = 'Processing', lease_owner = %s, lease_token = j.lease_token + 1,
-    lease_expires_at = now() + make_interval(secs => %s::float8)
+    lease_expires_at = now() + make_interval(secs => %s::float8), heartbeat_at = now(),
+    progress = NULL  -- a new attempt starts without progress
 FROM picked WHERE j.id = picked.id
 RETURNING j.lease_token, j.data, j.created_at, j.seq
 
@@ -161,13 +162,16 @@ SELECT id FROM saved
 SELECT id, lease_token, status, cancel_requested FROM tornado_jobs WHERE id = ANY(%s::text[])
 
 -- name: heartbeat
--- rows locked in id order (as pause_batch_jobs does), so two multi-row lockers cannot deadlock
+-- rows locked in id order (as pause_batch_jobs does), so two multi-row lockers cannot deadlock; a job's
+-- progress (JSON text, or NULL: unchanged) is written with its lease renewal
 WITH held AS (
-    SELECT j.id FROM tornado_jobs j
-    JOIN unnest(%s::text[], %s::bigint[]) AS t(id, token) ON j.id = t.id AND j.lease_token = t.token
+    SELECT j.id, t.progress FROM tornado_jobs j
+    JOIN unnest(%s::text[], %s::bigint[], %s::text[]) AS t(id, token, progress)
+        ON j.id = t.id AND j.lease_token = t.token
     WHERE j.lease_owner = %s AND j.status = 'Processing'
     ORDER BY j.id FOR UPDATE OF j)
-UPDATE tornado_jobs j SET lease_expires_at = now() + make_interval(secs => %s::float8)
+UPDATE tornado_jobs j SET lease_expires_at = now() + make_interval(secs => %s::float8), heartbeat_at = now(),
+    progress = coalesce(held.progress::json, j.progress)
 FROM held WHERE j.id = held.id
 RETURNING j.id, j.cancel_requested
 
@@ -190,3 +194,26 @@ WITH stale AS (
 UPDATE tornado_jobs j SET status = 'Pending', lease_owner = NULL, lease_expires_at = NULL,
     available_at = now()
 FROM stale WHERE j.id = stale.id RETURNING j.id
+
+-- name: top_running
+SELECT status, data, progress, lease_owner FROM tornado_jobs WHERE status = 'Processing'
+ORDER BY created_at, seq LIMIT %s
+
+-- name: top_workers
+-- every worker holding a lease: its jobs, its latest lease end and renewal (epoch ms)
+SELECT lease_owner, count(*), (extract(epoch FROM max(lease_expires_at)) * 1000)::bigint,
+       (extract(epoch FROM max(heartbeat_at)) * 1000)::bigint
+FROM tornado_jobs WHERE status = 'Processing' AND lease_owner IS NOT NULL
+GROUP BY lease_owner ORDER BY lease_owner
+
+-- name: top_finished
+-- jobs ended since the given epoch ms, by status, with the bytes the Completed ones stored
+SELECT status, count(*), sum(stored_bytes) FROM tornado_jobs
+WHERE status IN ({terminal}) AND (data->>'finished_at')::bigint >= %s GROUP BY status
+
+-- name: top_errors
+-- the most recent jobs that ended neither Completed nor Cancelled
+SELECT status, data FROM tornado_jobs
+WHERE status IN ({terminal}) AND status NOT IN ('Completed', 'Cancelled')
+  AND (data->>'finished_at')::bigint IS NOT NULL
+ORDER BY (data->>'finished_at')::bigint DESC LIMIT %s

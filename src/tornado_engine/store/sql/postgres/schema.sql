@@ -18,7 +18,9 @@ CREATE TABLE tornado_jobs (
     cancel_requested boolean NOT NULL DEFAULT false,
     stored_bytes     bigint NOT NULL DEFAULT 0,
     reserved_bytes   bigint NOT NULL DEFAULT 0,
-    data             json NOT NULL
+    data             json NOT NULL,
+    progress         json,
+    heartbeat_at     timestamptz
 );
 -- The claim query reads only runnable rows, in this order.
 CREATE INDEX tornado_jobs_claim ON tornado_jobs (available_at, created_at, seq)
@@ -28,6 +30,9 @@ CREATE INDEX tornado_jobs_batch ON tornado_jobs (batch_id) WHERE batch_id IS NOT
 CREATE INDEX tornado_jobs_owner_created ON tornado_jobs (owner, created_at DESC, seq DESC);
 CREATE UNIQUE INDEX tornado_jobs_idempotency ON tornado_jobs (owner, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
+-- When jobs ended: the last minute's throughput and the most recent errors (top).
+CREATE INDEX tornado_jobs_finished ON tornado_jobs (((data->>'finished_at')::bigint))
+    WHERE status IN ('Cancelled', 'Completed', 'Failed', 'Skipped', 'Warning');
 
 CREATE TABLE tornado_batches (
     id         text PRIMARY KEY,

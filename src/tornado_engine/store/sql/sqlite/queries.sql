@@ -16,10 +16,10 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 UPDATE jobs SET idempotency_key = ? WHERE id = ?
 
 -- name: get_job
-SELECT status, data FROM jobs WHERE id = ?1 AND (?2 IS NULL OR owner = ?2)
+SELECT status, data, progress FROM jobs WHERE id = ?1 AND (?2 IS NULL OR owner = ?2)
 
 -- name: list_jobs
-SELECT status, data FROM jobs WHERE (?1 IS NULL OR owner = ?1) AND (?2 IS NULL OR status = ?2)
+SELECT status, data, progress FROM jobs WHERE (?1 IS NULL OR owner = ?1) AND (?2 IS NULL OR status = ?2)
 ORDER BY created_at DESC, rowid DESC LIMIT ?3 OFFSET ?4
 
 -- name: get_batch
@@ -88,8 +88,9 @@ WHERE id = ?
 UPDATE jobs SET data = json_patch(data, ?) WHERE id = ?
 
 -- name: claim
--- ?1 the worker, ?2 the lease's end, ?3 now, ?4 how many
-UPDATE jobs SET status = 'Processing', lease_owner = ?1, lease_token = lease_token + 1, lease_expires_at = ?2
+-- ?1 the worker, ?2 the lease's end, ?3 now, ?4 how many. A new attempt starts without progress.
+UPDATE jobs SET status = 'Processing', lease_owner = ?1, lease_token = lease_token + 1, lease_expires_at = ?2,
+    heartbeat_at = ?3, progress = NULL
 WHERE id IN (SELECT id FROM jobs WHERE status = 'Pending' AND paused = 0 AND available_at <= ?3
              ORDER BY available_at, created_at LIMIT ?4)
 RETURNING lease_token, data
@@ -107,10 +108,15 @@ SELECT cancel_requested FROM jobs WHERE id = ? AND lease_token = ? AND status = 
 -- name: heartbeat
 -- one statement for all of a worker's leases: {job id: token} as a JSON object; the unary + keeps the
 -- planner on the primary key (one lookup per lease), not on the status index
-UPDATE jobs SET lease_expires_at = ? FROM json_each(?) AS held
+UPDATE jobs SET lease_expires_at = ?, heartbeat_at = ? FROM json_each(?) AS held
 WHERE jobs.id = held.key AND jobs.lease_token = held.value AND jobs.lease_owner = ?
   AND +jobs.status = 'Processing'
 RETURNING jobs.id, jobs.cancel_requested
+
+-- name: save_progress
+-- in the heartbeat's transaction, for the leases it just renewed: {job id: progress object}
+UPDATE jobs SET progress = held.value FROM json_each(?) AS held
+WHERE jobs.id = held.key AND jobs.lease_owner = ? AND +jobs.status = 'Processing'
 
 -- name: release
 UPDATE jobs SET status = 'Pending', lease_owner = NULL, lease_expires_at = NULL, available_at = ?,
@@ -123,3 +129,25 @@ SELECT id, lease_owner, lease_expires_at FROM jobs WHERE status = 'Processing'
 -- name: requeue
 UPDATE jobs SET status = 'Pending', lease_owner = NULL, lease_expires_at = NULL, available_at = ?
 WHERE id = ? AND status = 'Processing'
+
+-- name: top_running
+SELECT status, data, progress, lease_owner FROM jobs WHERE status = 'Processing'
+ORDER BY created_at LIMIT ?
+
+-- name: top_workers
+-- every worker holding a lease: its jobs, its latest lease end and renewal (epoch ms)
+SELECT lease_owner, COUNT(*), MAX(lease_expires_at), MAX(heartbeat_at) FROM jobs
+WHERE status = 'Processing' AND lease_owner IS NOT NULL GROUP BY lease_owner ORDER BY lease_owner
+
+-- name: top_finished
+-- jobs ended since ?1 (epoch ms), by status, with the bytes the Completed ones stored. INDEXED BY: without
+-- statistics the planner takes the status index and reads every job that ever ended
+SELECT status, COUNT(*), SUM(stored_bytes) FROM jobs INDEXED BY jobs_finished
+WHERE status IN ({terminal}) AND json_extract(data, '$.finished_at') >= ?1 GROUP BY status
+
+-- name: top_errors
+-- the most recent jobs that ended neither Completed nor Cancelled (newest first, along the index)
+SELECT status, data FROM jobs INDEXED BY jobs_finished
+WHERE status IN ({terminal}) AND status NOT IN ('Completed', 'Cancelled')
+  AND json_extract(data, '$.finished_at') IS NOT NULL
+ORDER BY json_extract(data, '$.finished_at') DESC LIMIT ?
