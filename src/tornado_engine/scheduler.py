@@ -15,7 +15,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -95,7 +95,10 @@ class Scheduler:
         lease_seconds: float = 30.0,
         worker_id: str | None = None,
         on_cancel_requested: Callable[[str], object] = lambda job_id: None,
+        only: Collection[str] | None = None,
     ) -> None:
+        # None: claim any job; else only these ids (the caller adds to it as it submits)
+        self.only = only
         self.on_cancel_requested = on_cancel_requested  # a cancel asked for through the store
         self.store = store
         self.run_job = run_job
@@ -132,9 +135,10 @@ class Scheduler:
         while not self._stopping:
             free = self.concurrency - len(self.running)
             claims: list[Claim] = []
-            if free > 0:
+            only = None if self.only is None else frozenset(self.only)
+            if free > 0 and only != frozenset():  # nothing of ours yet: no claim, no store call
                 try:
-                    claims = await self.store.claim(self.worker_id, min(free, 100), self.lease_seconds)
+                    claims = await self.store.claim(self.worker_id, min(free, 100), self.lease_seconds, only)
                     failures = 0
                 except Exception:
                     failures += 1

@@ -7,6 +7,7 @@ knows every job whose folder can be here."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from collections.abc import Container
 from concurrent.futures import Executor
@@ -17,7 +18,9 @@ from .models import Job
 from .states import TERMINAL, Status
 from .store.base import JobStore
 
-__all__ = ["sweep"]
+_SLOT = re.compile(r"engine-\d+")  # an engine's slot of DATA_DIR/tmp (workspace.py)
+
+__all__ = ["remove_job_folders", "sweep"]
 
 
 async def sweep(
@@ -56,3 +59,21 @@ def _worth_keeping(job: Job, folder: Path) -> bool:
         return True  # here, or elsewhere: its lease decides, and a later sweep looks again
     checkpoint = Checkpoint.from_data(job.checkpoint)
     return checkpoint is not None and checkpoint.folder == str(folder) and checkpoint.host == this_host()
+
+
+def remove_job_folders(data_dir: Path, job: Job) -> int:
+    """Blocking: remove ``job``'s temporary folders on this host, in whichever slot of ``data_dir/tmp``
+    they are and where its checkpoint points (another data folder). -> how many went.
+
+    Only for a job that can never run again (it was cancelled while Pending): no attempt can be using them,
+    whichever engine holds the slot now, and an engine that died cannot clean up after itself."""
+    folders = list((data_dir / "tmp").glob(f"engine-*/{job.id}")) if job.id else []
+    checkpoint = Checkpoint.from_data(job.checkpoint)
+    if checkpoint is not None and checkpoint.host == this_host():
+        folders.append(Path(checkpoint.folder))
+    removed = 0
+    for folder in {f for f in folders if f.name == job.id and _SLOT.fullmatch(f.parent.name)}:
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
