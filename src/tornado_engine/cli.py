@@ -176,7 +176,7 @@ def _tell_paused(created: JobCreated | BatchCreated, args: argparse.Namespace, t
     if not args.paused:
         return
     if not isinstance(created, BatchCreated):
-        say("--paused applies to a playlist's batch; this job is queued as usual")
+        say("--paused applies to a playlist's batch; a single job is never paused")
         return
     batch = created.batch_id
     say(f"batch {batch} is paused ({created.total_episodes} jobs): rename them with "

@@ -43,7 +43,7 @@ from .scheduler import Pools
 from .states import Status, Step, advance
 from .storage import StorageTarget, StoredObject
 from .store.base import Claim, JobStore, LeaseLost
-from .sweep import sweep
+from .sweep import remove_job_folders, sweep
 from .workroom import WorkRoom
 from .workspace import hide_local_paths
 
@@ -155,7 +155,10 @@ class JobRunner:
             await self._cancelled(run)
             return
         except StageError as exc:
-            await self._fail(run, exc)
+            if run.cancel.is_set():  # the cancel cut the stage's connection (or ffmpeg): its error is ours
+                await self._cancelled(run)
+            else:
+                await self._fail(run, exc)
             return
         except StoreError:
             # the store, not the job, failed (an outage, a lost lease): this attempt is abandoned and the
@@ -265,6 +268,9 @@ class JobRunner:
         """Cancel is terminal: temporary files and whatever reached storage are removed."""
         await self._clear_dir(run)
         job = run.job
+        # and the folders earlier attempts left: a dead engine's slot, where its checkpoint points
+        data_dir = self.config.data_dir or self.config.work_dir
+        await asyncio.get_running_loop().run_in_executor(self.executor, remove_job_folders, data_dir, job)
         if run.uploaded is not None:
             target, key = run.uploaded
             for stored_key in (key, *job.side_keys):

@@ -80,6 +80,18 @@ async def test_cancel_during_download(engine: Engine, media_server: MediaServer,
     assert job.to_api()["status"] == "Cancelled"
 
 
+async def test_a_cancel_also_removes_what_a_dead_engine_left_of_the_job(
+    engine: Engine, media_server: MediaServer, tmp_path: Path
+) -> None:
+    created = await engine.create_job(JobRequest(url=media_server.url("slow/progressive.mp4")))
+    left = tmp_path / "engine" / "tmp" / "engine-7" / created.job_id  # an earlier attempt's, its engine gone
+    left.mkdir(parents=True)
+    (left / "part.mp4").write_bytes(b"x" * 1000)
+    job, _ = await _cancel_when(engine, created.job_id, lambda ev: ev.step is Step.DOWNLOADING)
+    assert job.status is Status.CANCELLED, job.error
+    assert not left.exists() and _temp_files(tmp_path) == []
+
+
 async def test_cancel_during_mux_kills_ffmpeg(
     engine: Engine, media_server: MediaServer, media_set: MediaSet, tmp_path: Path
 ) -> None:
