@@ -75,7 +75,7 @@ def slow_server(media_root: Path) -> Iterator[MediaServer]:
         yield srv
 
 
-def test_run_leaves_queued_jobs_to_workers_and_submit_paused_wait_complete_them(
+def test_run_leaves_the_queue_to_workers_and_submit_wait_and_paused_run_complete_it(
     tmp_path: Path, media_server: MediaServer, media_set: MediaSet
 ) -> None:
     home, clip = tmp_path / "home", media_server.url(media_set.progressive_mp4)
@@ -83,10 +83,12 @@ def test_run_leaves_queued_jobs_to_workers_and_submit_paused_wait_complete_them(
     assert submitted.returncode == 0, submitted.stderr
     queued = json.loads(submitted.stdout)["job_id"]
     assert _QUEUED in submitted.stderr and f"jobs wait {queued}" in submitted.stderr
-    paused = _cli("submit", media_server.url(media_set.feed_xml), "--paused", "--json", home=home)
-    batch = json.loads(paused.stdout)
-    assert batch["paused"] is True and f"batch start {batch['batch_id']}" in paused.stderr
+    log = tmp_path / "paused-run.log"  # a run of a playlist whose batch waits for `batch start`
+    paused = _spawn("run", media_server.url(media_set.feed_xml), "--paused", "--json", home=home, log=log)
+    said = _until(lambda: "batch start " in log.read_text() and log.read_text(), "no paused batch")
+    batch_id = said.split("batch start ")[1].split("`")[0]
     before = _rows(home / "jobs.db")
+    assert len(before) == 4 and all(token == 0 for _, token, _ in before.values())
 
     ran = _cli("run", clip, "--filename", "mine", "--json", home=home)  # the same data dir and store
     assert ran.returncode == 0, ran.stderr
@@ -94,15 +96,20 @@ def test_run_leaves_queued_jobs_to_workers_and_submit_paused_wait_complete_them(
     assert mine["status"] == "Completed" and mine["s3_url"].endswith("/mine.mp4")
     after = _rows(home / "jobs.db")
     assert set(after) == {*before, mine["id"]}
-    for job_id, (status, token, record) in before.items():  # never claimed, started or written
-        assert after[job_id] == (status, token, record) and status == "Pending" and token == 0
+    assert {job_id: after[job_id] for job_id in before} == before  # never claimed, started or written
     with sqlite3.connect(home / "jobs.db") as conn:  # and no event was queued for any of them
         assert conn.execute("SELECT count(*) FROM outbox WHERE job_id != ?", (mine["id"],)).fetchone() == (0,)
 
-    first = batch["episode_jobs"][0]
-    renamed = _cli("batch", "rename", batch["batch_id"], f"{first}=opening", "--json", home=home)
+    first = next(job_id for job_id in before if job_id != queued)
+    renamed = _cli("batch", "rename", batch_id, f"{first}=opening", "--json", home=home)
     assert json.loads(renamed.stdout) == {"updated": 1, "errors": []}
-    assert _cli("batch", "start", batch["batch_id"], "--json", home=home).returncode == 0
+    assert _cli("batch", "start", batch_id, "--json", home=home).returncode == 0
+    out, _ = paused.communicate(timeout=120)  # the paused run runs its batch, and only that
+    assert paused.returncode == 0, log.read_text()
+    assert {job["status"] for job in json.loads(out)["jobs"]} == {"Completed"}
+    assert [p.stem for p in (home / "media").glob("*/*") if p.stem == "opening"] == ["opening"]
+    assert _rows(home / "jobs.db")[queued][:2] == ("Pending", 0)
+
     worker = _spawn("worker", "--data-dir", str(tmp_path / "w"), "--store", str(home / "jobs.db"),
                     "--storage", str(home / "media"), "--poll-interval", "0.2", home=home,
                     log=tmp_path / "worker.log")  # fmt: skip
@@ -111,12 +118,9 @@ def test_run_leaves_queued_jobs_to_workers_and_submit_paused_wait_complete_them(
         assert waited.returncode == 0, waited.stderr
         assert json.loads(waited.stdout)["status"] == "Completed"
         assert f"job {queued}: Completed" in waited.stderr
-        episodes = batch["episode_jobs"]
-        _until(lambda: {_rows(home / "jobs.db")[e][0] for e in episodes} == {"Completed"}, "episodes")
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=60) == 0
-    assert [p.stem for p in (home / "media").glob("*/*") if p.stem == "opening"] == ["opening"]
 
 
 def test_concurrent_runs_on_postgres_each_run_their_own_and_a_worker_gets_the_rest(
@@ -153,8 +157,9 @@ def test_concurrent_runs_on_postgres_each_run_their_own_and_a_worker_gets_the_re
     worker = _spawn("worker", "--data-dir", str(tmp_path / "w"), "--storage", storage,
                     "--poll-interval", "0.2", home=tmp_path / "w", log=tmp_path / "w.log", **env)  # fmt: skip
     try:
-        for job_id in queued:
-            assert _cli("jobs", "wait", job_id, "--json", home=tmp_path / "s", **env).returncode == 0
+        assert _cli("jobs", "wait", queued[1], "--json", home=tmp_path / "s", **env).returncode == 0
+        done = "SELECT count(*) FROM tornado_jobs WHERE status = 'Completed'"
+        _until(lambda: _sql(database, done) == [(5,)], "the worker never finished the queued jobs")
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=60) == 0
@@ -242,13 +247,16 @@ def test_read_only_commands_leave_a_missing_data_dir_alone(tmp_path: Path) -> No
     proc = _cli("jobs", "list", "--data-dir", str(missing), home=tmp_path)
     assert proc.returncode == 5 and "does not exist" in proc.stderr
     db = tmp_path / "store" / "jobs.db"
-    made = _cli("submit", "http://127.0.0.1:9/v.mp4", "--store", str(db), "--json",
-                "--data-dir", str(tmp_path / "submitter"), home=tmp_path)  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    for command in (["jobs", "list"], ["usage"], ["jobs", "get", json.loads(made.stdout)["job_id"]]):
+    asyncio.run(_submit(db, tmp_path / "submitter"))
+    for command in (["jobs", "list"], ["usage"]):
         proc = _cli(*command, "--json", "--store", str(db), "--data-dir", str(missing), home=tmp_path)
         assert proc.returncode == 0, proc.stderr
     assert not missing.exists()  # no folder, no webhook secret: nothing was written
+
+
+async def _submit(store: Path, data_dir: Path) -> None:
+    async with Engine.open(store=str(store), data_dir=data_dir, run_jobs=False, expand_playlists=False) as e:
+        await e.create_job({"url": "http://127.0.0.1:9/v.mp4"})
 
 
 def test_store_from_the_environment_and_retry_says_what_runs_the_new_job(
