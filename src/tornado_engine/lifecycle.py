@@ -164,7 +164,9 @@ class Lifecycle:
             raise InvalidState(f"Job already finished ({after.status.value}); nothing to cancel")
         if after.status is Status.CANCELLED:  # no attempt runs it: its folders go, in whatever slot
             data_dir = self._runtime.options.data_dir
-            await asyncio.get_running_loop().run_in_executor(None, remove_job_folders, data_dir, job)
+            await asyncio.get_running_loop().run_in_executor(
+                None, remove_job_folders, data_dir, job.id, job.checkpoint
+            )
         return after
 
     async def _request_cancel(self, owner: str, job: Job) -> Job:

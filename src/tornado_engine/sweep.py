@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Container
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Any
 
 from .checkpoint import Checkpoint, this_host
 from .models import Job
@@ -61,18 +62,18 @@ def _worth_keeping(job: Job, folder: Path) -> bool:
     return checkpoint is not None and checkpoint.folder == str(folder) and checkpoint.host == this_host()
 
 
-def remove_job_folders(data_dir: Path, job: Job) -> int:
-    """Blocking: remove ``job``'s temporary folders on this host, in whichever slot of ``data_dir/tmp``
-    they are and where its checkpoint points (another data folder). -> how many went.
+def remove_job_folders(data_dir: Path, job_id: str, checkpoint: dict[str, Any] | None) -> int:
+    """Blocking: remove a job's temporary folders on this host, in whichever slot of ``data_dir/tmp``
+    they are and where its ``checkpoint`` points (maybe another data folder). -> how many went.
 
-    Only for a job that can never run again (it was cancelled while Pending): no attempt can be using them,
-    whichever engine holds the slot now, and an engine that died cannot clean up after itself."""
-    folders = list((data_dir / "tmp").glob(f"engine-*/{job.id}")) if job.id else []
-    checkpoint = Checkpoint.from_data(job.checkpoint)
-    if checkpoint is not None and checkpoint.host == this_host():
-        folders.append(Path(checkpoint.folder))
+    Only once the store has the job ended: no attempt can use them then, whichever engine holds the slot
+    now, and an engine that died cannot clean up after itself."""
+    folders = list((data_dir / "tmp").glob(f"engine-*/{job_id}")) if job_id else []
+    mark = Checkpoint.from_data(checkpoint)
+    if mark is not None and mark.host == this_host():
+        folders.append(Path(mark.folder))
     removed = 0
-    for folder in {f for f in folders if f.name == job.id and _SLOT.fullmatch(f.parent.name)}:
+    for folder in {f for f in folders if f.name == job_id and _SLOT.fullmatch(f.parent.name)}:
         if folder.is_dir() and not folder.is_symlink():
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
