@@ -127,5 +127,5 @@ async def run_admin(args: argparse.Namespace) -> int:
             result = await engine.get_batch(args.batch_id)
     _print(result, args.json)
     if args.command == "jobs" and args.action == "retry":
-        say(queued_note([result.job_id]).replace("queued job", "queued as", 1))
+        say(queued_note([result.job_id]))
     return 0

@@ -38,7 +38,7 @@ def say(message: str) -> None:
 def queued_note(job_ids: Sequence[str]) -> str:
     """What runs a job left in the queue, and how to follow it. The store is not named: its URL may hold
     a password."""
-    what = f"job {job_ids[0]}" if len(job_ids) == 1 else f"{len(job_ids)} jobs"
+    what = f"as {job_ids[0]}" if len(job_ids) == 1 else f"{len(job_ids)} jobs"
     return (
         f"queued {what}; a worker on this store will run it (python -m tornado_engine worker, with the "
         f"same --store); follow it with: python -m tornado_engine jobs wait {job_ids[0]}"

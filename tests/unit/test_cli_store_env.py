@@ -26,3 +26,4 @@ def test_a_queued_note_names_the_job_and_how_to_follow_it_never_the_store() -> N
     note = queued_note(["a1", "b2"])
     assert note.startswith("queued 2 jobs; a worker on this store will run it")
     assert note.endswith("jobs wait a1") and "postgresql" not in note
+    assert queued_note(["a1"]).startswith("queued as a1; a worker on this store will run it")
