@@ -256,7 +256,7 @@ class JobRunner:
             job.status, job.step, job.checkpoint = before
             await self._cancelled(run)
             return
-        await self._clear_leftovers(job.id, before[2])
+        await self._clear_leftovers(job, before[2])
         run.emit(Step.FINISHED, 100.0)
 
     async def _clear_dir(self, run: Attempt) -> None:
@@ -266,13 +266,15 @@ class JobRunner:
         run.folder_in_use = False
         await asyncio.get_running_loop().run_in_executor(self.executor, _remove_tree, run.folder)
 
-    async def _clear_leftovers(self, job_id: str, checkpoint: dict[str, Any] | None) -> None:
+    async def _clear_leftovers(self, job: Job, checkpoint: dict[str, Any] | None) -> None:
         """After the terminal write: the folders earlier attempts of the job left on this host (a dead
         engine's slot of the data folder, where a checkpoint points). Not before: until the store has the
         job ended, a newer attempt elsewhere may be using them."""
+        if checkpoint is None and job.attempts <= 1:
+            return  # a first attempt: no other left anything
         data_dir = self.config.data_dir or self.config.work_dir
         await asyncio.get_running_loop().run_in_executor(
-            self.executor, remove_job_folders, data_dir, job_id, checkpoint
+            self.executor, remove_job_folders, data_dir, job.id, checkpoint
         )
 
     async def _cancelled(self, run: Attempt) -> None:
@@ -294,7 +296,7 @@ class JobRunner:
         job.file_size = None
         _finish_times(job)
         await run.save()
-        await self._clear_leftovers(job.id, checkpoint)
+        await self._clear_leftovers(job, checkpoint)
         run.emit(job.step, 0.0, message=job.error)
 
     async def _fail(self, run: Attempt, exc: StageError) -> None:
@@ -309,7 +311,7 @@ class JobRunner:
         job.error = hide_local_paths(exc.message or outcome.message, run.folder, data_dir)
         _finish_times(job)
         await run.save()
-        await self._clear_leftovers(job.id, checkpoint)
+        await self._clear_leftovers(job, checkpoint)
         run.emit(job.step, 0.0, message=job.error)
 
     async def temp_bytes(self, owner: str) -> int:
