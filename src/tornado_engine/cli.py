@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .cli_admin import ADMIN_COMMANDS, STORAGE_HELP, STORE_HELP, add_admin_commands, run_admin
+from .cli_codes import EXIT_CODES, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 from .cli_errors import flag_message
 from .cli_media import add_media_options, add_metadata_command, media_fields, run_metadata
 from .cli_progress import follow
+from .cli_queue import queued_note, say, store_url
 from .cli_top import add_top_command, run_top
 from .cli_worker import add_worker_command, run_worker
 from .codecs import AUDIO_BITRATES, AUDIO_CHOICES, VIDEO_CHOICES, VIDEO_CONTAINERS
@@ -37,20 +41,13 @@ from .errors import (
     SetupError,
     StoreError,
 )
-from .models import JobRequest
+from .models import Job, JobCreated, JobRequest
 from .results import BatchCreated
-from .states import Status
 
 __all__ = ["EXIT_CODES", "EXIT_ENVIRONMENT", "EXIT_INTERRUPTED", "EXIT_USAGE", "main"]
 
-EXIT_CODES = {
-    Status.COMPLETED: 0,
-    Status.FAILED: 1,
-    Status.WARNING: 3,
-    Status.SKIPPED: 4,
-    Status.CANCELLED: 6,
-}
-EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 2, 5, 130
+_T = TypeVar("_T")
+_CANCEL_WAIT = 30.0  # seconds Ctrl-C waits for its jobs to stop (a running stage stops within ~2 s)
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +69,10 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video-quality", type=int, default=23, help="CRF 0-51 when transcoding")
     parser.add_argument("--filename", help="file name without extension (default: the title)")
     parser.add_argument("--folder", help="folder prefix in storage")
+    parser.add_argument(
+        "--paused", action="store_true",
+        help="a playlist's batch is created paused: rename its jobs (batch rename), then batch start",
+    )  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-progress", action="store_true", help="no progress bar (on by default on a terminal)"
     )
+    run.add_argument("--detach", action="store_true",
+                     help="on Ctrl-C leave the job queued for workers (default: cancel it)")  # fmt: skip
+
+    submit = sub.add_parser("submit", help="queue a job for the workers and print its id (runs nothing)")
+    _add_job_options(submit)
+    add_media_options(submit)
+    _add_engine_options(submit)
+    submit.add_argument("--json", action="store_true", help="print the ids as one line of JSON")
 
     demo = sub.add_parser("demo", help="serve generated media on 127.0.0.1 and run jobs through it")
     demo.add_argument("--data-dir", type=Path, help="keep the demo's store and files here")
@@ -154,35 +163,123 @@ def _request_from(args: argparse.Namespace) -> JobRequest:
         fields["filename"] = args.filename
     if args.folder is not None:
         fields["folder"] = args.folder
+    if args.paused:
+        fields["paused"] = True
     fields.update(media_fields(args))
     return JobRequest(**fields)
 
 
 def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"concurrency": 8}
-    for name in ("data_dir", "store", "storage", "allow_networks"):
+    for name in ("data_dir", "storage", "allow_networks"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
+    if (store := store_url(args.store)) is not None:
+        options["store"] = store
     return options
+
+
+async def _finish(engine: Engine, created: JobCreated | BatchCreated, args: argparse.Namespace) -> Any:
+    """Wait for the created job(s) to end -> (the JSON to print, the jobs)."""
+    show = not (args.json or args.quiet or args.no_progress)
+    jobs = await follow(engine, _job_ids(created), show=show)  # a playlist: one job per entry
+    return await _records(engine, created, jobs), jobs
+
+
+async def _records(engine: Engine, created: JobCreated | BatchCreated, jobs: list[Job]) -> Any:
+    if isinstance(created, BatchCreated):
+        batch = await engine.get_batch(created.batch_id)
+        return {**batch.model_dump(mode="json", exclude_none=True), "jobs": [j.to_api() for j in jobs]}
+    return jobs[0].to_api()
+
+
+def _job_ids(created: JobCreated | BatchCreated) -> list[str]:
+    return created.episode_jobs if isinstance(created, BatchCreated) else [created.job_id]
+
+
+def _tell_paused(created: JobCreated | BatchCreated, args: argparse.Namespace, then: str) -> None:
+    if not args.paused:
+        return
+    if not isinstance(created, BatchCreated):
+        say("--paused applies to a playlist's batch; a single job is never paused")
+        return
+    batch = created.batch_id
+    say(f"batch {batch} is paused ({created.total_episodes} jobs): rename them with "
+        f"`python -m tornado_engine batch rename {batch} JOB_ID=NAME...`, then "
+        f"`python -m tornado_engine batch start {batch}`; {then}")  # fmt: skip
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[asyncio.Event]:
+    """The first Ctrl-C (SIGINT) sets the event instead of ending the process; a second ends it at once."""
+    loop = asyncio.get_running_loop()
+    hit = asyncio.Event()
+
+    def first() -> None:
+        hit.set()
+        loop.remove_signal_handler(signal.SIGINT)  # the default again: KeyboardInterrupt, exit 130
+
+    loop.add_signal_handler(signal.SIGINT, first)
+    try:
+        yield hit
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _unless(interrupted: asyncio.Event, work: Awaitable[_T]) -> _T | None:
+    """``work``'s result, or None when Ctrl-C came first (``work`` is then cancelled)."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(interrupted.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return None if task.cancelled() else task.result()
+
+
+async def _cancel_own(engine: Engine, created: JobCreated | BatchCreated) -> Any:
+    """Ctrl-C without --detach: cancel the jobs this run created (their temporary files go) -> records."""
+    say("interrupted: cancelling this run's job(s); Ctrl-C again quits at once")
+    ids = _job_ids(created)
+    for job_id in ids:
+        with contextlib.suppress(InvalidState):  # it ended meanwhile
+            await engine.cancel_job(job_id)
+    for job_id in ids:
+        with contextlib.suppress(TimeoutError):
+            await engine.wait(job_id, timeout=_CANCEL_WAIT)
+    return await _records(engine, created, [await engine.get_job(job_id) for job_id in ids])
 
 
 async def _run(args: argparse.Namespace) -> int:
     request = _request_from(args)
-    async with Engine.open(**_engine_options(args)) as engine:
-        created = await engine.create_job(request)
-        show = not (args.json or args.quiet or args.no_progress)
-        if isinstance(created, BatchCreated):  # a playlist or show: one job per entry
-            jobs = await follow(engine, created.episode_jobs, show=show)
-            batch = await engine.get_batch(created.batch_id)
-            out: Any = {
-                **batch.model_dump(mode="json", exclude_none=True),
-                "jobs": [j.to_api() for j in jobs],
-            }
-        else:
-            jobs = await follow(engine, [created.job_id], show=show)
-            out = jobs[0].to_api()
+    # own_jobs_only: this process runs the job(s) it creates, and leaves the rest of the queue to workers
+    async with Engine.open(**_engine_options(args), own_jobs_only=True) as engine:
+        with _interrupts() as interrupted:
+            created = await _unless(interrupted, engine.create_job(request))
+            if created is None:  # interrupted while the URL was looked at: nothing was stored
+                return EXIT_INTERRUPTED
+            _tell_paused(created, args, "this run waits, and runs it once started (Ctrl-C cancels it)")
+            finished = await _unless(interrupted, _finish(engine, created, args))
+        if finished is None and args.detach:
+            # closing the engine gives a running job back to the queue, where a worker picks it up
+            say(f"interrupted (--detach): {queued_note(_job_ids(created))}")
+            return EXIT_INTERRUPTED
+        out, jobs = finished if finished is not None else (await _cancel_own(engine, created), None)
     print(json.dumps(out, indent=None if args.json else 2))
-    return max(EXIT_CODES.get(job.status, 1) for job in jobs)
+    return EXIT_INTERRUPTED if jobs is None else exit_code(jobs)
+
+
+async def _submit(args: argparse.Namespace) -> int:
+    request = _request_from(args)
+    async with Engine.open(**_engine_options(args), run_jobs=False) as engine:
+        created = await engine.create_job(request)
+    print(json.dumps(created.model_dump(mode="json", exclude_none=True), indent=None if args.json else 2))
+    say(queued_note(_job_ids(created)))
+    _tell_paused(created, args, "the workers run it once started")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -220,6 +317,8 @@ _LOG_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return asyncio.run(_run(args))
+    if args.command == "submit":
+        return asyncio.run(_submit(args))
     if args.command == "worker":
         return asyncio.run(run_worker(args))
     if args.command in ADMIN_COMMANDS:

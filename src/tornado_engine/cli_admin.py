@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .cli_codes import exit_code
+from .cli_queue import queued_note, say, store_url, wait_job
 from .cli_table import print_job_table
 from .datadir import check_data_dir
 from .engine import Engine, default_data_dir
@@ -25,7 +27,8 @@ __all__ = ["ADMIN_COMMANDS", "STORAGE_HELP", "STORE_HELP", "add_admin_commands",
 ADMIN_COMMANDS = ("jobs", "batch", "usage")
 STORE_HELP = (
     "job store: postgresql://user@host/db, a path to a .db file, or sqlite:////abs/path/jobs.db "
-    "(four slashes: sqlite:///x.db is relative to the current folder); default DATA_DIR/jobs.db"
+    "(four slashes: sqlite:///x.db is relative to the current folder); default $TORNADO_STORE, else "
+    "$DATABASE_URL (a postgresql:// or sqlite:/// one), else DATA_DIR/jobs.db"
 )
 STORAGE_HELP = (
     "where finished files go: a folder (path or file:///abs/path), s3://, gs://, az://, oss:// "
@@ -62,6 +65,9 @@ def add_admin_commands(sub: Any) -> None:
         parser = jobs.add_parser(action, help=text)
         parser.add_argument("job_id")
         _common(parser)
+    wait = jobs.add_parser("wait", help="follow a job (run anywhere) to its end; exit code as for run")
+    wait.add_argument("job_id")
+    _common(wait)
 
     batch = sub.add_parser("batch", help="batches of jobs").add_subparsers(dest="action", required=True)
     for action, text in (("get", "batch status"), ("start", "start a paused batch")):
@@ -111,10 +117,14 @@ async def run_admin(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir) if args.data_dir is not None else default_data_dir()
     check_data_dir(data_dir)
     # these commands read or change existing jobs: a store that is not there is an error, never a new one
-    options["store"] = open_store(args.store or str(data_dir / "jobs.db"), create=False)
+    options["store"] = open_store(store_url(args.store) or str(data_dir / "jobs.db"), create=False)
     async with Engine.open(**options) as root:
         engine = root.tenant(args.tenant) if args.tenant else root
         result: Any
+        if args.command == "jobs" and args.action == "wait":
+            job = await wait_job(engine, args.job_id, quiet=args.json or args.quiet)
+            _print(job, args.json)
+            return exit_code([job])
         if args.command == "usage":
             result = await engine.usage()
         elif args.command == "jobs":
@@ -132,4 +142,6 @@ async def run_admin(args: argparse.Namespace) -> int:
         print_job_table(result)
     else:
         _print(result, args.json)
+    if args.command == "jobs" and args.action == "retry":
+        say(queued_note([result.job_id]))
     return 0

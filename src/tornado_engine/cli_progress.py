@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from .models import Job
-from .progress import Event
+from .progress import Event, LiveProgress
 from .states import TERMINAL, Step
 from .tenant_view import TenantView
 
-__all__ = ["follow"]
+__all__ = ["follow", "transfer_detail"]
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 _ENDED = {Step.DOWNLOADING: "Downloaded", Step.MUXING: "Muxed", Step.UPLOADING: "Uploaded"}
@@ -116,15 +116,20 @@ def _detail(event: Event) -> str:
         return event.status.value + (f": {event.message}" if event.message else "")
     if event.step == Step.QUEUED:
         return "waiting to start"
-    parts = [f"{event.stage_percent:5.1f}%"]
-    if event.bytes_total:
-        parts.append(f"of {_size(event.bytes_total)}")
-    elif event.bytes_done:
-        parts.append(f"({_size(event.bytes_done)} so far)")
-    if event.speed_bps:
-        parts.append(f"at {_size(event.speed_bps)}/s")
-    if event.eta_seconds is not None:
-        parts.append(f"ETA {_clock(event.eta_seconds)}")
+    return transfer_detail(event)
+
+
+def transfer_detail(p: Event | LiveProgress) -> str:
+    """A stage's numbers, from an event or a record's stored progress (the parts it knows)."""
+    parts = [f"{p.stage_percent:5.1f}%"]
+    if p.bytes_total:
+        parts.append(f"of {_size(p.bytes_total)}")
+    elif p.bytes_done:
+        parts.append(f"({_size(p.bytes_done)} so far)")
+    if p.speed_bps:
+        parts.append(f"at {_size(p.speed_bps)}/s")
+    if p.eta_seconds is not None:
+        parts.append(f"ETA {_clock(p.eta_seconds)}")
     return " ".join(parts)
 
 

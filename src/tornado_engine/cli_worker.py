@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_admin import STORE_HELP
+from .cli_queue import store_url
 from .datadir import check_data_dir
 from .engine import Engine, default_data_dir
 from .errors import FFmpegNotFound, SetupError, StoreError
@@ -91,9 +92,11 @@ def _engine_options(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         "lease_seconds": args.lease_seconds,
         "poll_interval": args.poll_interval,
     }
-    for name in ("store", "storage", "allow_networks"):
+    for name in ("storage", "allow_networks"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
+    if (store := store_url(args.store)) is not None:
+        options["store"] = store
     return options
 
 

@@ -45,11 +45,12 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("TORNADO_ENGINE_HOME") or Path.home() / ".tornado_engine")
 
 
-def _webhook_secrets(given: str | Sequence[str] | None, data_dir: Path) -> list[str]:
+def _webhook_secrets(given: str | Sequence[str] | None, data_dir: Path, delivers: bool) -> list[str]:
     """The signing secrets, checked at open: a str is one secret; none given, $TORNADO_WEBHOOK_SECRETS
-    or the data folder's own."""
+    or the data folder's own, made only by an engine that delivers webhooks (``run_jobs``): one that only
+    reads or submits leaves the disk as it found it."""
     if given is None or (not isinstance(given, str) and len(given) == 0):
-        return parse_secrets(default_secrets(data_dir), field=SECRETS_ENV)
+        return parse_secrets(default_secrets(data_dir), field=SECRETS_ENV) if delivers else []
     return parse_secrets(given)
 
 
@@ -80,6 +81,7 @@ class Engine(TenantView):
         resolve_bounds: ResolveBounds | None = None,
         stall: StallPolicy | None = None,
         resolver: Resolver | None = None,
+        own_jobs_only: bool = False,
     ) -> None:
         if concurrency < 1:
             raise InvalidRequest("concurrency must be at least 1", field="concurrency")
@@ -104,8 +106,9 @@ class Engine(TenantView):
             disk_reserve_bytes=disk_reserve_bytes,
             resolve_bounds=resolve_bounds or ResolveBounds(),
             stall=stall or StallPolicy(),
+            own_jobs_only=own_jobs_only,
         )  # fmt: skip
-        secrets = _webhook_secrets(webhook_secrets, self.data_dir)
+        secrets = _webhook_secrets(webhook_secrets, self.data_dir, run_jobs)
         self._runtime = Runtime(self.store, self.storage, self.network, self.hub, secrets, options)
         tenants = TenantStorage(self.store, self.storage, self.network, self._runtime.executor, self.data_dir)
         jobs = Lifecycle(self.store, tenants, self._runtime)

@@ -18,8 +18,10 @@ from .outbox import job_messages
 from .progress import Event, job_percent
 from .results import BatchStatus, Quota, RenameResult, Usage, batch_status
 from .runtime import Runtime
+from .scheduler import is_dead_local_owner
 from .states import Status
 from .store.base import BatchRecord, JobStore
+from .sweep import remove_job_folders
 from .tenant_storage import TenantStorage
 
 __all__ = ["Lifecycle"]
@@ -164,16 +166,31 @@ class Lifecycle:
             return job
         if job.is_terminal:
             raise InvalidState(f"Job already finished ({job.status.value}); nothing to cancel")
+        after = await self._request_cancel(owner, job)
+        # running here: stop now; elsewhere its heartbeat sees the flag, unless its engine is provably
+        # gone (a process on this host that no longer runs): then it is re-queued and cancelled at once
+        if (
+            after.status is Status.PROCESSING
+            and not self._runtime.cancel(job_id)
+            and job_id in await self._store.requeue_expired(is_dead_local_owner)
+        ):
+            after = await self._request_cancel(owner, job)
+        if after.status.value in ("Completed", "Failed", "Warning", "Skipped"):
+            raise InvalidState(f"Job already finished ({after.status.value}); nothing to cancel")
+        if after.status is Status.CANCELLED:  # no attempt runs it: its folders go, in whatever slot
+            data_dir = self._runtime.options.data_dir
+            await asyncio.get_running_loop().run_in_executor(
+                None, remove_job_folders, data_dir, job.id, job.checkpoint
+            )
+        return after
+
+    async def _request_cancel(self, owner: str, job: Job) -> Job:
         finished = dataclasses.replace(
             job, status=Status.CANCELLED, error="Cancelled by request", finished_at=now_ms()
         )
-        after = await self._store.request_cancel(job_id, owner, finished, job_messages(finished))
+        after = await self._store.request_cancel(job.id, owner, finished, job_messages(finished))
         if after is None:
-            raise NotFound(f"Job not found: {job_id}")
-        if after.status is Status.PROCESSING:
-            self._runtime.cancel(job_id)  # running here: stop now; elsewhere its heartbeat sees the flag
-        elif after.status.value in ("Completed", "Failed", "Warning", "Skipped"):
-            raise InvalidState(f"Job already finished ({after.status.value}); nothing to cancel")
+            raise NotFound(f"Job not found: {job.id}")
         return after
 
     async def delete_file(self, owner: str, job_id: str) -> Job:

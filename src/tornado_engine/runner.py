@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import resume
 from .attempt import Attempt, StageRun
@@ -43,7 +44,7 @@ from .scheduler import Pools
 from .states import Status, Step, advance
 from .storage import StorageTarget, StoredObject
 from .store.base import Claim, JobStore, LeaseLost
-from .sweep import sweep
+from .sweep import remove_job_folders, sweep
 from .workroom import WorkRoom
 from .workspace import hide_local_paths
 
@@ -155,7 +156,10 @@ class JobRunner:
             await self._cancelled(run)
             return
         except StageError as exc:
-            await self._fail(run, exc)
+            if run.cancel.is_set():  # the cancel cut the stage's connection (or ffmpeg): its error is ours
+                await self._cancelled(run)
+            else:
+                await self._fail(run, exc)
             return
         except StoreError:
             # the store, not the job, failed (an outage, a lost lease): this attempt is abandoned and the
@@ -239,8 +243,8 @@ class JobRunner:
     async def _complete(self, run: Attempt, stored: StoredObject) -> None:
         await self._clear_dir(run)
         job = run.job
+        before = job.status, job.step, job.checkpoint
         job.checkpoint = None
-        before = job.status, job.step
         job.status = advance(job.status, Status.COMPLETED)
         job.step = Step.FINISHED
         job.s3_url, job.storage_key, job.file_size = stored.url, stored.key, stored.size
@@ -249,9 +253,10 @@ class JobRunner:
         try:
             await run.save()
         except JobCancelled:  # cancelled between the last check and this write, which did not happen
-            job.status, job.step = before
+            job.status, job.step, job.checkpoint = before
             await self._cancelled(run)
             return
+        await self._clear_leftovers(job, before[2])
         run.emit(Step.FINISHED, 100.0)
 
     async def _clear_dir(self, run: Attempt) -> None:
@@ -261,10 +266,22 @@ class JobRunner:
         run.folder_in_use = False
         await asyncio.get_running_loop().run_in_executor(self.executor, _remove_tree, run.folder)
 
+    async def _clear_leftovers(self, job: Job, checkpoint: dict[str, Any] | None) -> None:
+        """After the terminal write: the folders earlier attempts of the job left on this host (a dead
+        engine's slot of the data folder, where a checkpoint points). Not before: until the store has the
+        job ended, a newer attempt elsewhere may be using them."""
+        if checkpoint is None and job.attempts <= 1:
+            return  # a first attempt: no other left anything
+        data_dir = self.config.data_dir or self.config.work_dir
+        await asyncio.get_running_loop().run_in_executor(
+            self.executor, remove_job_folders, data_dir, job.id, checkpoint
+        )
+
     async def _cancelled(self, run: Attempt) -> None:
         """Cancel is terminal: temporary files and whatever reached storage are removed."""
         await self._clear_dir(run)
         job = run.job
+        checkpoint = job.checkpoint
         if run.uploaded is not None:
             target, key = run.uploaded
             for stored_key in (key, *job.side_keys):
@@ -279,13 +296,14 @@ class JobRunner:
         job.file_size = None
         _finish_times(job)
         await run.save()
+        await self._clear_leftovers(job, checkpoint)
         run.emit(job.step, 0.0, message=job.error)
 
     async def _fail(self, run: Attempt, exc: StageError) -> None:
         await self._clear_dir(run)
         outcome = outcome_for(exc.kind)
         job = run.job
-        job.checkpoint = None
+        checkpoint, job.checkpoint = job.checkpoint, None
         job.status = advance(job.status, outcome.status)
         job.error_type = outcome.error_type
         # the boundary where stage errors become the job's message: no local path gets past it
@@ -293,6 +311,7 @@ class JobRunner:
         job.error = hide_local_paths(exc.message or outcome.message, run.folder, data_dir)
         _finish_times(job)
         await run.save()
+        await self._clear_leftovers(job, checkpoint)
         run.emit(job.step, 0.0, message=job.error)
 
     async def temp_bytes(self, owner: str) -> int:

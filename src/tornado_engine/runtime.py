@@ -12,7 +12,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -65,6 +65,8 @@ class RuntimeOptions:
     resolve_bounds: ResolveBounds = field(default_factory=ResolveBounds)  # what one resolve may cost
     # a transfer slower than this is cut and the job ends (or is retried) "stalled" (bounds.py)
     stall: StallPolicy = field(default_factory=StallPolicy)
+    # claim only the jobs this engine submitted (the CLI's ``run``): the rest of the queue is for workers
+    own_jobs_only: bool = False
 
 
 class Runtime:
@@ -104,6 +106,7 @@ class Runtime:
         self.workspace: Workspace | None = None  # this engine's slot of DATA_DIR/tmp, held while it runs
         self._closed = False
         self.swept = (0, 0)  # (removed, kept) job folders at start, for the worker's start-up line
+        self._own: set[str] | None = set() if options.own_jobs_only else None  # what it may claim
 
     @property
     def proxy_url(self) -> str:
@@ -119,10 +122,16 @@ class Runtime:
         if self._scheduler is not None:
             self._scheduler.wake()
 
-    def cancel(self, job_id: str) -> None:
-        """Stop ``job_id`` if it runs here (elsewhere its heartbeat sees the store's cancel flag)."""
-        if self._runner is not None:
-            self._runner.cancel(job_id)
+    def submitted(self, job_ids: Iterable[str]) -> None:
+        """Jobs were stored here: with ``own_jobs_only`` they join what this engine claims; wake it."""
+        if self._own is not None:
+            self._own.update(job_ids)
+        self.wake()
+
+    def cancel(self, job_id: str) -> bool:
+        """Stop ``job_id`` if it runs here (elsewhere its heartbeat sees the store's cancel flag); False if
+        it does not run here."""
+        return self._runner is not None and self._runner.cancel(job_id)
 
     async def temp_bytes(self, owner: str) -> int:
         """Bytes in the temporary folders of ``owner``'s jobs running in this process (0 if none run)."""
@@ -180,6 +189,7 @@ class Runtime:
             lease_seconds=opts.lease_seconds,
             on_cancel_requested=self._runner.cancel,
             progress=self.progress.take,
+            only=self._own,
         )
         await self._scheduler.start()  # re-queues jobs of dead local workers first
         self.swept = await self._runner.sweep()

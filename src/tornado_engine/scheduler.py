@@ -96,8 +96,11 @@ class Scheduler:
         worker_id: str | None = None,
         on_cancel_requested: Callable[[str], object] = lambda job_id: None,
         progress: Callable[[Collection[str]], Mapping[str, str]] = lambda held: {},
+        only: Collection[str] | None = None,
     ) -> None:
         self.progress = progress  # what progress to store with the leases held (ProgressSampler.take)
+        # None: claim any job; else only these ids (the caller adds to it as it submits)
+        self.only = only
         self.on_cancel_requested = on_cancel_requested  # a cancel asked for through the store
         self.store = store
         self.run_job = run_job
@@ -134,9 +137,10 @@ class Scheduler:
         while not self._stopping:
             free = self.concurrency - len(self.running)
             claims: list[Claim] = []
-            if free > 0:
+            only = None if self.only is None else frozenset(self.only)
+            if free > 0 and only != frozenset():  # nothing of ours yet: no claim, no store call
                 try:
-                    claims = await self.store.claim(self.worker_id, min(free, 100), self.lease_seconds)
+                    claims = await self.store.claim(self.worker_id, min(free, 100), self.lease_seconds, only)
                     failures = 0
                 except Exception:
                     failures += 1

@@ -85,7 +85,7 @@ class Submitter:
                 return await self._create_playlist_batch(owner, request, playlist)
         job = self._new_job(owner, request)
         stored = await self._store.insert_jobs([job], None, idempotency_key)
-        self._runtime.wake()
+        self._runtime.submitted([stored[0].id])
         return JobCreated(job_id=stored[0].id)
 
     async def _check_urls(self, request: JobRequest) -> None:
@@ -132,7 +132,7 @@ class Submitter:
             webhook_url=request.webhook_url,
         )  # fmt: skip
         await self._store.insert_jobs(jobs, record)
-        self._runtime.wake()
+        self._runtime.submitted(record.job_ids)
         return BatchCreated(
             batch_id=batch_id,
             total_episodes=len(jobs),
@@ -168,7 +168,7 @@ class Submitter:
             record = BatchRecord(batch_id, owner, now_ms(), paused, None, shared.get("folder"),
                                  [j.id for j in jobs], webhook_url=jobs[0].request.webhook_url)  # fmt: skip
             await self._store.insert_jobs(jobs, record)
-            self._runtime.wake()
+            self._runtime.submitted(record.job_ids)
         return BulkCreated(
             batch_id=batch_id if jobs else None,
             total_jobs=len(jobs),
@@ -185,7 +185,7 @@ class Submitter:
         new = self._new_job(owner, job.request)  # not in the old batch: its counts stay as they were
         new.storage_sealed = job.storage_sealed  # the request's own storage, if it had one
         await self._store.insert_jobs([new])
-        self._runtime.wake()
+        self._runtime.submitted([new.id])
         return JobCreated(job_id=new.id)
 
     async def extract_metadata(self, url: str) -> MediaMetadata:

@@ -7,17 +7,21 @@ knows every job whose folder can be here."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from collections.abc import Container
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Any
 
 from .checkpoint import Checkpoint, this_host
 from .models import Job
 from .states import TERMINAL, Status
 from .store.base import JobStore
 
-__all__ = ["sweep"]
+_SLOT = re.compile(r"engine-\d+")  # an engine's slot of DATA_DIR/tmp (workspace.py)
+
+__all__ = ["remove_job_folders", "sweep"]
 
 
 async def sweep(
@@ -56,3 +60,21 @@ def _worth_keeping(job: Job, folder: Path) -> bool:
         return True  # here, or elsewhere: its lease decides, and a later sweep looks again
     checkpoint = Checkpoint.from_data(job.checkpoint)
     return checkpoint is not None and checkpoint.folder == str(folder) and checkpoint.host == this_host()
+
+
+def remove_job_folders(data_dir: Path, job_id: str, checkpoint: dict[str, Any] | None) -> int:
+    """Blocking: remove a job's temporary folders on this host, in whichever slot of ``data_dir/tmp``
+    they are and where its ``checkpoint`` points (maybe another data folder). -> how many went.
+
+    Only once the store has the job ended: no attempt can use them then, whichever engine holds the slot
+    now, and an engine that died cannot clean up after itself."""
+    folders = list((data_dir / "tmp").glob(f"engine-*/{job_id}")) if job_id else []
+    mark = Checkpoint.from_data(checkpoint)
+    if mark is not None and mark.host == this_host():
+        folders.append(Path(mark.folder))
+    removed = 0
+    for folder in {f for f in folders if f.name == job_id and _SLOT.fullmatch(f.parent.name)}:
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed

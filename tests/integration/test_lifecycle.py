@@ -4,6 +4,9 @@ paused batches, usage, quotas, tenants and idempotency."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -78,6 +81,26 @@ async def test_cancel_during_download(engine: Engine, media_server: MediaServer,
     assert seconds < 2.0
     assert _temp_files(tmp_path) == [] and _media_files(tmp_path) == []
     assert job.to_api()["status"] == "Cancelled"
+
+
+async def test_a_cancel_also_removes_what_a_dead_engine_left_of_the_job(
+    media_server: MediaServer, tmp_path: Path
+) -> None:
+    data = tmp_path / "engine"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    async with Engine.open(data_dir=data, run_jobs=False, expand_playlists=False) as engine:
+        created = await engine.create_job(JobRequest(url=media_server.url("slow/progressive.mp4")))
+        [claim] = await engine.store.claim(f"{socket.gethostname()}:{dead}:x", 1, 30)
+        claim.job.attempts = 1  # that engine's attempt, in its slot; then it died
+        await engine.store.save(claim.job, claim.token)
+    left = data / "tmp" / "engine-7" / created.job_id
+    left.mkdir(parents=True)
+    (left / "part.mp4").write_bytes(b"x" * 1000)
+    async with Engine.open(data_dir=data, concurrency=4, poll_interval=0.1) as engine:  # re-queues it
+        job, _ = await _cancel_when(engine, created.job_id, lambda ev: ev.step is Step.DOWNLOADING)
+    assert job.status is Status.CANCELLED and job.attempts == 2, job.error
+    assert not left.exists() and _temp_files(tmp_path) == []
 
 
 async def test_cancel_during_mux_kills_ffmpeg(

@@ -285,6 +285,24 @@ async def test_claim_oldest_first_and_once(backend: Backend) -> None:
     assert await store.claim("w1", 2, 30) == []
 
 
+async def test_a_listed_claim_takes_only_the_listed_jobs_and_touches_no_other(backend: Backend) -> None:
+    store = backend.store
+    theirs, mine, later = _job(created_at=1000), _job(created_at=2000), _job(created_at=3000)
+    batch_id = str(uuid.uuid4())
+    paused = _job(created_at=500, batch_id=batch_id)
+    await store.insert_jobs([paused], BatchRecord(batch_id, "", now_ms(), True, None, None, [paused.id]))
+    for job in (theirs, mine, later):
+        await store.insert_jobs([job])
+    before = await store.get_job(theirs.id)
+    listed = {mine.id, later.id, paused.id, "no-such-job"}
+    assert await store.claim("run", 10, 30, only=set()) == []
+    assert [c.job.id for c in await store.claim("run", 1, 30, only=listed)] == [mine.id]  # oldest first
+    assert [c.job.id for c in await store.claim("run", 10, 30, only=listed)] == [later.id]
+    assert await store.claim("run", 10, 30, only=listed) == []  # a paused batch's job waits for its start
+    assert await store.get_job(theirs.id) == before  # not claimed, not written
+    assert [c.job.id for c in await store.claim("worker", 10, 30)] == [theirs.id]
+
+
 async def test_two_claimers_never_claim_one_job_twice(backend: Backend) -> None:
     jobs = [_job(created_at=1000 + i) for i in range(40)]
     await backend.store.insert_jobs(jobs)

@@ -7,7 +7,7 @@ with a stale token (the job was re-queued and claimed again meanwhile) raises
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -156,8 +156,11 @@ class JobStore(Protocol):
         ...
 
     # -- workers ----------------------------------------------------------------------------------------
-    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Claim]:
-        """Move up to ``limit`` runnable Pending jobs to Processing for this worker, oldest first."""
+    async def claim(
+        self, worker_id: str, limit: int, lease_seconds: float, only: Collection[str] | None = None
+    ) -> list[Claim]:
+        """Move up to ``limit`` runnable Pending jobs to Processing for this worker, oldest first. With
+        ``only``, none but those ids: any other job is not read, claimed or changed."""
         ...
 
     async def save(self, job: Job, token: int, outbox: Sequence[OutboxMessage] = ()) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from psycopg.types.json import Json
@@ -271,9 +271,16 @@ class PostgresStore:
 
     # -- workers ----------------------------------------------------------------------------------------
 
-    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Claim]:
+    async def claim(
+        self, worker_id: str, limit: int, lease_seconds: float, only: Collection[str] | None = None
+    ) -> list[Claim]:
+        params: tuple[Any, ...] = (limit, worker_id, float(lease_seconds))
+
         async def claim(conn: Conn) -> list[Claim]:
-            rows = await fetch_all(conn, Q["claim"], (limit, worker_id, float(lease_seconds)))
+            if only is None:
+                rows = await fetch_all(conn, Q["claim"], params)
+            else:
+                rows = await fetch_all(conn, Q["claim_listed"], (sorted(only), *params))
             rows.sort(key=lambda r: (r[2], r[3]))  # oldest first, as submitted
             return [Claim(_job(Status.PROCESSING.value, r[1]), r[0]) for r in rows]
 

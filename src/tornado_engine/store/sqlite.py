@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -296,11 +296,18 @@ class SQLiteStore:
 
     # -- workers ----------------------------------------------------------------------------------------
 
-    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Claim]:
+    async def claim(
+        self, worker_id: str, limit: int, lease_seconds: float, only: Collection[str] | None = None
+    ) -> list[Claim]:
+        listed = json.dumps(sorted(only)) if only is not None else None
+
         def claim(conn: sqlite3.Connection) -> list[Claim]:
             now = now_ms()
             params = (worker_id, now + int(lease_seconds * 1000), now, limit)
-            rows = conn.execute(Q["claim"], params).fetchall()
+            if listed is None:
+                rows = conn.execute(Q["claim"], params).fetchall()
+            else:
+                rows = conn.execute(Q["claim_listed"], (*params, listed)).fetchall()
             claims = [Claim(row_to_job(Status.PROCESSING.value, data), token) for token, data in rows]
             claims.sort(key=lambda c: c.job.created_at)
             return claims

@@ -129,6 +129,20 @@ SET status = 'Processing', lease_owner = %s, lease_token = j.lease_token + 1,
 FROM picked WHERE j.id = picked.id
 RETURNING j.lease_token, j.data, j.created_at, j.seq
 
+-- name: claim_listed
+-- as claim, among the listed ids only (an engine that runs just the jobs it submitted): parameters are
+-- the ids, how many, the worker and the lease's seconds
+WITH picked AS (
+    SELECT id FROM tornado_jobs
+    WHERE id = ANY(%s::text[]) AND status = 'Pending' AND NOT paused AND available_at <= now()
+    ORDER BY available_at, created_at, seq LIMIT %s
+    FOR UPDATE SKIP LOCKED)
+UPDATE tornado_jobs j
+SET status = 'Processing', lease_owner = %s, lease_token = j.lease_token + 1,
+    lease_expires_at = now() + make_interval(secs => %s::float8)
+FROM picked WHERE j.id = picked.id
+RETURNING j.lease_token, j.data, j.created_at, j.seq
+
 -- name: save_group
 -- The saves of a group, in one statement: rows locked in id order (as the heartbeat does), each written
 -- only under its own token, and the webhook events of the records that were written queued with them.

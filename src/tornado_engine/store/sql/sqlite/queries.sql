@@ -95,6 +95,13 @@ WHERE id IN (SELECT id FROM jobs WHERE status = 'Pending' AND paused = 0 AND ava
              ORDER BY available_at, created_at LIMIT ?4)
 RETURNING lease_token, data
 
+-- name: claim_listed
+-- as claim, among the ids of ?5 (a JSON array) only: an engine that runs just the jobs it submitted
+UPDATE jobs SET status = 'Processing', lease_owner = ?1, lease_token = lease_token + 1, lease_expires_at = ?2
+WHERE id IN (SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?5)) AND status = 'Pending'
+             AND paused = 0 AND available_at <= ?3 ORDER BY available_at, created_at LIMIT ?4)
+RETURNING lease_token, data
+
 -- name: save
 -- ?1 status, ?5 id, ?6 token. Completed never lands on a job whose cancel was accepted: that cancel
 -- would be a lie.
