@@ -12,14 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .cli_admin import ADMIN_COMMANDS, STORAGE_HELP, STORE_HELP, add_admin_commands, run_admin
+from .cli_logs import add_logging_options, configure_logging
 from .cli_media import add_media_options, add_metadata_command, media_fields, run_metadata
+from .cli_ops import add_health_command, run_health
 from .cli_worker import add_worker_command, run_worker
 from .codecs import AUDIO_BITRATES, AUDIO_CHOICES, VIDEO_CHOICES, VIDEO_CONTAINERS
 from .engine import Engine, default_data_dir
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     add_media_options(run)
     _add_engine_options(run)
     run.add_argument("--json", action="store_true", help="print only the JSON record, no progress bar")
+    add_logging_options(run)
 
     demo = sub.add_parser("demo", help="serve generated media on 127.0.0.1 and run jobs through it")
     demo.add_argument("--data-dir", type=Path, help="keep the demo's store and files here")
@@ -86,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     add_admin_commands(sub)
     add_worker_command(sub)
     add_metadata_command(sub)
+    add_health_command(sub)
     return parser
 
 
@@ -159,11 +162,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args, job_lines=args.command == "worker")
     try:
         if args.command == "run":
             return asyncio.run(_run(args))
@@ -173,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_admin(args))
         if args.command == "metadata":
             return asyncio.run(run_metadata(args))
+        if args.command == "health":
+            return run_health(args)
         from .demo import run_demo
 
         return asyncio.run(run_demo(data_dir=args.data_dir, as_json=args.json))

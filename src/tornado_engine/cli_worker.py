@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import fcntl
 import json
-import logging
 import os
 import signal
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from .cli_admin import STORE_HELP
+from .cli_logs import add_logging_options, configure_logging
+from .cli_ops import add_worker_ops_options, serve_metrics
 from .datadir import check_data_dir
 from .engine import Engine, default_data_dir
 from .errors import FFmpegNotFound, SetupError, StoreError
@@ -55,6 +56,8 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between claims when idle")
     parser.add_argument("--allow-network", action="append", metavar="CIDR", dest="allow_networks",
                         help="also allow sources in this private network (repeatable)")  # fmt: skip
+    add_logging_options(parser)
+    add_worker_ops_options(parser)
 
 
 def add_worker_command(sub: Any) -> None:
@@ -91,7 +94,7 @@ def _engine_options(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         "lease_seconds": args.lease_seconds,
         "poll_interval": args.poll_interval,
     }
-    for name in ("store", "storage", "allow_networks"):
+    for name in ("store", "storage", "allow_networks", "health_file"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
     return options
@@ -108,6 +111,8 @@ async def run_worker(args: argparse.Namespace) -> int:
     try:
         check_data_dir(data_dir)  # before the lock file: a file there is a clear error, not a traceback
         with _exclusive(data_dir):
+            if args.metrics_port is not None:
+                serve_metrics(args.metrics_port, args.metrics_host)
             return await _serve(Engine(**_engine_options(args, data_dir)), args.grace)
     except _DataDirBusy as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)
@@ -150,10 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m tornado_engine worker", description=__doc__.split("\n")[0]
     )
     _add_options(parser)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    args = parser.parse_args(argv)
+    configure_logging(args, job_lines=True)
     try:
-        return asyncio.run(run_worker(parser.parse_args(argv)))
+        return asyncio.run(run_worker(args))
     except (FFmpegNotFound, StoreError, SetupError) as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)
         return _EXIT_ENVIRONMENT

@@ -78,6 +78,7 @@ class Engine(TenantView):
         disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES,
         resolve_bounds: ResolveBounds | None = None,
         stall: StallPolicy | None = None,
+        health_file: str | Path | None = None,
     ) -> None:
         if concurrency < 1:
             raise InvalidRequest("concurrency must be at least 1", field="concurrency")
@@ -101,6 +102,7 @@ class Engine(TenantView):
             disk_reserve_bytes=disk_reserve_bytes,
             resolve_bounds=resolve_bounds or ResolveBounds(),
             stall=stall or StallPolicy(),
+            health_file=Path(health_file) if health_file is not None else None,
         )  # fmt: skip
         secrets = _webhook_secrets(webhook_secrets, self.data_dir)
         self._runtime = Runtime(self.store, self.storage, self.network, self.hub, secrets, options)

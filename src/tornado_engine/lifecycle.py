@@ -20,6 +20,7 @@ from .results import BatchStatus, Quota, RenameResult, Usage, batch_status
 from .runtime import Runtime
 from .states import Status
 from .store.base import BatchRecord, JobStore
+from .story import cancelled_before_start
 from .tenant_storage import TenantStorage
 
 __all__ = ["Lifecycle"]
@@ -157,6 +158,8 @@ class Lifecycle:
             raise NotFound(f"Job not found: {job_id}")
         if after.status is Status.PROCESSING:
             self._runtime.cancel(job_id)  # running here: stop now; elsewhere its heartbeat sees the flag
+        elif after.status is Status.CANCELLED:
+            cancelled_before_start(after)
         elif after.status.value in ("Completed", "Failed", "Warning", "Skipped"):
             raise InvalidState(f"Job already finished ({after.status.value}); nothing to cancel")
         return after

@@ -17,10 +17,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from .store.base import Claim, JobStore
 from .supervise import restart_delay, supervised_task
+from .telemetry import instruments
 
 __all__ = ["Pool", "PoolLimits", "Pools", "Scheduler", "is_dead_local_owner", "new_worker_id"]
 
@@ -81,7 +83,12 @@ class Pools:
         started = time.monotonic()
         async with self._sems[pool]:
             on_wait(int((time.monotonic() - started) * 1000))
-            yield
+            held = {"tornado.pool": pool}
+            instruments.pool_active.add(1, held)
+            try:
+                yield
+            finally:
+                instruments.pool_active.add(-1, held)
 
 
 class Scheduler:
@@ -95,7 +102,9 @@ class Scheduler:
         lease_seconds: float = 30.0,
         worker_id: str | None = None,
         on_cancel_requested: Callable[[str], object] = lambda job_id: None,
+        health_file: Path | None = None,
     ) -> None:
+        self.health_file = health_file  # touched every heartbeat tick: stale means the loop is stuck
         self.on_cancel_requested = on_cancel_requested  # a cancel asked for through the store
         self.store = store
         self.run_job = run_job
@@ -176,6 +185,8 @@ class Scheduler:
         while not self._stopping:
             # often enough that a cancel asked through the store (another process) lands within ~1 s
             await asyncio.sleep(min(self.lease_seconds / 3, 1.0))
+            if self.health_file is not None:
+                _touch(self.health_file)
             if not self.tokens:
                 continue
             held = dict(self.tokens)
@@ -211,3 +222,10 @@ class Scheduler:
         for task in leftover:
             task.cancel()
         await asyncio.gather(*leftover, return_exceptions=True)
+
+
+def _touch(path: Path) -> None:
+    try:
+        path.touch()
+    except OSError as exc:  # a full or read-only disk: the probe then fails, which is the point
+        _log.warning("health file %s: %s", path, exc)

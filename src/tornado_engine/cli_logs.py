@@ -1,0 +1,83 @@
+"""The command line's logging: ``--log-level`` and ``--log-format text|json`` (``run``, ``worker``).
+
+Only the CLI configures logging (the library adds a NullHandler and nothing else). Each record carries
+its job's fields (:mod:`tornado_engine.logfields`); the text format shows the ones set in brackets, the
+JSON format writes one object per line with stable keys: ``ts``, ``level``, ``logger``, ``message``,
+``job_id``, ``batch_id``, ``tenant``, ``attempt``, then the event's own fields (``stage``,
+``duration_s``, ``bytes`` ...) and ``exc`` (a traceback) when there is one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from .logfields import FIELDS
+
+__all__ = ["JsonFormatter", "TextFormatter", "add_logging_options", "configure_logging"]
+
+_LEVELS = ("debug", "info", "warning", "error")
+# what every LogRecord has: the rest of its attributes are an event's ``extra`` fields
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", *FIELDS}
+
+
+def add_logging_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-level", choices=_LEVELS, type=str.lower,
+                        help="log to stderr from this level (default warning; a worker also shows each "
+                             "job's start and end)")  # fmt: skip
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="text lines, or one JSON object per line (default text)")  # fmt: skip
+
+
+def configure_logging(args: argparse.Namespace, *, job_lines: bool = False) -> None:
+    """Send records to stderr as ``args`` say; ``job_lines``: without ``--log-level``, still each job's
+    start and end (the ``tornado_engine.job`` logger at INFO)."""
+    level = getattr(args, "log_level", None) or ("info" if getattr(args, "verbose", False) else None)
+    handler = logging.StreamHandler(sys.stderr)
+    json_lines = getattr(args, "log_format", "text") == "json"
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
+    logging.basicConfig(level=(level or "warning").upper(), handlers=[handler], force=True)
+    if level is None and job_lines:
+        logging.getLogger("tornado_engine.job").setLevel(logging.INFO)
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+    return f"{seconds}.{int(record.msecs):03d}Z"
+
+
+class TextFormatter(logging.Formatter):
+    """``TS LEVEL logger [job=... batch=... tenant=... attempt=...]: message`` (fields only when set)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = " ".join(
+            f"{name.removesuffix('_id')}={value}"
+            for name in FIELDS
+            if (value := getattr(record, name, None)) not in (None, "")
+        )
+        head = f"{_timestamp(record)} {record.levelname} {record.name}"
+        text = f"{head} [{fields}]: {record.getMessage()}" if fields else f"{head}: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": _timestamp(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        out.update((name, getattr(record, name, None)) for name in FIELDS)
+        out.update((k, v) for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_"))
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, ensure_ascii=False)
