@@ -173,7 +173,6 @@ class Attempt:
         self.check_cancel()
         self.job.step = step
         await self.save()
-        self.story.entered(step)
         if events := progress_messages(self.job, step):
             await self._store.enqueue(events)
         self.emit(step, 0.0)

@@ -162,7 +162,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure_logging(args, job_lines=args.command == "worker")
+    configure_logging(args, worker=args.command == "worker")
     try:
         if args.command == "run":
             return asyncio.run(_run(args))

@@ -33,16 +33,17 @@ def add_logging_options(parser: argparse.ArgumentParser) -> None:
                         help="text lines, or one JSON object per line (default text)")  # fmt: skip
 
 
-def configure_logging(args: argparse.Namespace, *, job_lines: bool = False) -> None:
-    """Send records to stderr as ``args`` say; ``job_lines``: without ``--log-level``, still each job's
-    start and end (the ``tornado_engine.job`` logger at INFO)."""
+def configure_logging(args: argparse.Namespace, *, worker: bool = False) -> None:
+    """Send records to stderr as ``args`` say; a ``worker`` without ``--log-level`` still says each job's
+    start and end and its own start and stop (the ``tornado_engine.job`` and ``.worker`` loggers at INFO)."""
     level = getattr(args, "log_level", None) or ("info" if getattr(args, "verbose", False) else None)
     handler = logging.StreamHandler(sys.stderr)
     json_lines = getattr(args, "log_format", "text") == "json"
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     logging.basicConfig(level=(level or "warning").upper(), handlers=[handler], force=True)
-    if level is None and job_lines:
-        logging.getLogger("tornado_engine.job").setLevel(logging.INFO)
+    if level is None and worker:
+        for name in ("tornado_engine.job", "tornado_engine.worker"):
+            logging.getLogger(name).setLevel(logging.INFO)
 
 
 def _timestamp(record: logging.LogRecord) -> str:

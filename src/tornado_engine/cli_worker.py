@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import signal
 import sys
@@ -36,6 +37,7 @@ from .workspace import holder_line, holder_of
 
 __all__ = ["add_worker_command", "main", "run_worker"]
 
+_log = logging.getLogger("tornado_engine.worker")
 _EXIT_ENVIRONMENT = 5  # as in cli.py: the environment is not ready
 _LOCK_NAME = "worker.lock"
 
@@ -101,7 +103,7 @@ def _engine_options(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
 
 
 def _say(message: str) -> None:
-    print(f"tornado-engine worker: {message}", file=sys.stderr, flush=True)
+    _log.info(message)  # in the format --log-format chose, like the job lines
 
 
 async def run_worker(args: argparse.Namespace) -> int:
@@ -156,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _add_options(parser)
     args = parser.parse_args(argv)
-    configure_logging(args, job_lines=True)
+    configure_logging(args, worker=True)
     try:
         return asyncio.run(run_worker(args))
     except (FFmpegNotFound, StoreError, SetupError) as exc:

@@ -14,7 +14,8 @@ import contextlib
 import functools
 import logging
 import shutil
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ from .states import Status, Step, advance
 from .storage import StorageTarget, StoredObject
 from .store.base import Claim, JobStore, LeaseLost
 from .sweep import sweep
+from .telemetry import Attributes, track
 from .workroom import WorkRoom
 from .workspace import hide_local_paths
 
@@ -96,6 +98,13 @@ class JobRunner:
         self.executor = executor
         self.active: dict[str, Attempt] = {}
         self.room = WorkRoom(config.disk_reserve_bytes, executor)
+        track(self)
+
+    def gauges(self) -> Iterator[tuple[str, int, Attributes]]:
+        """Attempts running here per step, for the ``tornado.jobs.active`` metric."""
+        steps = Counter(run.job.step for run in self.active.values())
+        for step in (Step.QUEUED, Step.DOWNLOADING, Step.MUXING, Step.UPLOADING):
+            yield "tornado.jobs.active", steps[step], {"tornado.job.step": step.value}
 
     async def __call__(self, claim: Claim) -> None:
         previous = self.active.get(claim.job.id)

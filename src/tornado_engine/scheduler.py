@@ -15,14 +15,14 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from .store.base import Claim, JobStore
 from .supervise import restart_delay, supervised_task
-from .telemetry import instruments
+from .telemetry import Attributes, track
 
 __all__ = ["Pool", "PoolLimits", "Pools", "Scheduler", "is_dead_local_owner", "new_worker_id"]
 
@@ -77,18 +77,24 @@ class Pools:
             "upload": asyncio.Semaphore(limits.upload),
             "resolve": asyncio.Semaphore(limits.resolve),
         }
+        self._held: dict[Pool, int] = dict.fromkeys(self._sems, 0)
+        track(self)
 
     @contextlib.asynccontextmanager
     async def acquire(self, pool: Pool, on_wait: Callable[[int], None]) -> AsyncIterator[None]:
         started = time.monotonic()
         async with self._sems[pool]:
             on_wait(int((time.monotonic() - started) * 1000))
-            held = {"tornado.pool": pool}
-            instruments.pool_active.add(1, held)
+            self._held[pool] += 1
             try:
                 yield
             finally:
-                instruments.pool_active.add(-1, held)
+                self._held[pool] -= 1
+
+    def gauges(self) -> Iterator[tuple[str, int, Attributes]]:
+        """Slots held per pool, for the ``tornado.pool.active`` metric."""
+        for pool, held in self._held.items():
+            yield "tornado.pool.active", held, {"tornado.pool": pool}
 
 
 class Scheduler:

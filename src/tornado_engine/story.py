@@ -23,7 +23,7 @@ from .logfields import bind, job_fields
 from .models import Job
 from .pipeline.context import Fetched, Muxed, Resolved, Result, Stored, Strategy
 from .safety import redact
-from .states import Status, Step
+from .states import Status
 from .telemetry import NoSpan, span
 from .telemetry import instruments as _m
 
@@ -86,7 +86,6 @@ class AttemptStory:
     def __init__(self, job: Job, worker: str) -> None:
         self.job = job
         self.worker = worker
-        self.step: Step | None = None  # counted in tornado.jobs.active
         self.stage: _Stage | None = None
         self.error_kind: str | None = None  # the failure's kind, once the attempt fails
         self.span: Any = NoSpan()  # the attempt's, while it runs
@@ -101,11 +100,8 @@ class AttemptStory:
             "tornado.job.id": job.id, "tornado.job.attempt": attempt, "tornado.tenant": job.owner,
             "tornado.batch.id": job.batch_id or "", "tornado.worker": self.worker,
         }  # fmt: skip
-        try:
-            with span("tornado.job.attempt", attributes) as self.span:
-                yield
-        finally:
-            self._count(None)
+        with span("tornado.job.attempt", attributes) as self.span:
+            yield
 
     def claimed(self) -> None:
         job = self.job
@@ -114,16 +110,6 @@ class AttemptStory:
             _m.queue_wait.record(wait)
         _log.info("claimed by %s (attempt %d, waited %.3f s)", self.worker, job.attempts, wait,
                   extra={"worker": self.worker, "queue_wait_s": wait})  # fmt: skip
-
-    def entered(self, step: Step) -> None:
-        self._count(step)
-
-    def _count(self, step: Step | None) -> None:
-        if self.step is not None:
-            _m.active.add(-1, {"tornado.job.step": self.step.value})
-        if step is not None:
-            _m.active.add(1, {"tornado.job.step": step.value})
-        self.step = step
 
     @contextlib.contextmanager
     def stage_run(self, name: str) -> Iterator[None]:

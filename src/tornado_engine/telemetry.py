@@ -9,16 +9,48 @@ recording costs a method call. Names follow OpenTelemetry's conventions, units a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
-from typing import Any
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
-__all__ = ["Attributes", "Instruments", "NoSpan", "instruments", "span"]
+__all__ = ["Attributes", "Gauged", "Instruments", "NoSpan", "instruments", "span", "track"]
 
 # seconds: a store write (ms) up to a long download (an hour)
 _SECONDS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
             300.0, 600.0, 1800.0, 3600.0)  # fmt: skip
 
 Attributes = Mapping[str, str | int | float | bool]
+
+
+class Gauged(Protocol):
+    """Something whose current counts are read when a reader collects (nothing is recorded per job)."""
+
+    def gauges(self) -> Iterable[tuple[str, int, Attributes]]:
+        """(instrument name, value, attributes) now."""
+        ...
+
+
+_sources: weakref.WeakSet[Gauged] = weakref.WeakSet()
+
+
+def track(source: Gauged) -> None:
+    """Report ``source.gauges()`` at every collection, as long as ``source`` lives."""
+    _sources.add(source)
+
+
+def _observer(name: str) -> Callable[[Any], list[Any]]:
+    def observe(options: Any) -> list[Any]:
+        from opentelemetry.metrics import Observation
+
+        totals: dict[frozenset[tuple[str, Any]], int] = {}
+        for source in list(_sources):  # several engines in one process add up
+            for gauge, value, attributes in source.gauges():
+                if gauge == name:
+                    key = frozenset(attributes.items())
+                    totals[key] = totals.get(key, 0) + value
+        return [Observation(value, dict(key)) for key, value in totals.items()]
+
+    return observe
 
 
 class _NoInstrument:
@@ -59,11 +91,16 @@ class Instruments:
     """Every metric the engine records (``None`` meter: the extra is absent, nothing is recorded)."""
 
     def __init__(self, meter: Any) -> None:
-        def counter(name: str, unit: str, text: str, up_down: bool = False) -> Any:
+        def counter(name: str, unit: str, text: str) -> Any:
             if meter is None:
                 return _NoInstrument()
-            make = meter.create_up_down_counter if up_down else meter.create_counter
-            return make(name, unit=unit, description=text)
+            return meter.create_counter(name, unit=unit, description=text)
+
+        def gauge(name: str, unit: str, text: str) -> None:
+            if meter is not None:
+                meter.create_observable_up_down_counter(
+                    name, callbacks=[_observer(name)], unit=unit, description=text
+                )
 
         def histogram(name: str, text: str) -> Any:
             if meter is None:
@@ -77,8 +114,8 @@ class Instruments:
         self.retries = counter("tornado.job.retries", "{retry}", "Stage retries, by error kind")
         self.io = counter("tornado.job.io", "By", "Media bytes downloaded and uploaded, by direction")
         self.webhooks = counter("tornado.webhook.deliveries", "{delivery}", "Webhook POSTs, by outcome")
-        self.active = counter("tornado.jobs.active", "{job}", "Attempts running, by step", up_down=True)
-        self.pool_active = counter("tornado.pool.active", "{slot}", "Pool slots held, by pool", up_down=True)
+        gauge("tornado.jobs.active", "{job}", "Attempts running, by step")
+        gauge("tornado.pool.active", "{slot}", "Pool slots held, by pool")
         self.queue_wait = histogram("tornado.job.queue_wait", "From submit to the first claim")
         self.duration = histogram("tornado.job.duration", "From submit to the end, by status")
         self.stage_duration = histogram("tornado.stage.duration", "One stage try, by stage and outcome")
