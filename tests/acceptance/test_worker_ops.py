@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tornado_engine import Engine, JobRequest, Status
 from tornado_engine.models import JobCreated
@@ -38,6 +39,17 @@ def _scrape(port: int) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """The value of the sample ``name`` whose labels include ``labels`` (the exporter adds otel_scope_*)."""
+    (value,) = [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    ]
+    return float(value)
 
 
 def _health(path: Path, max_age: float) -> int:
@@ -70,10 +82,14 @@ async def test_worker_serves_metrics_logs_jobs_and_keeps_a_health_file(
             jobs = [await eng.wait(job_id, timeout=120) for job_id in ids]
         assert [j.status for j in jobs] == [Status.COMPLETED] * 3
         text = _scrape(port)
-        assert 'tornado_jobs_finished_total{error_type="",tornado_job_status="Completed"} 3.0' in text
-        assert 'tornado_job_io_bytes_total{network_io_direction="upload"}' in text
-        assert 'tornado_stage_duration_seconds_count{error_type="",tornado_stage="mux"} 3.0' in text
-        assert "tornado_job_queue_wait_seconds_count 3.0" in text
+        assert (
+            _sample(text, "tornado_jobs_finished_total", tornado_job_status="Completed", error_type="") == 3
+        )
+        size = sum(j.file_size or 0 for j in jobs)
+        assert _sample(text, "tornado_job_io_bytes_total", network_io_direction="upload") == size
+        assert _sample(text, "tornado_stage_duration_seconds_count", tornado_stage="mux", error_type="") == 3
+        assert _sample(text, "tornado_job_queue_wait_seconds_count") == 3
+        assert _sample(text, "tornado_jobs_active", tornado_job_step="Downloading") == 0
         assert _health(health, 5) == 0
         worker.send_signal(signal.SIGSTOP)  # a stuck lease loop: the file goes stale
         time.sleep(2.5)
