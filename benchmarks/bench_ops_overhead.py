@@ -46,15 +46,15 @@ async def _child(kind: str, count: int, work: Path) -> None:
     reader = _instrument(work / "engine.log") if kind == "ops" else None
     async with noop_engine(data_dir=work / "engine", poll_interval=0.05) as engine:
         tracker = Tracker(engine)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         ids = await submit(engine, count)
         await tracker.wait(ids, timeout=1800)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     lines = 0
     if reader is not None:
         reader.get_metrics_data()  # type: ignore[attr-defined]
         lines = sum(1 for _ in open(work / "engine.log"))  # noqa: SIM115
-    print(json.dumps({"rate": count / elapsed, "log_lines": lines}), flush=True)
+    print(json.dumps({"rate": count / elapsed, "cpu_us": cpu / count * 1e6, "log_lines": lines}), flush=True)
 
 
 def _run(kind: str, count: int, index: int) -> dict[str, float]:
@@ -77,23 +77,25 @@ def main() -> None:
     if args.child:
         asyncio.run(_child(args.child, count, args.work))
         return
-    rates: dict[str, list[float]] = {"plain": [], "ops": []}
-    lines = 0
+    runs: dict[str, list[dict[str, float]]] = {"plain": [], "ops": []}
     for index in range(args.runs):
         for kind in ("plain", "ops"):
             result = _run(kind, count, index)
-            rates[kind].append(result["rate"])
-            lines = max(lines, int(result["log_lines"]))
-            print(f"run {index + 1} {kind}: {result['rate']:,.0f} jobs/s", flush=True)
-    plain, ops = statistics.median(rates["plain"]), statistics.median(rates["ops"])
-    overhead = 1 - ops / plain
+            runs[kind].append(result)
+            print(f"run {index + 1} {kind}: {result['rate']:,.0f} jobs/s, {result['cpu_us']:,.0f} us CPU/job",
+                  flush=True)  # fmt: skip
     report = Report("ops_overhead")
-    detail = (
-        f"median of {args.runs} runs of {count} jobs each: plain {plain:,.0f} jobs/s, logs + metrics "
-        f"{ops:,.0f} jobs/s ({lines:,} log lines per run)"
-    )
-    report.value("logs (INFO, file) + metrics (SDK): overhead", f"{overhead:.1%}", "<= 10%", overhead <= 0.10,
-                 detail)  # fmt: skip
+    lines = max(int(r["log_lines"]) for r in runs["ops"])
+    for measure, key, slower in (("CPU per job", "cpu_us", lambda p, o: o / p - 1),
+                                 ("jobs/s", "rate", lambda p, o: p / o - 1)):  # fmt: skip
+        plain = statistics.median(r[key] for r in runs["plain"])
+        ops = statistics.median(r[key] for r in runs["ops"])
+        overhead = slower(plain, ops)
+        detail = f"median of {args.runs} runs of {count} jobs: plain {plain:,.0f}, logs + metrics {ops:,.0f}"
+        report.value(f"logs + metrics: overhead, {measure}", f"{overhead:+.1%}", "<= 10%", overhead <= 0.10,
+                     f"{detail} ({lines:,} log lines per run)")  # fmt: skip
+    report.notes.append("CPU per job is the steadier figure on a shared machine: other processes' load "
+                        "moves jobs/s far more than the overhead does")  # fmt: skip
     report.emit(args.json)
 
 
