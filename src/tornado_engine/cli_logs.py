@@ -40,15 +40,23 @@ def configure_logging(args: argparse.Namespace, *, worker: bool = False) -> None
     handler = logging.StreamHandler(sys.stderr)
     json_lines = getattr(args, "log_format", "text") == "json"
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
-    logging.basicConfig(level=(level or "warning").upper(), handlers=[handler], force=True)
+    logging.basicConfig(level=(level or "warning").upper(), handlers=[handler])
     if level is None and worker:
         for name in ("tornado_engine.job", "tornado_engine.worker"):
             logging.getLogger(name).setLevel(logging.INFO)
 
 
+_second: tuple[int, str] = (-1, "")  # the last second formatted: a worker logs many lines in each
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-    return f"{seconds}.{int(record.msecs):03d}Z"
+    global _second
+    second, text = _second
+    if int(record.created) != second:
+        second = int(record.created)
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second = (second, text)
+    return f"{text}.{int(record.msecs):03d}Z"
 
 
 class TextFormatter(logging.Formatter):
@@ -71,14 +79,19 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
+        fields = record.__dict__
         out: dict[str, Any] = {
             "ts": _timestamp(record),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "job_id": fields.get("job_id"),
+            "batch_id": fields.get("batch_id"),
+            "tenant": fields.get("tenant"),
+            "attempt": fields.get("attempt"),
         }
-        out.update((name, getattr(record, name, None)) for name in FIELDS)
-        out.update((k, v) for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_"))
+        for key in [k for k in fields if k not in _STANDARD and k[0] != "_"]:
+            out[key] = fields[key]
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str, ensure_ascii=False)

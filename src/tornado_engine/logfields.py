@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from .models import Job
 
-__all__ = ["FIELDS", "ContextExecutor", "JobFields", "bind", "current", "job_fields"]
+__all__ = ["FIELDS", "ContextExecutor", "JobFields", "batch_fields", "bind", "current", "job_fields"]
 
 FIELDS = ("job_id", "batch_id", "tenant", "attempt")
 
@@ -28,7 +28,7 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class JobFields:
-    job_id: str
+    job_id: str | None  # None: a batch as a whole
     batch_id: str | None
     tenant: str
     attempt: int | None
@@ -51,6 +51,16 @@ def bind(job: Job, attempt: int | None = None) -> None:
 def job_fields(job: Job) -> Iterator[None]:
     """Mark what runs inside as working for ``job`` (a submit logging each job it stored)."""
     token = _current.set(JobFields(job.id, job.batch_id, job.owner, None))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+@contextlib.contextmanager
+def batch_fields(batch_id: str, tenant: str) -> Iterator[None]:
+    """Mark what runs inside as working for a whole batch (its submit's line)."""
+    token = _current.set(JobFields(None, batch_id, tenant, None))
     try:
         yield
     finally:

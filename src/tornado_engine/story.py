@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .errors import StageError
-from .logfields import bind, job_fields
+from .logfields import batch_fields, bind, job_fields
 from .models import Job
 from .pipeline.context import Fetched, Muxed, Resolved, Result, Stored, Strategy
 from .safety import redact
@@ -42,15 +42,19 @@ def shown_url(url: str) -> str:
     return redact(f"{parts.scheme}://{host}{parts.path}{'?...' if parts.query else ''}")
 
 
-def submitted(jobs: Sequence[Job]) -> None:
-    """Jobs a submit stored (each job's line names its batch and tenant through its fields)."""
+def submitted(jobs: Sequence[Job], batch_id: str | None = None) -> None:
+    """Jobs a submit stored: a line for each at INFO; for a batch, one INFO line and each job's at DEBUG."""
     _m.submitted.add(len(jobs))
-    if not _log.isEnabledFor(logging.INFO):
+    if batch_id is not None and jobs and _log.isEnabledFor(logging.INFO):
+        with batch_fields(batch_id, jobs[0].owner):
+            _log.info("submitted a batch of %d job(s)", len(jobs), extra={"jobs": len(jobs)})
+    level = logging.INFO if batch_id is None else logging.DEBUG
+    if not _log.isEnabledFor(level):
         return
     for job in jobs:
         with job_fields(job):
             url = shown_url(job.url)
-            _log.info("submitted %s", url, extra={"url": url})
+            _log.log(level, "submitted %s", url, extra={"url": url})
 
 
 def cancelled_before_start(job: Job) -> None:

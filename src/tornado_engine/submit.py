@@ -129,7 +129,7 @@ class Submitter:
             webhook_url=request.webhook_url,
         )  # fmt: skip
         await self._store.insert_jobs(jobs, record)
-        submitted(jobs)
+        submitted(jobs, batch_id)
         self._runtime.wake()
         return BatchCreated(
             batch_id=batch_id,
@@ -166,7 +166,7 @@ class Submitter:
             record = BatchRecord(batch_id, owner, now_ms(), paused, None, shared.get("folder"),
                                  [j.id for j in jobs], webhook_url=jobs[0].request.webhook_url)  # fmt: skip
             await self._store.insert_jobs(jobs, record)
-            submitted(jobs)
+            submitted(jobs, batch_id)
             self._runtime.wake()
         return BulkCreated(
             batch_id=batch_id if jobs else None,
