@@ -96,7 +96,7 @@ class AttemptStory:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
-        """The attempt's span, its job fields on every log record, its place in the in-flight count."""
+        """The attempt's span, and its job fields on every record logged in the rest of its task."""
         job = self.job
         attempt = job.attempts + 1  # counted when the attempt starts
         bind(job, attempt)
