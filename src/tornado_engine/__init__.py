@@ -1,5 +1,7 @@
 """tornado_engine: turn media URLs into finished files in storage, from inside any Python service."""
 
+import logging as _logging
+
 from .bounds import ResolveBounds, StallPolicy
 from .engine import Engine
 from .errors import (
@@ -74,3 +76,6 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# library etiquette: records go nowhere unless the host configures logging (no "no handler" warning)
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

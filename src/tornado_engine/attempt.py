@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import shutil
 import threading
 import time
@@ -37,10 +36,10 @@ from .retry import RetryPolicy
 from .states import Status, Step
 from .storage import StorageTarget
 from .store.base import Claim, JobStore
+from .story import AttemptStory
 
 __all__ = ["Attempt", "StageRun", "apply"]
 
-_log = logging.getLogger("tornado_engine.runner")
 _T = TypeVar("_T")
 
 
@@ -122,6 +121,7 @@ class Attempt:
         *,
         folder: Path,
         storage: StorageTarget,
+        worker: str = "",
     ) -> None:
         self.job = claim.job
         self.token = claim.token
@@ -138,6 +138,7 @@ class Attempt:
         self.last_emit = 0.0
         self.task = asyncio.current_task()
         self.finished = asyncio.Event()
+        self.story = AttemptStory(self.job, worker)  # its log lines, metrics and spans
 
     async def save(self) -> None:
         """Fenced write; a terminal one carries the job's webhook events in the same transaction."""
@@ -149,6 +150,8 @@ class Attempt:
             if outbox:
                 job.webhook_status = "pending"
         await self._store.save(job, self.token, outbox)
+        if job.is_terminal:
+            self.story.finished()
 
     def emit(self, step: Step, stage_percent: float, **extra: Any) -> None:
         job = self.job
@@ -177,6 +180,7 @@ class Attempt:
 
     def record(self, result: Result) -> None:
         apply(self.job, result)
+        self.story.result(result)
         if isinstance(result, Uploaded) and result.kind == "media":
             self.uploaded = (self.storage, result.stored.key)
 
@@ -206,14 +210,7 @@ class Attempt:
                 if cleanup is not None:
                     cleanup()
                 delay = self._policy.delay(retries)
-                _log.info(
-                    "job %s: %s (%s); retry %d in %.1fs",
-                    self.job.id,
-                    exc.message,
-                    exc.kind,
-                    retries + 1,
-                    delay,
-                )
+                self.story.retry(exc, retries + 1, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.cancel_async.wait(), delay)
                 self.check_cancel()

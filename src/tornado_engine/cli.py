@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import signal
 import sys
@@ -25,7 +24,9 @@ from typing import Any, TypeVar
 from .cli_admin import ADMIN_COMMANDS, STORAGE_HELP, STORE_HELP, add_admin_commands, run_admin
 from .cli_codes import EXIT_CODES, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 from .cli_errors import flag_message
+from .cli_logs import add_logging_options, configure_logging
 from .cli_media import add_media_options, add_metadata_command, media_fields, run_metadata
+from .cli_ops import add_health_command, run_health
 from .cli_progress import follow
 from .cli_queue import queued_note, say, store_url
 from .cli_top import add_top_command, run_top
@@ -96,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     add_media_options(submit)
     _add_engine_options(submit)
     submit.add_argument("--json", action="store_true", help="print the ids as one line of JSON")
+    add_logging_options(run)
 
     demo = sub.add_parser("demo", help="serve generated media on 127.0.0.1 and run jobs through it")
     demo.add_argument("--data-dir", type=Path, help="keep the demo's store and files here")
@@ -104,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     add_worker_command(sub)
     add_metadata_command(sub)
     add_top_command(sub)
+    add_health_command(sub)
     _everywhere(parser, _add_verbosity, top=True)
     return parser
 
@@ -284,11 +287,7 @@ async def _submit(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.ERROR if args.quiet else _LOG_LEVELS[min(args.verbose, 2)],
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args, worker=args.command == "worker")
     try:
         code = _dispatch(args)
         sys.stdout.flush()  # here, not at exit: a reader that went away (| head) is handled below
@@ -311,9 +310,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-_LOG_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
-
-
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return asyncio.run(_run(args))
@@ -327,6 +323,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(run_metadata(args))
     if args.command == "top":
         return asyncio.run(run_top(args))
+    if args.command == "health":
+        return run_health(args)
     from .demo import run_demo
 
     return asyncio.run(run_demo(data_dir=args.data_dir, as_json=args.json))

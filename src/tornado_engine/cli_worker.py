@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from .cli_admin import STORE_HELP
+from .cli_logs import add_logging_options, configure_logging
+from .cli_ops import add_worker_ops_options, serve_metrics
 from .cli_queue import store_url
 from .datadir import check_data_dir
 from .engine import Engine, default_data_dir
@@ -36,6 +38,7 @@ from .workspace import holder_line, holder_of
 
 __all__ = ["add_worker_command", "main", "run_worker"]
 
+_log = logging.getLogger("tornado_engine.worker")
 _EXIT_ENVIRONMENT = 5  # as in cli.py: the environment is not ready
 _LOCK_NAME = "worker.lock"
 
@@ -56,6 +59,8 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between claims when idle")
     parser.add_argument("--allow-network", action="append", metavar="CIDR", dest="allow_networks",
                         help="also allow sources in this private network (repeatable)")  # fmt: skip
+    add_logging_options(parser)
+    add_worker_ops_options(parser)
 
 
 def add_worker_command(sub: Any) -> None:
@@ -92,7 +97,7 @@ def _engine_options(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         "lease_seconds": args.lease_seconds,
         "poll_interval": args.poll_interval,
     }
-    for name in ("storage", "allow_networks"):
+    for name in ("storage", "allow_networks", "health_file"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
     if (store := store_url(args.store)) is not None:
@@ -101,7 +106,7 @@ def _engine_options(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
 
 
 def _say(message: str) -> None:
-    print(f"tornado-engine worker: {message}", file=sys.stderr, flush=True)
+    _log.info(message)  # in the format --log-format chose, like the job lines
 
 
 async def run_worker(args: argparse.Namespace) -> int:
@@ -111,6 +116,8 @@ async def run_worker(args: argparse.Namespace) -> int:
     try:
         check_data_dir(data_dir)  # before the lock file: a file there is a clear error, not a traceback
         with _exclusive(data_dir):
+            if args.metrics_port is not None:
+                serve_metrics(args.metrics_port, args.metrics_host)
             return await _serve(Engine(**_engine_options(args, data_dir)), args.grace)
     except _DataDirBusy as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)
@@ -153,10 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m tornado_engine worker", description=__doc__.split("\n")[0]
     )
     _add_options(parser)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    args = parser.parse_args(argv)
+    configure_logging(args, worker=True)
     try:
-        return asyncio.run(run_worker(parser.parse_args(argv)))
+        return asyncio.run(run_worker(args))
     except (FFmpegNotFound, StoreError, SetupError) as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)
         return _EXIT_ENVIRONMENT

@@ -82,6 +82,7 @@ class Engine(TenantView):
         stall: StallPolicy | None = None,
         resolver: Resolver | None = None,
         own_jobs_only: bool = False,
+        health_file: str | Path | None = None,
     ) -> None:
         if concurrency < 1:
             raise InvalidRequest("concurrency must be at least 1", field="concurrency")
@@ -107,6 +108,7 @@ class Engine(TenantView):
             resolve_bounds=resolve_bounds or ResolveBounds(),
             stall=stall or StallPolicy(),
             own_jobs_only=own_jobs_only,
+            health_file=Path(health_file) if health_file is not None else None,
         )  # fmt: skip
         secrets = _webhook_secrets(webhook_secrets, self.data_dir, run_jobs)
         self._runtime = Runtime(self.store, self.storage, self.network, self.hub, secrets, options)

@@ -21,6 +21,7 @@ from .runtime import Runtime
 from .scheduler import is_dead_local_owner
 from .states import Status
 from .store.base import BatchRecord, JobStore
+from .story import cancelled_before_start
 from .sweep import remove_job_folders
 from .tenant_storage import TenantStorage
 
@@ -178,6 +179,7 @@ class Lifecycle:
         if after.status.value in ("Completed", "Failed", "Warning", "Skipped"):
             raise InvalidState(f"Job already finished ({after.status.value}); nothing to cancel")
         if after.status is Status.CANCELLED:  # no attempt runs it: its folders go, in whatever slot
+            cancelled_before_start(after)
             data_dir = self._runtime.options.data_dir
             await asyncio.get_running_loop().run_in_executor(
                 None, remove_job_folders, data_dir, job.id, job.checkpoint

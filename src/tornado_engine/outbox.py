@@ -24,6 +24,7 @@ from .safety import NetworkPolicy, redact
 from .states import Status, Step
 from .store.base import JobStore, OutboxMessage
 from .store.rules import BATCH_COMPLETED, BatchSummary
+from .story import shown_url, webhook_outcome
 from .supervise import restart_delay, supervised_task
 from .webhooks import (
     WebhookPolicy,
@@ -185,7 +186,7 @@ class WebhookDispatcher:
             _log.exception("webhook %s: recording the delivery failed; it is sent again later", message.id)
         except Exception as exc:
             reason = redact(f"could not be sent: {type(exc).__name__}: {exc}", self.secrets)
-            _log.error("webhook %s to %s %s", message.id, redact(message.url), reason, exc_info=True)
+            _log.error("webhook %s to %s %s", message.id, shown_url(message.url), reason, exc_info=True)
             try:
                 await self.store.finish_outbox(message, "failed", None, reason)
             except Exception:
@@ -203,12 +204,17 @@ class WebhookDispatcher:
                                secrets_=self.secrets)  # fmt: skip
         message.attempts += 1
         if result.delivered:
+            webhook_outcome("delivered")
             await self.store.finish_outbox(message, "delivered", None, None)
             return
         error = redact(result.error or "delivery failed", self.secrets)
         if result.give_up or message.attempts >= self.policy.max_attempts:
-            _log.warning("webhook %s to %s failed for good: %s", message.id, redact(message.url), error)
+            webhook_outcome("failed")
+            _log.warning("webhook %s to %s failed for good: %s", message.id, shown_url(message.url), error)
             await self.store.finish_outbox(message, "failed", None, error)
             return
         delay = self.policy.next_delay(message.attempts, result.retry_after)
+        webhook_outcome("retry")
+        _log.warning("webhook %s to %s failed (attempt %d), again in %.0f s: %s", message.id,
+                     shown_url(message.url), message.attempts, delay, error)  # fmt: skip
         await self.store.finish_outbox(message, "pending", delay, error)

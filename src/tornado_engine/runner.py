@@ -14,7 +14,8 @@ import contextlib
 import functools
 import logging
 import shutil
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from .states import Status, Step, advance
 from .storage import StorageTarget, StoredObject
 from .store.base import Claim, JobStore, LeaseLost
 from .sweep import remove_job_folders, sweep
+from .telemetry import Attributes, track
 from .workroom import WorkRoom
 from .workspace import hide_local_paths
 
@@ -72,6 +74,7 @@ class RunnerConfig:
     bounds: ResolveBounds = field(default_factory=ResolveBounds)  # what one resolve may cost
     stall: StallPolicy = field(default_factory=StallPolicy)
     guard: NetGuard | None = None  # then each job gets its own proxy credential (guard.job_proxy)
+    worker_id: str = ""  # the scheduler's, named in each attempt's log line and span
 
 
 class JobRunner:
@@ -96,6 +99,13 @@ class JobRunner:
         self.executor = executor
         self.active: dict[str, Attempt] = {}
         self.room = WorkRoom(config.disk_reserve_bytes, executor)
+        track(self)
+
+    def gauges(self) -> Iterator[tuple[str, int, Attributes]]:
+        """Attempts running here per step, for the ``tornado.jobs.active`` metric."""
+        steps = Counter(run.job.step for run in self.active.values())
+        for step in (Step.QUEUED, Step.DOWNLOADING, Step.MUXING, Step.UPLOADING):
+            yield "tornado.jobs.active", steps[step], {"tornado.job.step": step.value}
 
     async def __call__(self, claim: Claim) -> None:
         previous = self.active.get(claim.job.id)
@@ -106,11 +116,12 @@ class JobRunner:
             await previous.finished.wait()
         cfg = self.config
         run = Attempt(claim, self.store, self.publish, cfg.retry, folder=cfg.work_dir / claim.job.id,
-                      storage=cfg.storage)  # fmt: skip
+                      storage=cfg.storage, worker=cfg.worker_id)  # fmt: skip
         self.active[run.job.id] = run
         abandoned = False  # the job goes on in a later attempt, which may resume from the folder
         try:
-            await self._run(run)
+            with run.story.running():
+                await self._run(run)
         except LeaseLost:
             abandoned = True
             _log.warning("job %s: lease lost; another attempt owns it now", run.job.id)
@@ -139,6 +150,7 @@ class JobRunner:
         job.started_at = now_ms()
         if job.queue_wait_ms is None:
             job.queue_wait_ms = max(0, job.started_at - job.created_at)
+        run.story.claimed()
         job.requested_quality = job.requested_quality or "best"
         if self.storage_for is not None:  # read now: a retried job goes where its tenant's files go today
             run.storage = await self.storage_for(job)
@@ -182,7 +194,6 @@ class JobRunner:
             await asyncio.get_running_loop().run_in_executor(self.executor, run.reset_folder)
             fetch = functools.partial(self._fetch, run, ctx)
             fetched = await run.retrying("download", fetch, run.reset_folder)
-            run.record(fetched)
             checkpoint = resume.downloaded(run.folder, fetched)
             job.checkpoint = checkpoint.to_data()  # saved by the next step's write
         else:
@@ -191,26 +202,32 @@ class JobRunner:
             await run.enter(Step.MUXING)
             # only a full disk is transient here; the muxer removed its partial output. The steps before
             # the upload share the download's retry count (the job has no mux counter).
-            muxed = await run.retrying("download", functools.partial(mux, ctx, fetched))
-            run.record(muxed)
+            with run.story.stage_run("mux"):
+                muxed = await run.retrying("download", functools.partial(mux, ctx, fetched))
+                run.record(muxed)
             job.checkpoint = resume.muxed(checkpoint, muxed).to_data()
         else:
             muxed = resume.muxed_from(run.folder, checkpoint)
         # an upload re-run after a crash writes the same key again: the name comes from the saved record
         await run.enter(Step.UPLOADING)
-        stored = await upload(ctx, muxed, title=job.title)
-        run.record(stored)
+        with run.story.stage_run("upload"):
+            stored = await upload(ctx, muxed, title=job.title)
+            run.record(stored)
         return stored.media
 
     async def _fetch(self, run: Attempt, ctx: StageContext) -> Fetched:
         """One try at resolve -> admit -> download, holding one io slot throughout."""
         async with ctx.acquire("io"):
-            resolved = await resolve(ctx)
-            run.record(resolved)
+            with run.story.stage_run("resolve"):
+                resolved = await resolve(ctx)
+                run.record(resolved)
             await run.save()  # usage() counts the space reservation from now on
             await self._admit(run.job, ctx.quota, resolved)
-            async with self.room.download(run.folder, resolved.expected_bytes):
-                return await download(ctx, resolved)
+            with run.story.stage_run("download"):
+                async with self.room.download(run.folder, resolved.expected_bytes):
+                    fetched = await download(ctx, resolved)
+                run.record(fetched)
+                return fetched
 
     async def _admit(self, job: Job, quota: Quota | None, resolved: Resolved) -> None:
         """Refuse, before any download, what the tenant's quota does not allow."""
@@ -302,6 +319,7 @@ class JobRunner:
     async def _fail(self, run: Attempt, exc: StageError) -> None:
         await self._clear_dir(run)
         outcome = outcome_for(exc.kind)
+        run.story.failed(exc)
         job = run.job
         checkpoint, job.checkpoint = job.checkpoint, None
         job.status = advance(job.status, outcome.status)

@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from .bounds import ResolveBounds, StallPolicy
 from .diskspace import DEFAULT_RESERVE_BYTES
 from .events import EventHub
 from .ffmpeg import FFmpegPaths, locate_ffmpeg
+from .logfields import ContextExecutor
 from .models import Job
 from .netguard import NetGuard
 from .outbox import WebhookDispatcher
@@ -31,7 +31,7 @@ from .results import Quota
 from .retry import RetryPolicy
 from .runner import JobRunner, RunnerConfig, StageRunner
 from .safety import NetworkPolicy
-from .scheduler import PoolLimits, Pools, Scheduler
+from .scheduler import PoolLimits, Pools, Scheduler, new_worker_id
 from .storage import StorageTarget
 from .store.base import JobStore
 from .supervise import supervised_task
@@ -67,6 +67,8 @@ class RuntimeOptions:
     stall: StallPolicy = field(default_factory=StallPolicy)
     # claim only the jobs this engine submitted (the CLI's ``run``): the rest of the queue is for workers
     own_jobs_only: bool = False
+    # touched at every tick of the lease (heartbeat) loop: a liveness probe's file (``worker --health-file``)
+    health_file: Path | None = None
 
 
 class Runtime:
@@ -94,8 +96,9 @@ class Runtime:
         )
         self._pools = Pools(limits)
         # Blocking stage work (yt-dlp, storage SDKs) gets threads of its own, sized to the pools, so the
-        # host application's default executor is neither used up nor resized.
-        self.executor = ThreadPoolExecutor(
+        # host application's default executor is neither used up nor resized. Each call runs in its
+        # caller's context: what a stage thread logs names the job.
+        self.executor = ContextExecutor(
             max_workers=limits.io + limits.upload + 4, thread_name_prefix="tornado-stage"
         )
         self._dispatcher: WebhookDispatcher | None = None
@@ -163,6 +166,7 @@ class Runtime:
         ffmpeg = opts.ffmpeg or locate_ffmpeg()
         loop = asyncio.get_running_loop()
         self.workspace = await loop.run_in_executor(self.executor, Workspace.take, opts.data_dir / "tmp")
+        worker_id = new_worker_id()
         config = RunnerConfig(
             work_dir=self.workspace.path,
             data_dir=opts.data_dir,
@@ -176,6 +180,7 @@ class Runtime:
             bounds=opts.resolve_bounds,
             stall=opts.stall,
             guard=self._netguard if self.proxy_url else None,
+            worker_id=worker_id,
         )
         self._runner = JobRunner(
             self._store, self._pools, config, self._publish, self.executor, quota_for=quota_for,
@@ -190,6 +195,8 @@ class Runtime:
             on_cancel_requested=self._runner.cancel,
             progress=self.progress.take,
             only=self._own,
+            worker_id=worker_id,
+            health_file=opts.health_file,
         )
         await self._scheduler.start()  # re-queues jobs of dead local workers first
         self.swept = await self._runner.sweep()

@@ -15,12 +15,14 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from .store.base import Claim, JobStore
 from .supervise import restart_delay, supervised_task
+from .telemetry import Attributes, track
 
 __all__ = ["Pool", "PoolLimits", "Pools", "Scheduler", "is_dead_local_owner", "new_worker_id"]
 
@@ -75,13 +77,24 @@ class Pools:
             "upload": asyncio.Semaphore(limits.upload),
             "resolve": asyncio.Semaphore(limits.resolve),
         }
+        self._held: dict[Pool, int] = dict.fromkeys(self._sems, 0)
+        track(self)
 
     @contextlib.asynccontextmanager
     async def acquire(self, pool: Pool, on_wait: Callable[[int], None]) -> AsyncIterator[None]:
         started = time.monotonic()
         async with self._sems[pool]:
             on_wait(int((time.monotonic() - started) * 1000))
-            yield
+            self._held[pool] += 1
+            try:
+                yield
+            finally:
+                self._held[pool] -= 1
+
+    def gauges(self) -> Iterator[tuple[str, int, Attributes]]:
+        """Slots held per pool, for the ``tornado.pool.active`` metric."""
+        for pool, held in self._held.items():
+            yield "tornado.pool.active", held, {"tornado.pool": pool}
 
 
 class Scheduler:
@@ -97,10 +110,12 @@ class Scheduler:
         on_cancel_requested: Callable[[str], object] = lambda job_id: None,
         progress: Callable[[Collection[str]], Mapping[str, str]] = lambda held: {},
         only: Collection[str] | None = None,
+        health_file: Path | None = None,
     ) -> None:
         self.progress = progress  # what progress to store with the leases held (ProgressSampler.take)
         # None: claim any job; else only these ids (the caller adds to it as it submits)
         self.only = only
+        self.health_file = health_file  # touched every heartbeat tick: stale means the loop is stuck
         self.on_cancel_requested = on_cancel_requested  # a cancel asked for through the store
         self.store = store
         self.run_job = run_job
@@ -182,6 +197,8 @@ class Scheduler:
         while not self._stopping:
             # often enough that a cancel asked through the store (another process) lands within ~1 s
             await asyncio.sleep(min(self.lease_seconds / 3, 1.0))
+            if self.health_file is not None:
+                _touch(self.health_file)
             if not self.tokens:
                 continue
             held = dict(self.tokens)
@@ -219,3 +236,10 @@ class Scheduler:
         for task in leftover:
             task.cancel()
         await asyncio.gather(*leftover, return_exceptions=True)
+
+
+def _touch(path: Path) -> None:
+    try:
+        path.touch()
+    except OSError as exc:  # a full or read-only disk: the probe then fails, which is the point
+        _log.warning("health file %s: %s", path, exc)

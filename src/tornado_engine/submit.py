@@ -25,6 +25,7 @@ from .safety import NetworkPolicy
 from .states import Status
 from .storage import StorageTarget
 from .store.base import BatchRecord, JobStore
+from .story import submitted
 from .tenant_storage import TenantStorage, storage_endpoints
 from .ytdlp import public_url
 
@@ -85,6 +86,8 @@ class Submitter:
                 return await self._create_playlist_batch(owner, request, playlist)
         job = self._new_job(owner, request)
         stored = await self._store.insert_jobs([job], None, idempotency_key)
+        if stored[0].id == job.id:  # not an earlier job found by its idempotency key
+            submitted(stored)
         self._runtime.submitted([stored[0].id])
         return JobCreated(job_id=stored[0].id)
 
@@ -132,6 +135,7 @@ class Submitter:
             webhook_url=request.webhook_url,
         )  # fmt: skip
         await self._store.insert_jobs(jobs, record)
+        submitted(jobs, batch_id)
         self._runtime.submitted(record.job_ids)
         return BatchCreated(
             batch_id=batch_id,
@@ -168,6 +172,7 @@ class Submitter:
             record = BatchRecord(batch_id, owner, now_ms(), paused, None, shared.get("folder"),
                                  [j.id for j in jobs], webhook_url=jobs[0].request.webhook_url)  # fmt: skip
             await self._store.insert_jobs(jobs, record)
+            submitted(jobs, batch_id)
             self._runtime.submitted(record.job_ids)
         return BulkCreated(
             batch_id=batch_id if jobs else None,
@@ -185,6 +190,7 @@ class Submitter:
         new = self._new_job(owner, job.request)  # not in the old batch: its counts stay as they were
         new.storage_sealed = job.storage_sealed  # the request's own storage, if it had one
         await self._store.insert_jobs([new])
+        submitted([new])
         self._runtime.submitted([new.id])
         return JobCreated(job_id=new.id)
 

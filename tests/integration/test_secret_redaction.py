@@ -1,5 +1,5 @@
 """Every stage fails with secrets configured; no secret shows up in job records, errors, logs, webhook
-payloads, CLI output or reprs."""
+payloads, CLI output or reprs. A job that completes logs its whole story at DEBUG without one either."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from jobkit import webhook_receiver
 from storage_fixtures import BUCKET, S3_REGION
 
 from tornado_engine import Engine, RetryPolicy, Status, StoreError
+from tornado_engine.cli_logs import JsonFormatter, TextFormatter
 from tornado_engine.storage import S3Config, StorageTarget
 from tornado_engine.store import open_store
 from tornado_engine.testing import MediaServer, MediaSet
@@ -110,3 +111,28 @@ async def test_no_secret_leaks_from_any_failing_stage(
     with pytest.raises(StoreError) as refused:
         await asyncio.wait_for(store.open(), 60)
     _assert_clean(str(refused.value), "the store's error")
+
+
+async def test_a_full_runs_log_at_debug_has_no_secret(
+    tmp_path: Path, media_server: MediaServer, media_set: MediaSet, hook: tuple[str, list[bytes]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Every record of a completed job's run (submit, claim, stages, end, webhook), in both CLI formats."""
+    caplog.set_level(logging.DEBUG)
+    hook_url, bodies = hook
+    url = media_server.url(f"{media_set.progressive_mp4}?token={SOURCE_TOKEN}")
+    async with Engine.open(data_dir=tmp_path / "engine", poll_interval=0.1,
+                           webhook_secrets=[WEBHOOK_SECRET]) as engine:  # fmt: skip
+        created = await engine.create_job(
+            {"url": url, "webhook_url": hook_url, "enable_progress_webhook": True}
+        )
+        job = await engine.wait(created.job_id, timeout=90)
+        for _ in range(100):
+            if len(bodies) >= 5:  # downloading, download_complete, muxing, ... completed, job_completed
+                break
+            await asyncio.sleep(0.1)
+    assert job.status is Status.COMPLETED
+    story = [r for r in caplog.records if getattr(r, "job_id", None) == job.id]
+    assert {r.name for r in story} >= {"tornado_engine.job", "tornado_engine.stage"}
+    for formatter in (TextFormatter(), JsonFormatter()):
+        _assert_clean("\n".join(formatter.format(r) for r in caplog.records), type(formatter).__name__)

@@ -110,6 +110,11 @@ class Resolved:
         """The raw info, for the download calls (yt-dlp's and the fast path's) only."""
         return self._info
 
+    @property
+    def extractor(self) -> str | None:
+        """yt-dlp's extractor that read the page (``Generic``, ``Youtube``), for logs and traces."""
+        return _short(self._info.get("extractor_key") or self._info.get("extractor"), 64)
+
 
 @dataclass(frozen=True)
 class Fetched:

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import random
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
 
 from ..errors import StoreError
+from ..telemetry import instruments
 
 __all__ = ["Conn", "Connections", "redact_dsn"]
 
@@ -39,6 +41,7 @@ _T = TypeVar("_T")
 Conn = psycopg.AsyncConnection[TupleRow]
 
 _RETRY_DELAY = 0.2
+_BACKEND = {"tornado.store.backend": "postgresql"}
 
 
 def redact_dsn(text: str) -> str:
@@ -179,7 +182,14 @@ class Connections:
         self, fn: Callable[[Conn], Awaitable[_T]], *, idempotent: bool = False, transaction: bool = True
     ) -> _T:
         """Run ``fn`` in one transaction, or for a single statement in none (two round trips fewer); retry
-        once on a connection error that cannot have committed."""
+        once on a connection error that cannot have committed. Timed in ``tornado.store.duration``."""
+        started = time.perf_counter()
+        try:
+            return await self._run(fn, idempotent=idempotent, transaction=transaction)
+        finally:
+            instruments.store_duration.record(time.perf_counter() - started, _BACKEND)
+
+    async def _run(self, fn: Callable[[Conn], Awaitable[_T]], *, idempotent: bool, transaction: bool) -> _T:
         for attempt in (1, 2):
             if self._pool is None:
                 raise StoreError("the store is not open")
