@@ -29,6 +29,7 @@ from .runner import StageRunner
 from .runtime import Runtime, RuntimeOptions
 from .safety import NetworkPolicy
 from .scheduler import PoolLimits
+from .sources.settings import SourceSettings
 from .storage import StorageConfig, StorageTarget, open_target
 from .store import JobStore, open_store
 from .submit import PlaylistOptions, Submitter
@@ -78,6 +79,7 @@ class Engine(TenantView):
         disk_reserve_bytes: int = DEFAULT_RESERVE_BYTES,
         resolve_bounds: ResolveBounds | None = None,
         stall: StallPolicy | None = None,
+        sources: SourceSettings | None = None,
     ) -> None:
         if concurrency < 1:
             raise InvalidRequest("concurrency must be at least 1", field="concurrency")
@@ -101,6 +103,7 @@ class Engine(TenantView):
             disk_reserve_bytes=disk_reserve_bytes,
             resolve_bounds=resolve_bounds or ResolveBounds(),
             stall=stall or StallPolicy(),
+            sources=sources or SourceSettings(),
         )  # fmt: skip
         secrets = _webhook_secrets(webhook_secrets, self.data_dir)
         self._runtime = Runtime(self.store, self.storage, self.network, self.hub, secrets, options)
@@ -109,7 +112,7 @@ class Engine(TenantView):
         playlists = PlaylistOptions(expand=expand_playlists, max_entries=max_playlist_entries)
         submitter = Submitter(self.store, jobs, tenants, self.network, self._runtime, playlists)
         label = f"store={self.store!r}, storage={self.storage!r}"
-        super().__init__(Services(submitter, jobs, tenants, label), owner="")
+        super().__init__(Services(submitter, jobs, tenants, label, self._runtime.sources), owner="")
 
     def __repr__(self) -> str:
         return f"Engine({self._services.label})"

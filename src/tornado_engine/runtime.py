@@ -31,6 +31,9 @@ from .retry import RetryPolicy
 from .runner import JobRunner, RunnerConfig, StageRunner
 from .safety import NetworkPolicy
 from .scheduler import PoolLimits, Pools, Scheduler
+from .secrets import SecretBox
+from .sources.book import SourceBook
+from .sources.settings import SourceSettings
 from .storage import StorageTarget
 from .store.base import JobStore
 from .supervise import supervised_task
@@ -64,6 +67,8 @@ class RuntimeOptions:
     resolve_bounds: ResolveBounds = field(default_factory=ResolveBounds)  # what one resolve may cost
     # a transfer slower than this is cut and the job ends (or is retried) "stalled" (bounds.py)
     stall: StallPolicy = field(default_factory=StallPolicy)
+    # upstream proxies, cookies, bandwidth limits, impersonation (tornado_engine.sources)
+    sources: SourceSettings = field(default_factory=SourceSettings)
 
 
 class Runtime:
@@ -84,7 +89,11 @@ class Runtime:
         self.hub = hub
         self.options = options
         self._webhook_secrets = list(webhook_secrets)
-        self._netguard = NetGuard(network, connect_timeout=options.socket_timeout, stall=options.stall)
+        self._netguard = NetGuard(network, connect_timeout=options.socket_timeout, stall=options.stall,
+                                  upstream=options.sources.proxies)  # fmt: skip
+        self._box: SecretBox | None = None
+        # each tenant's jar and proxy pool (sealed in the store), and every attempt's sources
+        self.sources = SourceBook(store, options.sources, network, self._secret_box)
         limits = options.pools or PoolLimits(
             io=min(options.concurrency, 64), upload=min(options.concurrency, 16)
         )
@@ -102,6 +111,12 @@ class Runtime:
         self.workspace: Workspace | None = None  # this engine's slot of DATA_DIR/tmp, held while it runs
         self._closed = False
         self.swept = (0, 0)  # (removed, kept) job folders at start, for the worker's start-up line
+
+    def _secret_box(self) -> SecretBox:
+        """Seals tenants' cookies and proxy credentials; the key as for their storage (secrets.py)."""
+        if self._box is None:
+            self._box = SecretBox.from_env(self.options.data_dir)
+        return self._box
 
     @property
     def proxy_url(self) -> str:
@@ -167,7 +182,7 @@ class Runtime:
         )
         self._runner = JobRunner(
             self._store, self._pools, config, self._publish, self.executor, quota_for=quota_for,
-            storage_for=storage_for, stages=opts.stages,
+            storage_for=storage_for, stages=opts.stages, sources_for=self.sources.for_job,
         )  # fmt: skip
         self._scheduler = Scheduler(
             self._store,

@@ -50,6 +50,7 @@ from ...errors import JobCancelled
 from ...options import MediaOptions
 from ...progress import ProgressCallback
 from ...safety import NetworkPolicy
+from ...sources.settings import JobSources
 from ...ytdlp import download_params, map_error
 from ..downloader import DownloadResult
 from ..sidecar import SideFiles, fetch_side_files
@@ -79,12 +80,14 @@ def download_sync(
     ffmpeg_dir: str | None = None,
     tuning: FastPathTuning | None = None,
     stall: StallPolicy | None = None,
+    sources: JobSources | None = None,
 ) -> DownloadResult | None:
     """Blocking. The download, or None when yt-dlp should do it (then nothing is left in ``job_dir``).
 
     ``policy``: judge and pin the host's addresses here; without it, connect through ``proxy`` (the
     network guard). With neither, returns None. ``stall``: a source slower than this ends the download
-    with a ``DownloadError`` of kind ``stalled``.
+    with a ``DownloadError`` of kind ``stalled``. ``sources``: the job's cookies (sent where
+    http.cookiejar matches them) and bandwidth throttle.
     """
     source = eligible(info, options)
     if source is None:
@@ -97,7 +100,9 @@ def download_sync(
         paths, ids = [job_dir / source.filename], [source.format_id]
     started = time.monotonic()
     try:
-        session = Session(source, policy, proxy, cancel, socket_timeout, stall)
+        jar = sources.cookies.jar() if sources is not None and sources.cookies else None
+        throttle = sources.throttle if sources is not None else None
+        session = Session(source, policy, proxy, cancel, socket_timeout, stall, jar, throttle)
         if isinstance(source, FastDash):
             size = fetch_dash(source, paths, session, tuning, on_progress)
         else:
@@ -120,6 +125,7 @@ def download_sync(
         )
         if proxy:
             params["proxy"] = proxy
+        params.update(sources.ytdlp_params() if sources is not None else {})
         side = fetch_side_files(info, job_dir, params, options)
     return DownloadResult(paths, ids, size, seconds, side)
 

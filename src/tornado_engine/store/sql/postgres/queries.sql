@@ -190,3 +190,13 @@ WITH stale AS (
 UPDATE tornado_jobs j SET status = 'Pending', lease_owner = NULL, lease_expires_at = NULL,
     available_at = now()
 FROM stale WHERE j.id = stale.id RETURNING j.id
+
+-- name: tenant_sources
+SELECT kind, sealed FROM tornado_tenant_sources WHERE owner = %s
+
+-- name: put_tenant_source
+INSERT INTO tornado_tenant_sources (owner, kind, sealed) VALUES (%s, %s, %s)
+ON CONFLICT (owner, kind) DO UPDATE SET sealed = excluded.sealed
+
+-- name: delete_tenant_source
+DELETE FROM tornado_tenant_sources WHERE owner = %s AND kind = %s

@@ -123,3 +123,13 @@ SELECT id, lease_owner, lease_expires_at FROM jobs WHERE status = 'Processing'
 -- name: requeue
 UPDATE jobs SET status = 'Pending', lease_owner = NULL, lease_expires_at = NULL, available_at = ?
 WHERE id = ? AND status = 'Processing'
+
+-- name: tenant_sources
+SELECT kind, sealed FROM tenant_sources WHERE owner = ?
+
+-- name: put_tenant_source
+INSERT INTO tenant_sources (owner, kind, sealed) VALUES (?, ?, ?)
+ON CONFLICT (owner, kind) DO UPDATE SET sealed = excluded.sealed
+
+-- name: delete_tenant_source
+DELETE FROM tenant_sources WHERE owner = ? AND kind = ?
