@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_admin import ADMIN_COMMANDS, STORAGE_HELP, STORE_HELP, add_admin_commands, run_admin
-from .cli_media import add_media_options, add_metadata_command, media_fields, run_metadata
+from .cli_media import add_media_options, add_metadata_command, media_fields, run_metadata, source_options
 from .cli_worker import add_worker_command, run_worker
 from .codecs import AUDIO_BITRATES, AUDIO_CHOICES, VIDEO_CHOICES, VIDEO_CONTAINERS
 from .engine import Engine, default_data_dir
@@ -111,6 +111,7 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("data_dir", "store", "storage", "allow_networks"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
+    options.update(source_options(args, with_request=True))  # --proxy, --cookies
     return options
 
 

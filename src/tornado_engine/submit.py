@@ -197,7 +197,7 @@ class Submitter:
             executor=self._runtime.executor,
             bounds=self._runtime.options.resolve_bounds,
             slot=self._runtime.resolve_slot,
-            sources=self._runtime.sources.engine_sources(),
+            sources=self._runtime.sources.engine_sources(request.url),
         )
 
 

@@ -95,9 +95,9 @@ async def test_a_newer_database_is_refused(tmp_path: Path) -> None:
 
 
 def test_connections_migrating_together_apply_each_migration_once(tmp_path: Path) -> None:
-    """Like processes starting together: each its own connection; 0002 would fail if applied twice."""
+    """Like processes starting together: each its own connection; the last would fail if applied twice."""
     path = _v0_copy(tmp_path)
-    once = Migration(2, "once", "-- not idempotent\nCREATE TABLE applied_once (n INTEGER);\n"
+    once = Migration(NEWEST + 1, "once", "-- not idempotent\nCREATE TABLE applied_once (n INTEGER);\n"
                                "INSERT INTO applied_once VALUES (1);\n")  # fmt: skip
     migrations = [*MIGRATIONS, once]
     applied: list[list[int]] = []
@@ -117,11 +117,11 @@ def test_connections_migrating_together_apply_each_migration_once(tmp_path: Path
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(applied) == [[]] * 5 + [[1, 2]]
+    assert sorted(applied) == [[]] * 5 + [[*(m.version for m in MIGRATIONS), NEWEST + 1]]
     assert _query(path, "SELECT n FROM applied_once") == [(1,)]
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        assert schema_version(conn) == 2
+        assert schema_version(conn) == NEWEST + 1
         assert migrate(conn, migrations) == []
     finally:
         conn.close()

@@ -120,8 +120,10 @@ class SourceBook:
             throttle=Throttle(*buckets),
         )
 
-    def engine_sources(self) -> JobSources:
-        """For resolves outside a job (metadata, playlist probes): the engine's own settings."""
+    def engine_sources(self, url: str) -> JobSources:
+        """For a resolve outside a job (metadata): the engine's own settings for ``url``."""
         settings = self.settings
-        return JobSources(cookies=settings.cookies, proxies=settings.proxies,
-                          extractor_args=settings.extractor_args)  # fmt: skip
+        return JobSources(
+            cookies=settings.cookies, proxies=settings.proxies, limit_rate=settings.limit_rate,
+            impersonate=impersonation_for(url, settings.impersonate), extractor_args=settings.extractor_args,
+        )  # fmt: skip

@@ -47,6 +47,8 @@ class CookieSet:
     def jar(self) -> http.cookiejar.MozillaCookieJar:
         """A fresh jar with these cookies (expired ones dropped, as yt-dlp's loader does)."""
         jar = http.cookiejar.MozillaCookieJar()
+        if not self.domains:  # none (the default set has no text at all)
+            return jar
         # MozillaCookieJar only reads files: _really_load takes any text stream
         jar._really_load(io.StringIO(self.text), "<cookies>", ignore_discard=True, ignore_expires=False)  # type: ignore[attr-defined]
         return jar
