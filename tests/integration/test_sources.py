@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +19,7 @@ import pytest
 from jobkit import run_job
 from proxykit import upstream_proxy
 
-from tornado_engine import Engine, Status
+from tornado_engine import Engine, RetryPolicy, Status
 from tornado_engine.netguard import NetGuard
 from tornado_engine.pipeline import fastpath
 from tornado_engine.progress import Event
@@ -39,7 +42,8 @@ def _clean(text: str, where: str) -> None:
 
 async def _engine(tmp_path: Path, events: list[Event], **sources: Any) -> AsyncIterator[Engine]:
     async with Engine.open(data_dir=tmp_path / "engine", poll_interval=0.1, expand_playlists=False,
-                           sources=SourceSettings.build(**sources)) as engine:  # fmt: skip
+                           retry=RetryPolicy(max_retries=0), sources=SourceSettings.build(**sources),
+                           ) as engine:  # fmt: skip
         publish = engine.hub.publish
 
         def keep(event: Event) -> None:
@@ -115,17 +119,20 @@ async def test_tenant_cookies_open_the_door_and_stay_sealed(
         without = await run_job(tenant, url=url, timeout=60)  # type: ignore[arg-type]
         stored = await tenant.set_cookies(_jar())
         described = await tenant.sources()
+        with sqlite3.connect(tmp_path / "engine" / "jobs.db") as db:
+            rows = db.execute("SELECT owner, kind, sealed FROM tenant_sources").fetchall()
         fast = await run_job(tenant, url=url, timeout=60)  # type: ignore[arg-type]
         hls = media_server.url(f"cookie/sid/{media_set.hls_master}")
         slow = await run_job(tenant, url=hls, timeout=60)  # type: ignore[arg-type]
         other = await run_job(engine, url=url, timeout=60)  # another tenant: no jar
-    assert without.status is Status.FAILED and other.status is Status.FAILED
+        removed = await tenant.remove_sources("cookies"), await tenant.remove_sources("cookies")
+        gone = await run_job(tenant, url=url, timeout=60)  # type: ignore[arg-type]
+    assert without.status is other.status is gone.status is Status.FAILED
+    assert removed == (True, False)
     assert (fast.status, fast.download_strategy) == (Status.COMPLETED, "fastpath"), fast.error
     assert slow.status is Status.COMPLETED, slow.error
     assert stored == {"domains": ["127.0.0.1"], "count": 1}
     assert described["cookie_domains"] == ["127.0.0.1"]
-    with sqlite3.connect(tmp_path / "engine" / "jobs.db") as db:
-        rows = db.execute("SELECT owner, kind, sealed FROM tenant_sources").fetchall()
     assert [(owner, kind) for owner, kind, _ in rows] == [("t", "cookies")]
     records = json.dumps([j.to_api() for j in (without, fast, slow, other)])
     _clean(records + repr(events) + caplog.text + json.dumps(rows) + repr(described), "records")
@@ -199,3 +206,34 @@ async def test_bandwidth_cap_of_two_megabytes_per_second(tmp_path: Path, media_s
         (media_server.root / name).unlink()
     for way, measured in rates.items():
         assert abs(measured - rate) / rate < 0.15, f"{way}: {measured / 2**20:.2f} MiB/s"
+
+
+def _cli(*args: str, home: Path) -> dict[str, Any]:
+    env = {**os.environ, "TORNADO_ENGINE_HOME": str(home)}
+    proc = subprocess.run([sys.executable, "-m", "tornado_engine", *args], capture_output=True, text=True,
+                          env=env, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    _clean(proc.stdout + proc.stderr, f"CLI {args[0]}")
+    found: dict[str, Any] = json.loads(proc.stdout)
+    return found
+
+
+def test_cli_sources_and_tenant_commands(
+    tmp_path: Path, media_server: MediaServer, media_set: MediaSet
+) -> None:
+    media_server.cookies["sid"] = COOKIE
+    jar, pool = tmp_path / "cookies.txt", tmp_path / "proxies.txt"
+    jar.write_text(_jar())
+    url, home = media_server.url(f"cookie/sid/{media_set.progressive_mp4}"), tmp_path / "home"
+    with upstream_proxy("socks5", "user", PASSWORD) as proxy:
+        found = _cli("metadata", url, "--json", "--proxy", proxy.url, "--cookies", str(jar),
+                     "--limit-rate", "4M", home=home)  # fmt: skip
+        assert proxy.tunnels_to(media_server.port) >= 1  # the resolve went through the proxy
+    assert found["title"] == "progressive"  # found: the cookie opened the door (403 without it)
+    pool.write_text(f"# one a line\n{proxy.url}\n")
+    assert _cli("tenant", "set-cookies", str(jar), "--tenant", "t", "--json", home=home) == {
+        "domains": ["127.0.0.1"], "count": 1}  # fmt: skip
+    _cli("tenant", "set-proxies", str(pool), "--rule", "per_host", "--tenant", "t", home=home)
+    assert _cli("tenant", "sources", "--tenant", "t", home=home) == {
+        "cookie_domains": ["127.0.0.1"], "proxies": [f"socks5://127.0.0.1:{proxy.port}"],
+        "proxy_rule": "per_host"}  # fmt: skip

@@ -99,6 +99,17 @@ def test_throttle_charges_the_slowest_of_its_buckets() -> None:
     assert not Throttle() and Throttle().charge(10**9) == 0
 
 
+def test_the_engine_bucket_is_shared_by_every_job() -> None:
+    """Two jobs at 4000 B/s each under an engine cap of 1000 B/s: together they get 1000 B/s."""
+    clock = [0.0]
+    engine = TokenBucket(1000, 0, burst=0)
+    jobs = [Throttle(TokenBucket(4000, 0, burst=0), engine, clock=lambda: clock[0]) for _ in range(2)]
+    for _ in range(50):
+        for throttle in jobs:  # each job waits its turn, as its thread would sleep
+            clock[0] += throttle.charge(100)
+    assert clock[0] == pytest.approx(2 * 50 * 100 / 1000)
+
+
 def test_rates_parse_like_ytdlp() -> None:
     assert parse_rate("2M") == 2 * 1024**2
     assert parse_rate("500K") == 500 * 1024

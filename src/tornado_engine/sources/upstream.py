@@ -29,9 +29,12 @@ async def open_tunnel(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A stream to ``address:port`` through ``proxy`` (reached at ``proxy_address``, already checked)."""
     tls = ssl.create_default_context() if proxy.scheme == "https" else None
-    reader, writer = await asyncio.open_connection(
-        proxy_address, proxy.port, ssl=tls, server_hostname=proxy.host if tls else None, limit=limit
-    )
+    try:
+        reader, writer = await asyncio.open_connection(
+            proxy_address, proxy.port, ssl=tls, server_hostname=proxy.host if tls else None, limit=limit
+        )
+    except OSError as exc:  # ssl.SSLError too: the proxy's name, never the bare address tuple
+        raise _fail(proxy, f"cannot connect ({exc.strerror or exc})") from None
     try:
         if proxy.scheme == "socks5":
             await _socks5(proxy, reader, writer, address, port)
