@@ -145,16 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.hits[path] += 1
             self.server.seen.append((path, dict(self.headers.items())))
 
-        if m := _STATUS_RE.match(path):
-            code = int(m[1])
-            if not 200 <= code <= 599:
-                return self._empty(400)
-            return self._empty(code, {"Retry-After": "1"} if code == 429 else None)
-
-        if path.startswith("/huge/"):
-            return self._huge(path, head)
-        if path.startswith("/redirect/"):
-            return self._empty(302, {"Location": "http://" + path[len("/redirect/") :]})
+        if self._answered(path, head):
+            return
 
         mode, _, rest = path[1:].partition("/")
         if mode not in _FAULT_MODES:
@@ -165,10 +157,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._empty(400)
             drip, rest = (int(m[1]), float(m[2])), m[3]
         if mode == "cookie":
-            name, _, rest = rest.partition("/")
-            sent = [c.strip() for c in (self.headers.get("Cookie") or "").split(";")]
-            if name not in self.server.cookies or f"{name}={self.server.cookies[name]}" not in sent:
+            gated = self._cookie_gate(rest)
+            if gated is None:
                 return self._empty(403)
+            rest = gated
         root = self.server.root
         fs = os.path.realpath(os.path.join(root, rest))
         if not fs.startswith(root + os.sep) or not os.path.isfile(fs):
@@ -222,6 +214,29 @@ class _Handler(BaseHTTPRequestHandler):
             # SO_LINGER 0 makes close() send RST, so the client sees "Connection reset by peer".
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
+
+    def _answered(self, path: str, head: bool) -> bool:
+        """The routes that serve no file: ``/status/``, ``/huge/``, ``/redirect/``."""
+        if m := _STATUS_RE.match(path):
+            code = int(m[1])
+            if not 200 <= code <= 599:
+                self._empty(400)
+            else:
+                self._empty(code, {"Retry-After": "1"} if code == 429 else None)
+        elif path.startswith("/huge/"):
+            self._huge(path, head)
+        elif path.startswith("/redirect/"):
+            self._empty(302, {"Location": "http://" + path[len("/redirect/") :]})
+        else:
+            return False
+        return True
+
+    def _cookie_gate(self, rest: str) -> str | None:
+        """``<name>/<file>`` -> ``<file>`` when the request carries the cookie :attr:`cookies` wants."""
+        name, _, rest = rest.partition("/")
+        sent = [c.strip() for c in (self.headers.get("Cookie") or "").split(";")]
+        wanted = self.server.cookies.get(name)
+        return rest if wanted is not None and f"{name}={wanted}" in sent else None
 
     def _huge(self, path: str, head: bool) -> None:
         found = _huge_manifest(path[len("/huge/") :])
