@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import shutil
@@ -180,6 +181,7 @@ class JobRunner:
         self._secrets[job.id] = sources.secrets()
         if self.config.guard is not None:  # its connections go through its proxies, at its bandwidth
             self.config.guard.route(job.id, sources.proxies, sources.throttle)
+            sources = dataclasses.replace(sources, metered=True)
         ctx = self._context(run, quota, sources)
         job.requested_quality = ctx.options.requested_quality
         run.folder_in_use = True

@@ -3,6 +3,7 @@ rate parsing, cookie jars and their matching, impersonation targets and allow-li
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.request
 
 import pytest
@@ -205,4 +206,6 @@ def test_impersonation_per_host_and_job_parameters() -> None:
     assert SECRET in sources.secrets() and "abc123secret" in sources.secrets()
     params = sources.ytdlp_params()
     assert params["ratelimit"] == 2 * 1024**2 and "proxy" not in params
+    # behind the guard, which meters the job, yt-dlp gets no second limiter
+    assert "ratelimit" not in dataclasses.replace(sources, metered=True).ytdlp_params()
     assert SECRET not in repr(settings) and "abc123secret" not in repr(settings) + repr(sources)
