@@ -27,7 +27,9 @@ def test_proxy_urls_parse_and_never_show_the_password() -> None:
     assert parse_proxy("http://p.example").port == 80 and parse_proxy("https://p.example").port == 443
     assert parse_proxy("socks5h://h:1").scheme == "socks5"
     assert parse_proxy(proxy.url()) == proxy  # the full URL round-trips (quoted credentials)
-    for bad in ("ftp://h:1", "http://", "http://h:1/path", f"http://u:{SECRET}@h:99999", "nonsense"):
+    too_long = f"socks5://u:{SECRET * 30}@h:1"
+    for bad in ("ftp://h:1", "http://", "http://h:1/path", f"http://u:{SECRET}@h:99999", "nonsense",
+                too_long):  # fmt: skip
         with pytest.raises(InvalidRequest) as caught:
             parse_proxy(bad)
         assert SECRET not in str(caught.value)

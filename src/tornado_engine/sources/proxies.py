@@ -69,13 +69,11 @@ def parse_proxy(url: str, field_name: str = "proxy") -> ProxySpec:
     if not parts.hostname or (parts.path not in ("", "/")) or parts.query or parts.fragment:
         raise InvalidRequest(f"{field_name}: expected scheme://[user:password@]host:port", field=field_name)
     default = {"http": 80, "https": 443}.get(scheme, 1080)
-    return ProxySpec(
-        scheme="socks5" if scheme == "socks5h" else scheme,
-        host=parts.hostname,
-        port=port or default,
-        username=urllib.parse.unquote(parts.username or ""),
-        password=urllib.parse.unquote(parts.password or ""),
-    )
+    user, password = urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or "")
+    if any(len(x.encode()) > 255 or "\n" in x or "\r" in x for x in (user, password)):  # RFC 1929's bound
+        raise InvalidRequest(f"{field_name}: a user name or password too long (255 bytes)", field=field_name)
+    scheme = "socks5" if scheme == "socks5h" else scheme
+    return ProxySpec(scheme, parts.hostname, port or default, username=user, password=password)
 
 
 @dataclass
