@@ -10,7 +10,8 @@ same job with a few keep-alive connections whose reads (``recv_into`` a large bu
   ahead on all connections and appended to each representation's file in order, as yt-dlp's own DASH
   downloader concatenates them (the muxer then copies them into the container, as before).
 
-It is taken only when it is safe to: not live, no cookies, byte-range fragments or DRM, safe request
+It is taken only when it is safe to: not live, no cookies but the job's own jar (sent per request as
+http.cookiejar matches them), no impersonation, byte-range fragments or DRM, safe request
 headers and a media extension; a progressive server must answer the first ranged request with ``206``
 and a ``Content-Range`` total. Anything unusual (no Range support, a redirect, an encoded or chunked
 body, a failed first request) returns ``None``, nothing is kept, and the caller runs yt-dlp, which then
@@ -20,7 +21,8 @@ would get (fragments are retried like its ``fragment_retries``), so the runner's
 
 Network policy: the host is resolved and judged once by :class:`~tornado_engine.safety.NetworkPolicy`
 and every connection goes to an address it allowed (never a fresh lookup: no DNS rebinding); without a
-policy, connections are ``CONNECT`` tunnels through the network guard, which judges them itself. A
+policy (the download stage gives none when the job has upstream proxies), connections are ``CONNECT``
+tunnels through the network guard, which judges them itself and chains the job's upstream proxy. A
 refused address raises ``DownloadError`` ("Blocked by network policy ...") and nothing is sent to it.
 Redirects are never followed here (they fall back).
 
