@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from jobkit import run_job
-from proxykit import upstream_proxy
+from proxykit import self_signed, upstream_proxy
 
 from tornado_engine import Engine, RetryPolicy, Status
 from tornado_engine.netguard import NetGuard
@@ -25,7 +25,9 @@ from tornado_engine.pipeline import fastpath
 from tornado_engine.progress import Event
 from tornado_engine.safety import NetworkPolicy
 from tornado_engine.sources import JobSources, SourceSettings
+from tornado_engine.sources.proxies import parse_proxy
 from tornado_engine.sources.ratelimit import Throttle, TokenBucket
+from tornado_engine.sources.upstream import open_tunnel
 from tornado_engine.testing import MediaServer, MediaSet
 
 pytestmark = pytest.mark.integration
@@ -237,3 +239,21 @@ def test_cli_sources_and_tenant_commands(
     assert _cli("tenant", "sources", "--tenant", "t", home=home) == {
         "cookie_domains": ["127.0.0.1"], "proxies": [f"socks5://127.0.0.1:{proxy.port}"],
         "proxy_rule": "per_host"}  # fmt: skip
+
+
+async def test_an_https_proxy_tunnel(
+    tmp_path: Path, media_server: MediaServer, media_set: MediaSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard's tunnel through an ``https://`` proxy: TLS to the proxy (verified), CONNECT inside."""
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the proxy's certificate is the one trusted here
+    with upstream_proxy("http", "user", PASSWORD, tls=(cert, key)) as proxy:
+        spec = parse_proxy(proxy.url)
+        reader, writer = await open_tunnel(spec, "127.0.0.1", "127.0.0.1", media_server.port, limit=65536)
+        writer.write(f"HEAD /{media_set.progressive_mp4} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+        monkeypatch.delenv("SSL_CERT_FILE")  # an untrusted certificate is refused, naming the proxy
+        with pytest.raises(OSError, match=rf"proxy https://127.0.0.1:{proxy.port}: cannot connect"):
+            await open_tunnel(spec, "127.0.0.1", "127.0.0.1", media_server.port, limit=65536)
+    assert head.startswith(b"HTTP/1.1 200") and proxy.tunnels_to(media_server.port) == 1
