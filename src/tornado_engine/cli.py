@@ -25,7 +25,7 @@ from .cli_admin import ADMIN_COMMANDS, STORAGE_HELP, STORE_HELP, add_admin_comma
 from .cli_codes import EXIT_CODES, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 from .cli_errors import flag_message
 from .cli_logs import add_logging_options, configure_logging
-from .cli_media import add_media_options, add_metadata_command, media_fields, run_metadata
+from .cli_media import add_media_options, add_metadata_command, media_fields, run_metadata, source_options
 from .cli_ops import add_health_command, run_health
 from .cli_progress import follow
 from .cli_queue import queued_note, say, store_url
@@ -179,6 +179,7 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
             options[name] = getattr(args, name)
     if (store := store_url(args.store)) is not None:
         options["store"] = store
+    options.update(source_options(args, with_request=True))  # --proxy, --cookies
     return options
 
 

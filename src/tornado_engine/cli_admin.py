@@ -1,5 +1,6 @@
 """Command line for jobs already submitted: ``jobs list|get|cancel|retry|delete-file``,
-``batch get|rename|start`` and ``usage``. They open the store without running jobs, so they work beside a
+``batch get|rename|start`` and ``usage``; a tenant's sources: ``tenant sources|set-cookies|set-proxies|
+remove-cookies|remove-proxies``. They open the store without running jobs, so they work beside a
 running worker (a cancel reaches it through the store)."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .cli_queue import queued_note, say, store_url, wait_job
 from .cli_table import print_job_table
 from .datadir import check_data_dir
 from .engine import Engine, default_data_dir
+from .errors import InvalidRequest
 from .models import Job
 from .states import Status
 from .store import open_store
@@ -24,7 +26,7 @@ from .tenant_view import TenantView
 
 __all__ = ["ADMIN_COMMANDS", "STORAGE_HELP", "STORE_HELP", "add_admin_commands", "run_admin"]
 
-ADMIN_COMMANDS = ("jobs", "batch", "usage")
+ADMIN_COMMANDS = ("jobs", "batch", "usage", "tenant")
 STORE_HELP = (
     "job store: postgresql://user@host/db, a path to a .db file, or sqlite:////abs/path/jobs.db "
     "(four slashes: sqlite:///x.db is relative to the current folder); default $TORNADO_STORE, else "
@@ -80,6 +82,41 @@ def add_admin_commands(sub: Any) -> None:
     _common(rename)
 
     _common(sub.add_parser("usage", help="job counts and storage used"))
+    _add_tenant_commands(sub)
+
+
+def _add_tenant_commands(sub: Any) -> None:
+    tenant = sub.add_parser("tenant", help="a tenant's cookie jar and proxy pool (kept encrypted)")
+    actions = tenant.add_subparsers(dest="action", required=True)
+    _common(actions.add_parser("sources", help="what the tenant stored (no secret shown)"))
+    cookies = actions.add_parser("set-cookies", help="store a Netscape cookies.txt for the tenant's jobs")
+    cookies.add_argument("file", type=Path)
+    _common(cookies)
+    # a file, not arguments: proxy passwords must not show in the process list
+    proxies = actions.add_parser("set-proxies", help="store upstream proxies (a file, one URL a line)")
+    proxies.add_argument("file", type=Path)
+    proxies.add_argument("--rule", choices=["round_robin", "sticky_job", "per_host"], default="round_robin")
+    _common(proxies)
+    for kind in ("cookies", "proxies"):
+        _common(actions.add_parser(f"remove-{kind}", help=f"forget the tenant's {kind}"))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"cannot read {path}: {exc}", field="file") from None
+
+
+async def _tenant_action(engine: TenantView, args: argparse.Namespace) -> Any:
+    if args.action == "set-cookies":
+        return await engine.set_cookies(_read(args.file))
+    if args.action == "set-proxies":
+        urls = [line.strip() for line in _read(args.file).splitlines()]
+        return await engine.set_proxies([u for u in urls if u and not u.startswith("#")], args.rule)
+    if args.action in ("remove-cookies", "remove-proxies"):
+        return {"removed": await engine.remove_sources(args.action.removeprefix("remove-"))}
+    return await engine.sources()
 
 
 def _status(text: str) -> str:
@@ -129,6 +166,8 @@ async def run_admin(args: argparse.Namespace) -> int:
             result = await engine.usage()
         elif args.command == "jobs":
             result = await _job_action(engine, args)
+        elif args.command == "tenant":
+            result = await _tenant_action(engine, args)
         elif args.action == "rename":
             pairs = [item.partition("=") for item in args.renames]
             result = await engine.rename_batch_jobs(

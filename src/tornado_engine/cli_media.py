@@ -16,13 +16,14 @@ from typing import Any
 
 from .codecs import AUDIO_CONTAINERS
 from .engine import Engine, default_data_dir
-from .errors import StageError
+from .errors import InvalidRequest, StageError
 from .models import JobRequest
 from .options import MAX_RESOLUTIONS, QUALITY_PRESETS, parse_max_resolution
 from .retry import outcome_for
+from .sources.settings import SourceSettings
 from .states import Status
 
-__all__ = ["add_media_options", "add_metadata_command", "media_fields", "run_metadata"]
+__all__ = ["add_media_options", "add_metadata_command", "media_fields", "run_metadata", "source_options"]
 
 _EXIT = {Status.FAILED: 1, Status.WARNING: 3, Status.SKIPPED: 4}
 
@@ -52,6 +53,41 @@ def add_media_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--wait-for-video", type=int, metavar="SECONDS", help="with --live: wait for a scheduled stream"
     )
+    _add_source_options(parser)
+
+
+def _add_source_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sources")
+    group.add_argument(
+        "--proxy", metavar="URL", help="upstream proxy: http://, https:// or socks5://[user:pass@]host:port"
+    )
+    group.add_argument(
+        "--cookies", metavar="FILE", type=Path, help="Netscape cookies.txt, sent to matching domains only"
+    )
+    group.add_argument(
+        "--limit-rate", metavar="RATE", help="bytes per second for the download, e.g. 2M or 500K"
+    )
+    group.add_argument(
+        "--impersonate",
+        metavar="TARGET",
+        help="imitate a browser (chrome, safari-18.0...): needs the [impersonate] extra",
+    )
+
+
+def source_options(args: argparse.Namespace, *, with_request: bool = False) -> dict[str, Any]:
+    """``Engine(sources=...)`` from ``--proxy`` and ``--cookies`` (and, unless the request carries them,
+    ``--limit-rate`` and ``--impersonate``); {} when none is given."""
+    cookies = None
+    if args.cookies is not None:
+        try:
+            cookies = args.cookies.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidRequest(f"--cookies: cannot read {args.cookies}: {exc}", field="cookies") from None
+    given: dict[str, Any] = {"proxy": args.proxy, "cookies": cookies}
+    if not with_request:
+        given.update(limit_rate=args.limit_rate, impersonate=args.impersonate)
+    given = {k: v for k, v in given.items() if v is not None}
+    return {"sources": SourceSettings.build(**given)} if given else {}
 
 
 def _resolution(text: str) -> str:
@@ -78,6 +114,8 @@ def media_fields(args: argparse.Namespace) -> dict[str, Any]:
         "live_from_start": args.live_from_start,
         "max_duration": args.max_duration,
         "wait_for_video": args.wait_for_video,
+        "limit_rate": args.limit_rate,
+        "impersonate": args.impersonate,
     }
     return {k: v for k, v in pairs.items() if v not in (None, False)}
 
@@ -93,6 +131,7 @@ def add_metadata_command(sub: Any) -> None:
         "--allow-network", action="append", metavar="CIDR", dest="allow_networks",
         help="also allow sources in this private network (repeatable; default $TORNADO_ALLOW_NETWORKS)",
     )  # fmt: skip
+    _add_source_options(meta)
 
 
 async def run_metadata(args: argparse.Namespace) -> int:
@@ -102,6 +141,7 @@ async def run_metadata(args: argparse.Namespace) -> int:
         options["data_dir"] = args.data_dir
     if args.allow_networks is not None:
         options["allow_networks"] = args.allow_networks
+    options.update(source_options(args))
     async with Engine.open(**options) as engine:
         try:
             found = await engine.extract_metadata(request.url)

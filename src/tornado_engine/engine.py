@@ -30,6 +30,7 @@ from .runner import StageRunner
 from .runtime import Runtime, RuntimeOptions
 from .safety import NetworkPolicy, Resolver
 from .scheduler import PoolLimits
+from .sources.settings import SourceSettings
 from .storage import StorageConfig, StorageTarget, open_target
 from .store import JobStore, open_store
 from .submit import PlaylistOptions, Submitter
@@ -83,6 +84,7 @@ class Engine(TenantView):
         resolver: Resolver | None = None,
         own_jobs_only: bool = False,
         health_file: str | Path | None = None,
+        sources: SourceSettings | None = None,
     ) -> None:
         if concurrency < 1:
             raise InvalidRequest("concurrency must be at least 1", field="concurrency")
@@ -109,6 +111,7 @@ class Engine(TenantView):
             stall=stall or StallPolicy(),
             own_jobs_only=own_jobs_only,
             health_file=Path(health_file) if health_file is not None else None,
+            sources=sources or SourceSettings(),
         )  # fmt: skip
         secrets = _webhook_secrets(webhook_secrets, self.data_dir, run_jobs)
         self._runtime = Runtime(self.store, self.storage, self.network, self.hub, secrets, options)
@@ -117,7 +120,7 @@ class Engine(TenantView):
         playlists = PlaylistOptions(expand=expand_playlists, max_entries=max_playlist_entries)
         submitter = Submitter(self.store, jobs, tenants, self.network, self._runtime, playlists)
         label = f"store={self.store!r}, storage={self.storage!r}"
-        super().__init__(Services(submitter, jobs, tenants, label), owner="")
+        super().__init__(Services(submitter, jobs, tenants, label, self._runtime.sources), owner="")
 
     def __repr__(self) -> str:
         return f"Engine({self._services.label})"

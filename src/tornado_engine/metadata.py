@@ -27,6 +27,7 @@ from .pipeline.downloader import requested_formats
 from .pipeline.resolver import resolve_sync
 from .progress import expected_bytes
 from .retry import RetryPolicy
+from .sources.settings import JobSources
 
 __all__ = ["MediaMetadata", "extract_metadata", "project"]
 
@@ -142,6 +143,7 @@ async def extract_metadata(
     bounds: ResolveBounds | None = None,
     slot: Callable[[], AbstractAsyncContextManager[None]] | None = None,
     ffprobe: str | None = None,
+    sources: JobSources | None = None,
 ) -> MediaMetadata:
     """Resolve ``url`` (yt-dlp in a thread, through ``proxy`` if given), retrying transient failures.
 
@@ -159,7 +161,9 @@ async def extract_metadata(
     retries = 0
     while True:
         try:
-            call = functools.partial(resolve_sync, url, None, socket_timeout, None, proxy or None, bounds)
+            call = functools.partial(
+                resolve_sync, url, None, socket_timeout, None, proxy or None, bounds, sources
+            )
             async with slot() if slot is not None else contextlib.nullcontext():
                 info = await loop.run_in_executor(executor, call)
             break

@@ -31,6 +31,8 @@ from .codecs import (
 from .errors import InvalidRequest
 from .progress import LiveProgress
 from .safety import strip_credentials
+from .sources.impersonation import check_target
+from .sources.ratelimit import parse_rate
 from .states import TERMINAL, Status, Step
 from .storage.config import StorageConfig
 
@@ -103,6 +105,9 @@ class JobRequest(BaseModel):
     wait_for_video: int | None = None  # seconds to wait for a scheduled stream to start
     # a storage target for this job only; never dumped: the engine keeps it sealed (encrypted) with the job
     storage: StorageConfig | None = Field(default=None, exclude=True, repr=False)
+    # sources (issue 16): a browser to imitate (yt-dlp's impersonate, the [impersonate] extra), bytes/s
+    impersonate: str | None = None
+    limit_rate: int | None = None
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -205,6 +210,16 @@ class JobRequest(BaseModel):
         if not isinstance(value, bool):  # no "false" strings that pydantic would read as False
             raise ValueError(f"{info.field_name} must be true or false (got {value!r})")
         return value
+
+    @field_validator("impersonate", mode="before")
+    @classmethod
+    def _check_impersonate(cls, value: Any) -> str | None:
+        return None if value is None else check_target(value, installed=False)
+
+    @field_validator("limit_rate", mode="before")
+    @classmethod
+    def _check_limit_rate(cls, value: Any) -> int | None:
+        return None if value is None else parse_rate(value)
 
     @model_validator(mode="after")
     def _check_combinations(self) -> JobRequest:

@@ -32,6 +32,9 @@ from typing import Any
 from .bounds import StallMeter, StallPolicy
 from .errors import InvalidRequest, UnresolvableHost
 from .safety import UNREACHABLE_REASON, NetworkPolicy
+from .sources.proxies import ProxyPool
+from .sources.ratelimit import Throttle
+from .sources.upstream import open_tunnel
 
 __all__ = ["BLOCKED_REASON", "NetGuard"]
 
@@ -47,7 +50,11 @@ class NetGuard:
     """Start with ``start()`` (returns the proxy URL); ``stop()`` ends it. Runs its own loop thread."""
 
     def __init__(
-        self, policy: NetworkPolicy, connect_timeout: float = 20.0, stall: StallPolicy | None = None
+        self,
+        policy: NetworkPolicy,
+        connect_timeout: float = 20.0,
+        stall: StallPolicy | None = None,
+        upstream: ProxyPool | None = None,
     ) -> None:
         self.policy = policy
         self.connect_timeout = connect_timeout
@@ -66,6 +73,10 @@ class NetGuard:
         self._lock = threading.Lock()
         self._cut: set[str] = set()
         self._stalled: set[str] = set()
+        # per job id: the upstream proxies its connections go through and the bandwidth it may use
+        # (:meth:`route`); a connection of no routed job (a metadata resolve) goes through ``upstream``
+        self.upstream = upstream
+        self._routes: dict[str, tuple[ProxyPool | None, Throttle | None]] = {}
 
     def job_proxy(self, job_id: str) -> str:
         """The proxy URL for one job's requests: the job id travels as the proxy user name."""
@@ -83,6 +94,16 @@ class NetGuard:
             with contextlib.suppress(RuntimeError):  # the loop closed in between
                 loop.call_soon_threadsafe(self._abort, job_id)
 
+    def route(self, job_id: str, proxies: ProxyPool | None, throttle: Throttle | None) -> None:
+        """``job_id``'s connections go through ``proxies`` (None: straight to the source), its bytes
+        from sources are charged to ``throttle``. Until :meth:`forget`. Any thread."""
+        with self._lock:
+            self._routes[job_id] = (proxies, throttle)
+
+    def _route(self, job_id: str) -> tuple[ProxyPool | None, Throttle | None]:
+        with self._lock:
+            return self._routes.get(job_id, (self.upstream, None))
+
     def take_stall(self, job_id: str) -> bool:
         """Whether the guard cut one of ``job_id``'s transfers for a stall since the last call. Any thread."""
         with self._lock:
@@ -95,6 +116,7 @@ class NetGuard:
         with self._lock:
             self._cut.discard(job_id)
             self._stalled.discard(job_id)
+            self._routes.pop(job_id, None)
 
     def start(self) -> str:
         ready = threading.Event()
@@ -238,22 +260,28 @@ class NetGuard:
             meter.feed(n, last[0])
 
         watch = asyncio.create_task(self._watch(job, meter, last, (writer, up_writer), tunnel))
+        throttle = self._route(job)[1]
         try:
             if tunnel:
                 # the client's next request on a kept-alive tunnel starts a fresh window for its answer
                 await asyncio.gather(
                     _copy(reader, up_writer, lambda n: meter.restart(time.monotonic())),
-                    _copy(up_reader, writer, arrived),
+                    _copy(up_reader, writer, arrived, throttle),
                 )
             else:
-                await _unless_hung_up(reader, self._plain_response(up_reader, writer, arrived))
+                response = self._plain_response(up_reader, writer, arrived, throttle)
+                await _unless_hung_up(reader, response)
         finally:
             watch.cancel()
             self._leave(job, up_writer)
             up_writer.close()
 
     async def _plain_response(
-        self, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter, arrived: Callable[[int], None]
+        self,
+        up_reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        arrived: Callable[[int], None],
+        throttle: Throttle | None,
     ) -> None:
         try:
             response_head = await up_reader.readuntil(b"\r\n\r\n")
@@ -262,7 +290,7 @@ class NetGuard:
             return
         arrived(len(response_head))
         writer.write(_closing(response_head))
-        await _copy(up_reader, writer, arrived)
+        await _copy(up_reader, writer, arrived, throttle)
 
     async def _watch(
         self,
@@ -287,6 +315,15 @@ class NetGuard:
                     end.transport.abort()
                 return
 
+    async def _connect(
+        self, job: str, host: str, address: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Straight to the checked address, or through the job's upstream proxy to it."""
+        pool = self._route(job)[0]
+        if pool is None:
+            return await asyncio.open_connection(address, port, limit=_BUFFER)
+        return await _through(pool, self.policy, job, host, address, port)
+
     async def _open(
         self, job: str, host: str, port: int, writer: asyncio.StreamWriter
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
@@ -304,9 +341,8 @@ class NetGuard:
         cause = "no address"
         for address in addresses:  # connect to what was checked, not to a fresh lookup
             try:
-                upstream = await asyncio.wait_for(
-                    asyncio.open_connection(str(address), port, limit=_BUFFER), self.connect_timeout
-                )
+                upstream = await asyncio.wait_for(self._connect(job, host, str(address), port),
+                                                  self.connect_timeout)  # fmt: skip
             except TimeoutError:
                 cause = f"Connection to {_where(host, port)} timed out"
             except OSError as exc:
@@ -318,6 +354,27 @@ class NetGuard:
                 return upstream
         await _unreachable(writer, cause)
         return None
+
+
+async def _through(
+    pool: ProxyPool, policy: NetworkPolicy, job: str, host: str, address: str, port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A tunnel to the checked ``address`` through the pool's pick for (job, host). The proxy's own
+    address must pass the policy too; a proxy that fails counts towards its bench."""
+    loop = asyncio.get_running_loop()
+    proxy = pool.choose(job, host, time.monotonic())
+    try:
+        proxy_at = await loop.run_in_executor(None, policy.resolve, proxy.host, proxy.port)
+    except InvalidRequest:
+        raise OSError(0, f"proxy {proxy.label} is not an allowed address (network policy)") from None
+    try:
+        tunnel = await open_tunnel(proxy, str(proxy_at[0]), address, port, limit=_BUFFER)
+    except (OSError, asyncio.CancelledError, TimeoutError):
+        if pool.failed(proxy, time.monotonic()):
+            _log.warning("netguard: proxy %s benched for %.0f s", proxy.label, pool.bench_seconds)
+        raise
+    pool.succeeded(proxy)
+    return tunnel
 
 
 def _job_of(head: bytes) -> str:
@@ -425,10 +482,17 @@ async def _refuse(writer: asyncio.StreamWriter, code: int, reason: str, body: st
         await writer.drain()
 
 
-async def _copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, arrived: Callable[[int], None]) -> None:
+async def _copy(
+    src: asyncio.StreamReader,
+    dst: asyncio.StreamWriter,
+    arrived: Callable[[int], None],
+    throttle: Throttle | None = None,
+) -> None:
     try:
         while data := await src.read(_BUFFER):
             arrived(len(data))
+            if throttle and (wait := throttle.charge(len(data))) > 0:
+                await asyncio.sleep(wait)
             dst.write(data)
             await dst.drain()
     except ConnectionError:

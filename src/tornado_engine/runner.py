@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import shutil
@@ -40,8 +41,9 @@ from .progress import Event
 from .quota import quota_problem
 from .results import Quota
 from .retry import RetryPolicy, outcome_for
-from .safety import NetworkPolicy
+from .safety import NetworkPolicy, redact
 from .scheduler import Pools
+from .sources.settings import JobSources
 from .states import Status, Step, advance
 from .storage import StorageTarget, StoredObject
 from .store.base import Claim, JobStore, LeaseLost
@@ -88,8 +90,11 @@ class JobRunner:
         quota_for: Callable[[str], Awaitable[Quota | None]] | None = None,
         storage_for: Callable[[Job], Awaitable[StorageTarget]] | None = None,
         stages: StageRunner | None = None,
+        sources_for: Callable[[Job], Awaitable[JobSources]] | None = None,
     ) -> None:
         self.stages = stages
+        self.sources_for = sources_for
+        self._secrets: dict[str, list[str]] = {}  # per running job: what its errors must not show
         self.quota_for = quota_for
         self.storage_for = storage_for
         self.store = store
@@ -140,6 +145,7 @@ class JobRunner:
                 del self.active[run.job.id]
             if self.config.guard is not None:
                 self.config.guard.forget(run.job.id)
+            self._secrets.pop(run.job.id, None)
             if not (abandoned and run.job.checkpoint):
                 await self._clear_dir(run)
             run.finished.set()
@@ -187,7 +193,12 @@ class JobRunner:
         """resolve -> download -> mux -> upload, from where ``checkpoint`` says the last attempt got."""
         job = run.job
         quota = await self.quota_for(job.owner) if self.quota_for else None
-        ctx = self._context(run, quota)
+        sources = await self.sources_for(job) if self.sources_for else JobSources()
+        self._secrets[job.id] = sources.secrets()
+        if self.config.guard is not None:  # its connections go through its proxies, at its bandwidth
+            self.config.guard.route(job.id, sources.proxies, sources.throttle)
+            sources = dataclasses.replace(sources, metered=True)
+        ctx = self._context(run, quota, sources)
         job.requested_quality = ctx.options.requested_quality
         run.folder_in_use = True
         if checkpoint is None:  # an earlier attempt's files, unusable, must not be taken as partial ones
@@ -244,7 +255,7 @@ class JobRunner:
             if totals.stored_bytes + totals.reserved_bytes > quota.storage_bytes:
                 raise ResolveError("Storage quota exceeded", kind="quota_exceeded")
 
-    def _context(self, run: Attempt, quota: Quota | None) -> StageContext:
+    def _context(self, run: Attempt, quota: Quota | None, sources: JobSources) -> StageContext:
         job, cfg = run.job, self.config
         # the request's URL: for a feed item it keeps the extractor's hints the job's shown URL drops
         return StageContext(
@@ -254,7 +265,7 @@ class JobRunner:
             network=cfg.network, proxy=cfg.guard.job_proxy(job.id) if cfg.guard else cfg.proxy,
             cancel=run.cancel, cancel_async=run.cancel_async, progress=run, record=run.record,
             retry=run.retrying, pools=self.pools, storage=run.storage, quota=quota, stall=cfg.stall,
-            guard=cfg.guard, bounds=cfg.bounds,
+            guard=cfg.guard, bounds=cfg.bounds, sources=sources,
         )  # fmt: skip
 
     async def _complete(self, run: Attempt, stored: StoredObject) -> None:
@@ -326,7 +337,10 @@ class JobRunner:
         job.error_type = outcome.error_type
         # the boundary where stage errors become the job's message: no local path gets past it
         data_dir = self.config.data_dir or self.config.work_dir
-        job.error = hide_local_paths(exc.message or outcome.message, run.folder, data_dir)
+        message = exc.message or outcome.message
+        if secrets := self._secrets.get(job.id):
+            message = redact(message, secrets)
+        job.error = hide_local_paths(message, run.folder, data_dir)
         _finish_times(job)
         await run.save()
         await self._clear_leftovers(job, checkpoint)

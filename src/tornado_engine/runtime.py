@@ -32,6 +32,9 @@ from .retry import RetryPolicy
 from .runner import JobRunner, RunnerConfig, StageRunner
 from .safety import NetworkPolicy
 from .scheduler import PoolLimits, Pools, Scheduler, new_worker_id
+from .secrets import SecretBox
+from .sources.book import SourceBook
+from .sources.settings import SourceSettings
 from .storage import StorageTarget
 from .store.base import JobStore
 from .supervise import supervised_task
@@ -69,6 +72,8 @@ class RuntimeOptions:
     own_jobs_only: bool = False
     # touched at every tick of the lease (heartbeat) loop: a liveness probe's file (``worker --health-file``)
     health_file: Path | None = None
+    # upstream proxies, cookies, bandwidth limits, impersonation (tornado_engine.sources)
+    sources: SourceSettings = field(default_factory=SourceSettings)
 
 
 class Runtime:
@@ -90,7 +95,11 @@ class Runtime:
         self.progress = ProgressSampler()  # running jobs' progress, stored with their lease renewals
         self.options = options
         self._webhook_secrets = list(webhook_secrets)
-        self._netguard = NetGuard(network, connect_timeout=options.socket_timeout, stall=options.stall)
+        self._netguard = NetGuard(network, connect_timeout=options.socket_timeout, stall=options.stall,
+                                  upstream=options.sources.proxies)  # fmt: skip
+        self._box: SecretBox | None = None
+        # each tenant's jar and proxy pool (sealed in the store), and every attempt's sources
+        self.sources = SourceBook(store, options.sources, network, self._secret_box)
         limits = options.pools or PoolLimits(
             io=min(options.concurrency, 64), upload=min(options.concurrency, 16)
         )
@@ -110,6 +119,12 @@ class Runtime:
         self._closed = False
         self.swept = (0, 0)  # (removed, kept) job folders at start, for the worker's start-up line
         self._own: set[str] | None = set() if options.own_jobs_only else None  # what it may claim
+
+    def _secret_box(self) -> SecretBox:
+        """Seals tenants' cookies and proxy credentials; the key as for their storage (secrets.py)."""
+        if self._box is None:
+            self._box = SecretBox.from_env(self.options.data_dir)
+        return self._box
 
     @property
     def proxy_url(self) -> str:
@@ -184,7 +199,7 @@ class Runtime:
         )
         self._runner = JobRunner(
             self._store, self._pools, config, self._publish, self.executor, quota_for=quota_for,
-            storage_for=storage_for, stages=opts.stages,
+            storage_for=storage_for, stages=opts.stages, sources_for=self.sources.for_job,
         )  # fmt: skip
         self._scheduler = Scheduler(
             self._store,

@@ -22,6 +22,7 @@ from .pipeline.playlist import Playlist, probe_playlist
 from .results import BatchCreated, BulkCreated, BulkError, EpisodeRef
 from .runtime import Runtime
 from .safety import NetworkPolicy
+from .sources.impersonation import check_target
 from .states import Status
 from .storage import StorageTarget
 from .store.base import BatchRecord, JobStore
@@ -105,6 +106,8 @@ class Submitter:
             await loop.run_in_executor(executor, check, endpoint, "storage")
         if request.webhook_url:
             await loop.run_in_executor(executor, check, request.webhook_url, "webhook_url")
+        if request.impersonate:  # the [impersonate] extra installed before the job is stored
+            check_target(request.impersonate)
 
     def _new_job(
         self, owner: str, request: JobRequest, batch_id: str | None = None, title: str | None = None
@@ -207,6 +210,7 @@ class Submitter:
             bounds=self._runtime.options.resolve_bounds,
             slot=self._runtime.resolve_slot,
             ffprobe=self._ffprobe(),
+            sources=self._runtime.sources.engine_sources(request.url),
         )
 
     def _ffprobe(self) -> str | None:

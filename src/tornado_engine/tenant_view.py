@@ -9,7 +9,7 @@ NotFound, never revealed).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,8 @@ from .metadata import MediaMetadata
 from .models import Job, JobCreated, JobRequest, has_control_chars
 from .progress import Event
 from .results import BatchCreated, BatchStatus, BulkCreated, Quota, RenameResult, Usage
+from .sources.book import SourceBook, SourceKind
+from .sources.proxies import ProxyRule
 from .states import Status
 from .storage import StorageConfig
 from .submit import Submitter
@@ -36,6 +38,7 @@ class Services:
     jobs: Lifecycle
     storage: TenantStorage
     label: str  # how the engine describes itself (no secrets): "store=..., storage=..."
+    sources: SourceBook  # each tenant's cookie jar and proxy pool (sealed in the store)
 
 
 class TenantView:
@@ -163,3 +166,22 @@ class TenantView:
     async def remove_storage(self) -> bool:
         """Forget this tenant's storage (its files stay where they are); False if it had none."""
         return await self._services.storage.remove(self._owner)
+
+    async def set_cookies(self, cookies: str | Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        """Keep this tenant's cookie jar (Netscape cookies.txt text, or ``[{domain, name, value, path?,
+        secure?, expires?}]``), sealed; its jobs send the cookies to matching domains only.
+        Returns ``{domains, count}`` (never a value)."""
+        return await self._services.sources.set_cookies(self._owner, cookies)
+
+    async def set_proxies(self, proxies: Sequence[str], rule: ProxyRule = "round_robin") -> dict[str, Any]:
+        """Keep this tenant's upstream proxy pool (``http://``, ``https://``, ``socks5://`` URLs with
+        credentials), sealed; it replaces the engine's for this tenant's jobs. Returns the labels."""
+        return await self._services.sources.set_proxies(self._owner, proxies, rule)
+
+    async def remove_sources(self, kind: SourceKind) -> bool:
+        """Forget this tenant's ``"cookies"`` or ``"proxies"``; False if it had none."""
+        return await self._services.sources.remove(self._owner, kind)
+
+    async def sources(self) -> dict[str, Any]:
+        """What this tenant stored, without a secret: cookie domains, proxy labels and rule."""
+        return await self._services.sources.describe(self._owner)

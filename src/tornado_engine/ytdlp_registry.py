@@ -40,6 +40,9 @@ import yt_dlp
 from yt_dlp.extractor import gen_extractor_classes, import_extractors
 from yt_dlp.extractor.common import InfoExtractor
 
+from .sources.cookies import CookieSet
+from .sources.settings import COOKIES_PARAM
+
 # Internals this module reads; a yt-dlp without them gets the slower, public ways (the unit tests compare
 # every shortcut with yt-dlp's own result, so a release that changes their meaning fails them).
 try:
@@ -222,8 +225,8 @@ def new_ydl(params: dict[str, Any]) -> Any:
     """
     registry = _registry(params)  # first: the class table is complete before any YoutubeDL() reads it
     if params.get("verbose"):
-        return _YoutubeDL(params)
-    ydl = _YoutubeDL(params, auto_init=False)
+        return _with_cookies(_YoutubeDL(params), params)
+    ydl = _with_cookies(_YoutubeDL(params, auto_init=False), params)
     if isinstance(ydl._ies, dict) and not ydl._ies:
         ydl._ies.update(registry.ies)  # classes are shared; instances are replaced right below
         for cls in registry.instances:  # same key: stays in its place, now bound to this ydl
@@ -232,6 +235,15 @@ def new_ydl(params: dict[str, Any]) -> Any:
     else:  # pragma: no cover - a yt-dlp whose internals moved: the public way, one by one
         for ie in registry.ies.values():
             ydl.add_info_extractor(ie if isinstance(ie, type) else type(ie)())
+    return ydl
+
+
+def _with_cookies(ydl: Any, params: dict[str, Any]) -> Any:
+    """The job's cookies (``COOKIES_PARAM``) in the instance's own jar: never through a file."""
+    cookies = params.get(COOKIES_PARAM)
+    if isinstance(cookies, CookieSet) and cookies:
+        for cookie in cookies.jar():
+            ydl.cookiejar.set_cookie(cookie)
     return ydl
 
 

@@ -1,5 +1,7 @@
 """Every stage fails with secrets configured; no secret shows up in job records, errors, logs, webhook
-payloads, CLI output or reprs. A job that completes logs its whole story at DEBUG without one either."""
+payloads, CLI output or reprs. A job that completes logs its whole story at DEBUG without one either.
+The tenant's sources carry secrets too: its cookies and the password of the upstream proxy every source
+request goes through."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import asyncio
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,12 +17,15 @@ from pathlib import Path
 
 import pytest
 from jobkit import webhook_receiver
+from proxykit import upstream_proxy
 from storage_fixtures import BUCKET, S3_REGION
 
 from tornado_engine import Engine, RetryPolicy, Status, StoreError
 from tornado_engine.cli_logs import JsonFormatter, TextFormatter
+from tornado_engine.models import Job
 from tornado_engine.storage import S3Config, StorageTarget
 from tornado_engine.store import open_store
+from tornado_engine.tenant_view import TenantView
 from tornado_engine.testing import MediaServer, MediaSet
 from tornado_engine.webhooks import WebhookPolicy, generate_secret
 
@@ -29,8 +35,11 @@ SOURCE_TOKEN = "srcTOKEN-5f1e2d3c"
 HOOK_TOKEN = "hookTOKEN-9a8b7c6d"
 S3_SECRET = "s3SECRET-0123456789abcdef"
 DSN_PASSWORD = "dsnPASSWORD-77aa"
+PROXY_PASSWORD = "proxyPASSWORD-3c2b1a"
+COOKIE_VALUE = "cookieVALUE-6e5d4c3b"
 WEBHOOK_SECRET = generate_secret()
-SECRETS = [SOURCE_TOKEN, HOOK_TOKEN, S3_SECRET, DSN_PASSWORD, WEBHOOK_SECRET, WEBHOOK_SECRET[6:]]
+SECRETS = [SOURCE_TOKEN, HOOK_TOKEN, S3_SECRET, DSN_PASSWORD, WEBHOOK_SECRET, WEBHOOK_SECRET[6:],
+           PROXY_PASSWORD, COOKIE_VALUE]  # fmt: skip
 
 
 @pytest.fixture
@@ -71,23 +80,23 @@ async def test_no_secret_leaks_from_any_failing_stage(
         "upload": media_server.url(f"{media_set.progressive_mp4}{token}"),
     }
     data = tmp_path / "engine"
-    async with Engine.open(
-        data_dir=data, poll_interval=0.1, webhook_secrets=[WEBHOOK_SECRET],
-        webhook_policy=WebhookPolicy(timeout=5), retry=RetryPolicy(max_retries=1, base_delay=0.01),
-    ) as engine:  # fmt: skip
-        tenant = engine.tenant("t")
-        await tenant.configure_storage(bad_s3, verify=False)  # accepted unverified: fails at upload
-        jobs = {}
-        for stage, url in cases.items():
-            created = await tenant.create_job({"url": url, "webhook_url": hook_url, "filename": stage})
-            jobs[stage] = await tenant.wait(created.job_id, timeout=90)
-        for _ in range(100):
-            if len(bodies) >= len(cases):
-                break
-            await asyncio.sleep(0.1)
-        reprs = [repr(engine), repr(tenant), repr(bad_s3), repr(StorageTarget(bad_s3))]
-        reprs += [repr(j) for j in jobs.values()] + [repr(j.request) for j in jobs.values()]
-        listed = [j.to_api() for j in await tenant.list_jobs(limit=100)]
+    with upstream_proxy("http", "user", PROXY_PASSWORD) as proxy:
+        async with Engine.open(
+            data_dir=data, poll_interval=0.1, webhook_secrets=[WEBHOOK_SECRET],
+            webhook_policy=WebhookPolicy(timeout=5), retry=RetryPolicy(max_retries=1, base_delay=0.01),
+        ) as engine:  # fmt: skip
+            tenant = engine.tenant("t")
+            await tenant.configure_storage(bad_s3, verify=False)  # accepted unverified: fails at upload
+            await tenant.set_cookies([{"domain": "127.0.0.1", "name": "sid", "value": COOKIE_VALUE}])
+            await tenant.set_proxies([proxy.url])
+            jobs = await _run_cases(tenant, cases, hook_url, bodies)
+            reprs = [repr(engine), repr(tenant), repr(bad_s3), repr(StorageTarget(bad_s3))]
+            reprs += [repr(j) for j in jobs.values()] + [repr(j.request) for j in jobs.values()]
+            reprs += [repr(engine._runtime.sources), repr(await tenant.sources())]
+            listed = [j.to_api() for j in await tenant.list_jobs(limit=100)]
+        assert proxy.tunnels_to(media_server.port) >= len(cases)  # the sources were reached through it
+    with sqlite3.connect(data / "jobs.db") as db:  # sealed at rest
+        _assert_clean(repr(db.execute("SELECT * FROM tenant_sources").fetchall()), "the stored sources")
 
     assert {stage: job.status for stage, job in jobs.items()} == dict.fromkeys(cases, Status.FAILED)
     assert jobs["upload"].error_type == "error" and jobs["upload"].upload_retries == 0
@@ -97,10 +106,28 @@ async def test_no_secret_leaks_from_any_failing_stage(
     _assert_clean(b"".join(bodies).decode(), "webhook payloads")
     _assert_clean(caplog.text, "logs")
     _assert_clean(" ".join(reprs), "reprs")
+    await _check_cli_and_store(data, jobs["upload"].id)
 
+
+async def _run_cases(
+    tenant: TenantView, cases: dict[str, str], hook_url: str, bodies: list[bytes]
+) -> dict[str, Job]:
+    jobs = {}
+    for stage, url in cases.items():
+        created = await tenant.create_job({"url": url, "webhook_url": hook_url, "filename": stage})
+        jobs[stage] = await tenant.wait(created.job_id, timeout=90)
+    for _ in range(100):
+        if len(bodies) >= len(cases):
+            break
+        await asyncio.sleep(0.1)
+    return jobs
+
+
+async def _check_cli_and_store(data: Path, upload_job: str) -> None:
     env = {**os.environ, "TORNADO_ENGINE_HOME": str(data)}
     for args in (["jobs", "list", "--tenant", "t", "--json"], ["usage", "--tenant", "t", "--json"],
-                 ["jobs", "get", jobs["upload"].id, "--tenant", "t"]):  # fmt: skip
+                 ["jobs", "get", upload_job, "--tenant", "t"],
+                 ["tenant", "sources", "--tenant", "t"]):  # fmt: skip
         proc = subprocess.run([sys.executable, "-m", "tornado_engine", *args], capture_output=True, text=True,
                               env=env, timeout=60, check=True)  # fmt: skip
         _assert_clean(proc.stdout + proc.stderr, f"CLI {args[0]} {args[1]}")

@@ -462,6 +462,21 @@ async def test_tenants_get_put(backend: Backend) -> None:
     assert await store.get_tenant("t2") is None
 
 
+async def test_tenant_sources_get_put_remove(backend: Backend) -> None:
+    store = backend.store
+    assert await store.get_tenant_sources("t1") == {}
+    await store.put_tenant_source("t1", "cookies", "sealed-1")
+    await store.put_tenant_source("t1", "cookies", "sealed-2")  # replaced
+    await store.put_tenant_source("t1", "proxies", "sealed-p")
+    await store.put_tenant_source("t2", "cookies", "other")
+    assert await store.get_tenant_sources("t1") == {"cookies": "sealed-2", "proxies": "sealed-p"}
+    await store.put_tenant_source("t1", "cookies", None)
+    await store.put_tenant_source("t1", "nothing", None)  # removing what is not there is no error
+    assert await store.get_tenant_sources("t1") == {"proxies": "sealed-p"}
+    assert await store.get_tenant_sources("t2") == {"cookies": "other"}
+    assert await store.get_tenant("t1") is None  # apart from the tenant's other data
+
+
 # -- webhook outbox -------------------------------------------------------------------------------
 
 

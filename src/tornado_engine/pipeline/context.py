@@ -28,6 +28,7 @@ from ..progress import expected_bytes
 from ..results import Quota
 from ..safety import NetworkPolicy
 from ..scheduler import Pool, Pools
+from ..sources.settings import JobSources
 from ..states import Step
 from ..storage import StorageTarget, StoredObject
 from ..ytdlp import is_live
@@ -205,6 +206,8 @@ class StageContext:
     stall: StallPolicy = field(default_factory=StallPolicy)  # how slow a transfer may be (bounds.py)
     # the network guard ``proxy`` points at: it cuts this job's stalled transfers and tells (take_stall)
     guard: NetGuard | None = None
+    # cookies, upstream proxies, bandwidth, impersonation for this attempt (tornado_engine.sources)
+    sources: JobSources = field(default_factory=JobSources)
 
     @property
     def ffmpeg_dir(self) -> str:

@@ -56,11 +56,14 @@ async def _download(ctx: StageContext, resolved: Resolved) -> Fetched:
     strategy, result = "fastpath", None
     # download_sync judges eligibility itself, in the thread: its per-fragment work (a URL join per
     # segment) must never run on the event loop
-    if not ctx.options.live_recording:
+    # an impersonated download is curl_cffi's (through yt-dlp): the fast path's requests would not be
+    if not ctx.options.live_recording and not ctx.sources.impersonate:
         fast = functools.partial(
             fastpath.download_sync, info, ctx.folder, on_progress=on_progress, cancel=ctx.cancel,
-            socket_timeout=ctx.socket_timeout, policy=ctx.network, proxy=ctx.proxy, options=ctx.options,
-            ffmpeg_dir=ctx.ffmpeg_dir, stall=ctx.stall,
+            socket_timeout=ctx.socket_timeout, options=ctx.options, ffmpeg_dir=ctx.ffmpeg_dir,
+            stall=ctx.stall,
+            # with an upstream proxy, through the guard (which chains it); else straight to checked addresses
+            policy=None if ctx.sources.proxies else ctx.network, proxy=ctx.proxy, sources=ctx.sources,
         )  # fmt: skip
         ctx.record(Strategy(strategy))  # a failed fast download says so too; a fallback records "ytdlp"
         result = await _guarded(ctx, fast)
@@ -70,7 +73,7 @@ async def _download(ctx: StageContext, resolved: Resolved) -> Fetched:
         slow = functools.partial(
             downloader.download_sync, info, ctx.folder, on_progress=on_progress, cancel=ctx.cancel,
             socket_timeout=ctx.socket_timeout, proxy=ctx.proxy, options=ctx.options,
-            ffmpeg_dir=ctx.ffmpeg_dir, bounds=ctx.bounds,
+            ffmpeg_dir=ctx.ffmpeg_dir, bounds=ctx.bounds, sources=ctx.sources,
         )  # fmt: skip
         result = await _guarded(ctx, slow)
     if unsafe := [p.name for p in result.files if not is_media_extension(p.name)]:

@@ -20,6 +20,7 @@ from ..bounds import ResolveBounds
 from ..errors import DownloadError, JobCancelled
 from ..options import MediaOptions
 from ..progress import DownloadProgress, ProgressCallback
+from ..sources.settings import JobSources
 from ..ytdlp import download_params, is_live, map_error
 from ..ytdlp_registry import new_ydl
 from .children import stop_on_cancel
@@ -57,6 +58,7 @@ def download_sync(
     proxy: str | None = None,
     ffmpeg_dir: str | None = None,
     bounds: ResolveBounds | None = None,
+    sources: JobSources | None = None,
 ) -> DownloadResult:
     """Blocking (run it in a thread): yt-dlp downloads the resolved ``info`` into ``job_dir``.
 
@@ -75,6 +77,7 @@ def download_sync(
     )
     if proxy:  # the network guard; the side call inherits it with the rest of these parameters
         params["proxy"] = proxy
+    params.update(sources.ytdlp_params() if sources is not None else {})  # cookies, rate, impersonate
     # a live recording's ffmpeg never calls the hook: on cancel it gets SIGINT (and yt-dlp returns)
     watch = stop_on_cancel(cancel, job_dir) if is_live(info) else contextlib.nullcontext()
     try:

@@ -28,4 +28,5 @@ async def _resolve(ctx: StageContext) -> dict[str, Any]:
         proxy=ctx.proxy,
         bounds=ctx.bounds.with_quota(ctx.quota.max_duration_seconds if ctx.quota else None),
         slot=lambda: ctx.pools.acquire("resolve", lambda ms: ctx.record(Waited("io", ms))),
+        sources=ctx.sources,
     )

@@ -22,6 +22,7 @@ import yt_dlp
 from ..bounds import ResolveBounds, info_problem
 from ..errors import JobCancelled, ResolveError
 from ..options import MediaOptions
+from ..sources.settings import JobSources
 from ..ytdlp import base_params, check_resolved, format_selection, is_live, map_error, option_params
 from ..ytdlp_registry import extract_info, new_ydl
 from .manifest_guard import guard, raise_exceeded
@@ -56,6 +57,7 @@ def resolve_sync(
     options: MediaOptions | None = None,
     proxy: str | None = None,
     bounds: ResolveBounds | None = None,
+    sources: JobSources | None = None,
 ) -> dict[str, Any]:
     """Blocking resolve; ``proxy``: the network guard every yt-dlp request goes through, if any.
 
@@ -70,9 +72,11 @@ def resolve_sync(
         }
         if proxy:
             params["proxy"] = proxy
+        params.update(sources.ytdlp_params() if sources is not None else {})  # cookies, impersonate...
         try:
             with new_ydl(params) as ydl:
                 guard(ydl, bounds)
+                before = _cookie_state(ydl)
                 info = extract_info(ydl, url, download=False)
                 if problem := info_problem(info, bounds):
                     raise ResolveError(problem.message, kind=problem.kind)
@@ -80,12 +84,28 @@ def resolve_sync(
                 clean: dict[str, Any] = ydl.sanitize_info(info, remove_private_keys=True)
                 spec = format_selection(options, live=is_live(clean))["format"]
                 clean[SELECTED_KEY] = _selected_format_ids(ydl, clean, spec)
+                if _cookie_state(ydl) == before:
+                    # the formats' cookies are all the job's own jar's, which every later call loads
+                    # again: dropped, so no cookie value travels with the info
+                    _drop_cookies(clean)
         except yt_dlp.utils.YoutubeDLError as exc:
             raise_exceeded(exc)
             raise map_error(exc, resolving=True) from exc
     if clean.get("_type") in ("playlist", "multi_video"):
         raise ResolveError("This URL is a playlist; submit its entries as separate jobs", kind="no_formats")
     return clean
+
+
+def _cookie_state(ydl: Any) -> set[tuple[str, str, str, str | None]]:
+    return {(c.domain, c.path, c.name, c.value) for c in ydl.cookiejar}
+
+
+def _drop_cookies(info: dict[str, Any]) -> None:
+    info.pop("cookies", None)
+    for key in ("formats", "requested_formats"):
+        for fmt in info.get(key) or []:
+            if isinstance(fmt, dict):
+                fmt.pop("cookies", None)
 
 
 def wait_poll_seconds(wait_for_video: int, remaining: float) -> float:
@@ -104,10 +124,11 @@ async def resolve(
     proxy: str | None = None,
     bounds: ResolveBounds | None = None,
     slot: Callable[[], AbstractAsyncContextManager[None]] | None = None,
+    sources: JobSources | None = None,
 ) -> dict[str, Any]:
     """``slot``: a resolve slot (CPU-sized), held while yt-dlp works, not while a scheduled stream waits."""
     loop = asyncio.get_running_loop()
-    call = functools.partial(resolve_sync, url, ffmpeg_dir, socket_timeout, options, proxy, bounds)
+    call = functools.partial(resolve_sync, url, ffmpeg_dir, socket_timeout, options, proxy, bounds, sources)
     wait = options.wait_for_video if options is not None else None
     deadline = loop.time() + wait if wait else None
     while True:

@@ -139,6 +139,14 @@ class JobStore(Protocol):
 
     async def put_tenant(self, owner: str, data: dict[str, object]) -> None: ...
 
+    async def get_tenant_sources(self, owner: str) -> dict[str, str]:
+        """``owner``'s sealed sources by kind (``cookies``, ``proxies``); {} without any."""
+        ...
+
+    async def put_tenant_source(self, owner: str, kind: str, sealed: str | None) -> None:
+        """Keep (or, with None, remove) one sealed source of ``owner``."""
+        ...
+
     # -- changes outside a lease ----------------------------------------------------------------------
     async def update_pending(self, job: Job) -> bool:
         """Rewrite a job that is still Pending (e.g. a rename); False if it no longer is."""

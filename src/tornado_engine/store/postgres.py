@@ -191,6 +191,21 @@ class PostgresStore:
 
         await self._run(put, idempotent=True)
 
+    async def get_tenant_sources(self, owner: str) -> dict[str, str]:
+        async def read(conn: Conn) -> dict[str, str]:
+            return {str(r[0]): str(r[1]) for r in await fetch_all(conn, Q["tenant_sources"], (owner,))}
+
+        return await self._run(read, idempotent=True, transaction=False)
+
+    async def put_tenant_source(self, owner: str, kind: str, sealed: str | None) -> None:
+        async def put(conn: Conn) -> None:
+            if sealed is None:
+                await conn.execute(Q["delete_tenant_source"], (owner, kind))
+            else:
+                await conn.execute(Q["put_tenant_source"], (owner, kind, sealed))
+
+        await self._run(put, idempotent=True)
+
     # -- changes outside a lease ----------------------------------------------------------------------
 
     async def update_pending(self, job: Job) -> bool:

@@ -230,6 +230,21 @@ class SQLiteStore:
 
         await self._run(put)
 
+    async def get_tenant_sources(self, owner: str) -> dict[str, str]:
+        def get(conn: sqlite3.Connection) -> dict[str, str]:
+            return {str(k): str(v) for k, v in conn.execute(Q["tenant_sources"], (owner,)).fetchall()}
+
+        return await self._run(get, write=False)
+
+    async def put_tenant_source(self, owner: str, kind: str, sealed: str | None) -> None:
+        def put(conn: sqlite3.Connection) -> None:
+            if sealed is None:
+                conn.execute(Q["delete_tenant_source"], (owner, kind))
+            else:
+                conn.execute(Q["put_tenant_source"], (owner, kind, sealed))
+
+        await self._run(put)
+
     # -- changes outside a lease ----------------------------------------------------------------------
 
     async def update_pending(self, job: Job) -> bool:

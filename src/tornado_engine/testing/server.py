@@ -14,6 +14,12 @@ Routes (all paths are relative to ``root``):
   ``dash-timeline/<n>.mpd`` (one ``<S r="n-1">``: tiny), ``dash-months.mpd`` (declares three months).
 - ``/drip/<bytes>/<seconds>/<file>``: the file, ``<bytes>`` bytes every ``<seconds>`` (a stalled source
   that never quite goes silent, e.g. ``/drip/1/1/progressive.mp4``: a byte a second).
+- ``/cookie/<name>/<file>``: 403 unless the request's ``Cookie`` header carries ``<name>`` with the value
+  set in :attr:`MediaServer.cookies` (kept out of the URL: it is a secret); then the file, as ``/<file>``.
+- ``/redirect/<host:port>/<path>``: a 302 to ``http://<host:port>/<path>`` (another host, a refused one).
+
+Every request's path and headers are kept in :attr:`MediaServer.seen`, and the connections
+accepted counted in :attr:`MediaServer.connections` (to prove a proxy carried them all).
 """
 
 from __future__ import annotations
@@ -59,7 +65,7 @@ _CONTENT_TYPES: dict[str, str] = {
 
 _STATUS_RE = re.compile(r"/status/(\d{3})(?:/|$)")
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)$")
-_FAULT_MODES = frozenset({"drop", "short", "slow", "drip"})
+_FAULT_MODES = frozenset({"drop", "short", "slow", "drip", "cookie"})
 _DRIP_RE = re.compile(r"(\d+)/(\d+(?:\.\d+)?)/(.+)$")
 _CHUNK = 16 * 1024
 
@@ -83,6 +89,9 @@ class _Server(ThreadingHTTPServer):
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.open_sockets: set[socket.socket] = set()
+        self.seen: list[tuple[str, dict[str, str]]] = []  # (path, headers) of every request
+        self.connections = [0]  # accepted, in a list the MediaServer shares across restarts
+        self.cookies: dict[str, str] = {}  # what /cookie/<name>/ wants
         super().__init__(addr, _Handler)
 
     def handle_error(self, request: object, client_address: object) -> None:
@@ -91,6 +100,7 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         with self.lock:
             self.open_sockets.add(request)
+            self.connections[0] += 1
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
@@ -133,15 +143,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
         with self.server.lock:
             self.server.hits[path] += 1
+            self.server.seen.append((path, dict(self.headers.items())))
 
-        if m := _STATUS_RE.match(path):
-            code = int(m[1])
-            if not 200 <= code <= 599:
-                return self._empty(400)
-            return self._empty(code, {"Retry-After": "1"} if code == 429 else None)
-
-        if path.startswith("/huge/"):
-            return self._huge(path, head)
+        if self._answered(path, head):
+            return
 
         mode, _, rest = path[1:].partition("/")
         if mode not in _FAULT_MODES:
@@ -151,6 +156,11 @@ class _Handler(BaseHTTPRequestHandler):
             if (m := _DRIP_RE.match(rest)) is None or int(m[1]) < 1:
                 return self._empty(400)
             drip, rest = (int(m[1]), float(m[2])), m[3]
+        if mode == "cookie":
+            gated = self._cookie_gate(rest)
+            if gated is None:
+                return self._empty(403)
+            rest = gated
         root = self.server.root
         fs = os.path.realpath(os.path.join(root, rest))
         if not fs.startswith(root + os.sep) or not os.path.isfile(fs):
@@ -204,6 +214,29 @@ class _Handler(BaseHTTPRequestHandler):
             # SO_LINGER 0 makes close() send RST, so the client sees "Connection reset by peer".
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
+
+    def _answered(self, path: str, head: bool) -> bool:
+        """The routes that serve no file: ``/status/``, ``/huge/``, ``/redirect/``."""
+        if m := _STATUS_RE.match(path):
+            code = int(m[1])
+            if not 200 <= code <= 599:
+                self._empty(400)
+            else:
+                self._empty(code, {"Retry-After": "1"} if code == 429 else None)
+        elif path.startswith("/huge/"):
+            self._huge(path, head)
+        elif path.startswith("/redirect/"):
+            self._empty(302, {"Location": "http://" + path[len("/redirect/") :]})
+        else:
+            return False
+        return True
+
+    def _cookie_gate(self, rest: str) -> str | None:
+        """``<name>/<file>`` -> ``<file>`` when the request carries the cookie :attr:`cookies` wants."""
+        name, _, rest = rest.partition("/")
+        sent = [c.strip() for c in (self.headers.get("Cookie") or "").split(";")]
+        wanted = self.server.cookies.get(name)
+        return rest if wanted is not None and f"{name}={wanted}" in sent else None
 
     def _huge(self, path: str, head: bool) -> None:
         found = _huge_manifest(path[len("/huge/") :])
@@ -346,6 +379,9 @@ class MediaServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.hits: collections.Counter[str] = collections.Counter()
+        self.seen: list[tuple[str, dict[str, str]]] = []  # (path, headers) of every request
+        self._connections = [0]
+        self.cookies: dict[str, str] = {}  # name -> the value /cookie/<name>/<file> wants
 
     def start(self) -> Self:
         if self._server is not None:
@@ -354,6 +390,7 @@ class MediaServer:
             raise FileNotFoundError(f"MediaServer root is not a directory: {self.root}")
         # One shared Counter, so srv.hits survives stop() and a restart.
         srv = _Server((self.host, self._port), str(self.root), self.slow_bytes_per_sec, self.hits)
+        srv.seen, srv.connections, srv.cookies = self.seen, self._connections, self.cookies
         self._server = srv
         self._port = srv.server_address[1]
         self._thread = threading.Thread(
@@ -376,6 +413,11 @@ class MediaServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted so far."""
+        return self._connections[0]
 
     @property
     def running(self) -> bool:

@@ -10,7 +10,8 @@ same job with a few keep-alive connections whose reads (``recv_into`` a large bu
   ahead on all connections and appended to each representation's file in order, as yt-dlp's own DASH
   downloader concatenates them (the muxer then copies them into the container, as before).
 
-It is taken only when it is safe to: not live, no cookies, byte-range fragments or DRM, safe request
+It is taken only when it is safe to: not live, no cookies but the job's own jar (sent per request as
+http.cookiejar matches them), no impersonation, byte-range fragments or DRM, safe request
 headers and a media extension; a progressive server must answer the first ranged request with ``206``
 and a ``Content-Range`` total. Anything unusual (no Range support, a redirect, an encoded or chunked
 body, a failed first request) returns ``None``, nothing is kept, and the caller runs yt-dlp, which then
@@ -20,7 +21,8 @@ would get (fragments are retried like its ``fragment_retries``), so the runner's
 
 Network policy: the host is resolved and judged once by :class:`~tornado_engine.safety.NetworkPolicy`
 and every connection goes to an address it allowed (never a fresh lookup: no DNS rebinding); without a
-policy, connections are ``CONNECT`` tunnels through the network guard, which judges them itself. A
+policy (the download stage gives none when the job has upstream proxies), connections are ``CONNECT``
+tunnels through the network guard, which judges them itself and chains the job's upstream proxy. A
 refused address raises ``DownloadError`` ("Blocked by network policy ...") and nothing is sent to it.
 Redirects are never followed here (they fall back).
 
@@ -50,6 +52,7 @@ from ...errors import JobCancelled
 from ...options import MediaOptions
 from ...progress import ProgressCallback
 from ...safety import NetworkPolicy
+from ...sources.settings import JobSources
 from ...ytdlp import download_params, map_error
 from ..downloader import DownloadResult
 from ..sidecar import SideFiles, fetch_side_files
@@ -79,12 +82,14 @@ def download_sync(
     ffmpeg_dir: str | None = None,
     tuning: FastPathTuning | None = None,
     stall: StallPolicy | None = None,
+    sources: JobSources | None = None,
 ) -> DownloadResult | None:
     """Blocking. The download, or None when yt-dlp should do it (then nothing is left in ``job_dir``).
 
     ``policy``: judge and pin the host's addresses here; without it, connect through ``proxy`` (the
     network guard). With neither, returns None. ``stall``: a source slower than this ends the download
-    with a ``DownloadError`` of kind ``stalled``.
+    with a ``DownloadError`` of kind ``stalled``. ``sources``: the job's cookies (sent where
+    http.cookiejar matches them) and bandwidth throttle.
     """
     source = eligible(info, options)
     if source is None:
@@ -97,7 +102,9 @@ def download_sync(
         paths, ids = [job_dir / source.filename], [source.format_id]
     started = time.monotonic()
     try:
-        session = Session(source, policy, proxy, cancel, socket_timeout, stall)
+        jar = sources.cookies.jar() if sources is not None and sources.cookies else None
+        throttle = sources.throttle if sources is not None else None
+        session = Session(source, policy, proxy, cancel, socket_timeout, stall, jar, throttle)
         if isinstance(source, FastDash):
             size = fetch_dash(source, paths, session, tuning, on_progress)
         else:
@@ -120,6 +127,7 @@ def download_sync(
         )
         if proxy:
             params["proxy"] = proxy
+        params.update(sources.ytdlp_params() if sources is not None else {})
         side = fetch_side_files(info, job_dir, params, options)
     return DownloadResult(paths, ids, size, seconds, side)
 

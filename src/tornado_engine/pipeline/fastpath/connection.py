@@ -3,8 +3,10 @@ the network guard), connected with ``poll`` while watching cancel, and sending k
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
+import http.cookiejar
 import ipaddress
 import os
 import select
@@ -13,11 +15,13 @@ import ssl
 import threading
 import time
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 
 from ...bounds import StallMeter, StallPolicy
 from ...errors import DownloadError, InvalidRequest, JobCancelled
 from ...safety import BlockedAddress, NetworkPolicy
+from ...sources.ratelimit import Throttle
 from ._signals import Fallback, NetError, Stopped
 from .eligibility import FastDash, FastSource
 from .tuning import TICK
@@ -64,6 +68,8 @@ class Session:
         cancel: threading.Event,
         socket_timeout: float,
         stall: StallPolicy | None = None,
+        cookies: http.cookiejar.CookieJar | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(source.url)
         self.https = parts.scheme.lower() == "https"
@@ -78,6 +84,9 @@ class Session:
         self.stop = threading.Event()  # another connection failed: wind down
         self.timeout = socket_timeout
         self.proxy = proxy
+        # matched per request URL by http.cookiejar (domain, path, secure, expiry), as yt-dlp's jar does
+        self.cookies = cookies
+        self.throttle = throttle
         # one meter for all the download's connections: the source's total rate is what counts
         self.meter: StallMeter | None = stall.meter(time.monotonic()) if stall is not None else None
         self.addresses: list[str] = []
@@ -114,6 +123,9 @@ class Session:
             except OSError as exc:
                 raise NetError(_os_text(exc)) from None
             self.check_stall(n)
+            # through the guard, the guard charges the job's bandwidth; straight, this connection does
+            if self.throttle and self.addresses:
+                self.throttle.sleep_for(n)
             return n
 
     def check_stall(self, arrived: int) -> None:
@@ -175,7 +187,13 @@ class Session:
         sock = self._tcp([(proxy.hostname or "127.0.0.1", proxy.port or 80)])
         try:
             sock.settimeout(TICK)
-            sock.sendall(f"CONNECT {self.authority} HTTP/1.1\r\nHost: {self.authority}\r\n\r\n".encode())
+            # the proxy URL's user is the job: the guard routes and meters the tunnel as that job's
+            auth = urllib.parse.unquote(f"{proxy.username or ''}:{proxy.password or ''}")
+            token = base64.b64encode(auth.encode()).decode("ascii") if proxy.username else ""
+            credential = f"Proxy-Authorization: Basic {token}\r\n" if token else ""
+            sock.sendall(
+                f"CONNECT {self.authority} HTTP/1.1\r\nHost: {self.authority}\r\n{credential}\r\n".encode()
+            )
             response = self.read_head(sock)
             if response.status == 403:
                 raise DownloadError(
@@ -220,6 +238,11 @@ class Session:
         lines += [f"{name}: {value}" for name, value in self.headers]
         if span is not None:
             lines.append(f"Range: bytes={span[0]}-{span[1]}")
+        if self.cookies is not None:
+            probe = urllib.request.Request(url)
+            self.cookies.add_cookie_header(probe)
+            if cookie := probe.get_header("Cookie"):
+                lines.append(f"Cookie: {cookie}")
         lines += ["Accept-Encoding: identity", "Connection: keep-alive"]
         try:
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))

@@ -231,3 +231,13 @@ SELECT status, data FROM tornado_jobs
 WHERE status IN ({terminal}) AND status NOT IN ('Completed', 'Cancelled')
   AND (data->>'finished_at')::bigint IS NOT NULL
 ORDER BY (data->>'finished_at')::bigint DESC LIMIT %s
+
+-- name: tenant_sources
+SELECT kind, sealed FROM tornado_tenant_sources WHERE owner = %s
+
+-- name: put_tenant_source
+INSERT INTO tornado_tenant_sources (owner, kind, sealed) VALUES (%s, %s, %s)
+ON CONFLICT (owner, kind) DO UPDATE SET sealed = excluded.sealed
+
+-- name: delete_tenant_source
+DELETE FROM tornado_tenant_sources WHERE owner = %s AND kind = %s

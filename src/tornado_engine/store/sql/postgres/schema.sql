@@ -64,3 +64,10 @@ CREATE TABLE tornado_outbox (
     created_at      bigint NOT NULL
 );
 CREATE INDEX tornado_outbox_due ON tornado_outbox (next_attempt_at) WHERE status = 'pending';
+
+CREATE TABLE tornado_tenant_sources (
+    owner  text NOT NULL,
+    kind   text NOT NULL,
+    sealed text NOT NULL,
+    PRIMARY KEY (owner, kind)
+);

@@ -158,3 +158,13 @@ SELECT status, data FROM jobs INDEXED BY jobs_finished
 WHERE status IN ({terminal}) AND status NOT IN ('Completed', 'Cancelled')
   AND json_extract(data, '$.finished_at') IS NOT NULL
 ORDER BY json_extract(data, '$.finished_at') DESC LIMIT ?
+
+-- name: tenant_sources
+SELECT kind, sealed FROM tenant_sources WHERE owner = ?
+
+-- name: put_tenant_source
+INSERT INTO tenant_sources (owner, kind, sealed) VALUES (?, ?, ?)
+ON CONFLICT (owner, kind) DO UPDATE SET sealed = excluded.sealed
+
+-- name: delete_tenant_source
+DELETE FROM tenant_sources WHERE owner = ? AND kind = ?
