@@ -461,7 +461,8 @@ def _connect_failure(exc: OSError, host: str, port: int) -> str:
     """The origin's failure in words (asyncio's "Connect call failed ('127.0.0.1', 9)" says less)."""
     if isinstance(exc, ConnectionRefusedError):
         return f"Connection refused by {_where(host, port)}"
-    text = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+    # errno's own words over asyncio's address tuple; an upstream proxy's failure (errno 0) says itself
+    text = os.strerror(exc.errno) if exc.errno else exc.strerror or type(exc).__name__
     return f"Cannot connect to {_where(host, port)}: {text}"
 
 
