@@ -142,7 +142,7 @@ def _stderr_console() -> Any:
 async def _run(args: argparse.Namespace) -> int:
     request = _request_from(args)
     async with Engine.open(**_engine_options(args)) as engine:
-        created = await engine.create_job(request)
+        created = await engine.submit(request)  # a job, or a batch for a playlist URL
         if isinstance(created, BatchCreated):  # a playlist or show: one job per entry
             jobs = [await engine.wait(job_id) for job_id in created.episode_jobs]
             batch = await engine.get_batch(created.batch_id)

@@ -108,6 +108,9 @@ class Engine(TenantView):
         jobs = Lifecycle(self.store, tenants, self._runtime)
         playlists = PlaylistOptions(expand=expand_playlists, max_entries=max_playlist_entries)
         submitter = Submitter(self.store, jobs, tenants, self.network, self._runtime, playlists)
+        # yt-dlp is loaded in the background at start only if this engine will call it: it runs real
+        # jobs, or probes submitted URLs for playlists (a read-only CLI command does neither)
+        self._uses_downloader = (run_jobs and stages is None) or expand_playlists
         label = f"store={self.store!r}, storage={self.storage!r}"
         super().__init__(Services(submitter, jobs, tenants, label), owner="")
 
@@ -147,6 +150,8 @@ class Engine(TenantView):
         await self._runtime.start(
             quota_for=self._services.jobs.quota_of, storage_for=self._services.storage.for_job
         )
+        if self._uses_downloader:
+            self._runtime.warm_up()
 
     async def close(self, grace: float = 0.0) -> None:
         """Stop claiming; running jobs get ``grace`` seconds, then go back to Pending for a later run.

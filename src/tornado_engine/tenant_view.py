@@ -66,11 +66,39 @@ class TenantView:
 
     async def create_job(
         self, request: JobRequest | dict[str, Any], *, idempotency_key: str | None = None
-    ) -> JobCreated | BatchCreated:
-        """Validate and durably store a job; it returns once the job is committed.
+    ) -> JobCreated:
+        """Validate and durably store one job; returns once the job is committed.
 
-        A playlist, channel or show URL becomes a batch of one job per entry (``BatchCreated``)."""
+        Args:
+            request: a :class:`JobRequest`, or its fields as a dict (TornadoAPI's POST /jobs body).
+            idempotency_key: the same key (per tenant) returns the first call's job instead of a second.
+
+        A playlist, channel or show URL (a podcast feed, say) raises :class:`InvalidRequest` naming
+        :meth:`create_playlist`; :meth:`submit` takes either kind. Invalid fields raise ``InvalidRequest``
+        naming the field, before anything is stored."""
         return await self._services.submitter.create_job(self._owner, request, idempotency_key)
+
+    async def create_playlist(self, request: JobRequest | dict[str, Any]) -> BatchCreated:
+        """A playlist, channel or show URL as a batch of one job per entry (``episode_jobs``).
+
+        Args:
+            request: the playlist's URL and the options every entry's job gets; ``paused=True`` creates
+                the batch paused (rename its jobs, then :meth:`start_batch`).
+
+        Resolved flat (one request for the feed) and capped at the engine's ``max_playlist_entries``. A
+        URL that is not a playlist raises :class:`InvalidRequest` naming :meth:`create_job`."""
+        return await self._services.submitter.create_playlist(self._owner, request)
+
+    async def submit(
+        self, request: JobRequest | dict[str, Any], *, idempotency_key: str | None = None
+    ) -> JobCreated | BatchCreated:
+        """TornadoAPI's POST /jobs: :meth:`create_playlist` for a playlist URL, else :meth:`create_job`.
+
+        Args:
+            request: as for :meth:`create_job`.
+            idempotency_key: as for :meth:`create_job` (the URL is then never expanded into a batch).
+        """
+        return await self._services.submitter.submit(self._owner, request, idempotency_key)
 
     async def create_bulk(self, items: list[str | dict[str, Any]], **shared: Any) -> BulkCreated:
         """Up to 100 URLs (or ``{"url", "filename", ...}`` dicts) with shared options, one batch.
