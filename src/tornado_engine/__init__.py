@@ -24,14 +24,17 @@ from .errors import (
     TornadoError,
     UploadError,
 )
+from .metadata import MediaMetadata
 from .models import Job, JobCreated, JobRequest
 from .progress import Event
 from .results import BatchCreated, BatchStatus, BulkCreated, Quota, RenameResult, Usage
 from .retry import RetryPolicy
 from .scheduler import PoolLimits
 from .states import Status, Step
+from .storage import AzureBlobConfig, GCSConfig, LocalStorageConfig, OSSConfig, S3Config
 
 __all__ = [
+    "AzureBlobConfig",
     "BatchCreated",
     "BatchStatus",
     "BlockedAddress",
@@ -41,6 +44,7 @@ __all__ = [
     "ErrorKind",
     "Event",
     "FFmpegNotFound",
+    "GCSConfig",
     "InvalidRequest",
     "InvalidState",
     "Job",
@@ -48,10 +52,13 @@ __all__ = [
     "JobCreated",
     "JobRequest",
     "LeaseLost",
+    "LocalStorageConfig",
     "MediaGenerationError",
+    "MediaMetadata",
     "MissingBackend",
     "MuxError",
     "NotFound",
+    "OSSConfig",
     "PoolLimits",
     "Quota",
     "QuotaExceeded",
@@ -59,6 +66,7 @@ __all__ = [
     "ResolveBounds",
     "ResolveError",
     "RetryPolicy",
+    "S3Config",
     "SecretBoxError",
     "SetupError",
     "StageError",

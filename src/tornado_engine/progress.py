@@ -10,8 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from .api_types import EventAPI
 from .states import Status, Step
 
 __all__ = ["STAGE_SLICES", "DownloadProgress", "Event", "ProgressCallback", "expected_bytes", "job_percent"]
@@ -52,6 +53,10 @@ class Event:
         out = {k: v for k, v in self.__dict__.items() if v is not None}
         out["status"], out["step"] = self.status.value, self.step.value
         return out
+
+    def to_api(self) -> EventAPI:
+        """This event as JSON-ready data (what ``to_dict`` gives), typed."""
+        return cast(EventAPI, self.to_dict())
 
 
 def expected_bytes(fmt: dict[str, Any], duration: float | None) -> float | None:
