@@ -12,15 +12,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    JsonValue,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import options
 from .api_types import JobAPI
@@ -64,11 +56,54 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _MAX_URL = 4096
 _MAX_FILENAME = 255
 _MAX_FOLDER = 200
-# what the schema offers for max_resolution: the values the validator stores, and their "720p" forms
-_RESOLUTION_VALUES: list[JsonValue] = [
-    *options.MAX_RESOLUTIONS,
-    *(f"{r}p" for r in options.MAX_RESOLUTIONS[1:]),
-]
+
+
+# JobRequest's JSON Schema (model_json_schema()): what each field means, and the forms the validators
+# accept that the annotations alone do not say. Schema only: the field validators below enforce them.
+_FIELD_DOCS: dict[str, str] = {
+    "url": "The media, page, manifest, playlist or feed to fetch (http or https, no credentials).",
+    "format": "The output container.",
+    "video_codec": "``copy`` keeps the source's video; else it is encoded (CRF ``video_quality``).",
+    "audio_codec": "``copy`` keeps the source's audio if the container takes it (else aac; opus for webm).",
+    "audio_bitrate": "Bitrate of encoded audio.",
+    "video_quality": "CRF when the video is encoded (0 best - 51 worst); ignored for ``copy``.",
+    "filename": "The stored file's name without extension (sanitized; no ``..`` or slashes); default: title.",
+    "folder": "A folder under the storage's base folder (no ``..``, not starting with ``/``).",
+    "webhook_url": "Receives signed POSTs (Standard Webhooks) when the job ends.",
+    "paused": "For a playlist or show URL: create its batch paused (rename its jobs, then start it).",
+    "enable_progress_webhook": "Also POST stage events to ``webhook_url`` (downloading 0% ... completed).",
+    "audio_only": "Only the best audio, stored as ``audio_format``.",
+    "audio_format": "With ``audio_only``: m4a (default), mp3, ogg or opus.",
+    "max_resolution": 'A cap on the video\'s shorter side: ``best``, or 2160 ... 360 (720 = "720p").',
+    "quality_preset": "Encoder CRF and speed per codec (overrides ``video_quality``); needs a video codec.",
+    "clip_start": "Start of a clip, in seconds (``HH:MM:SS``, ``MM:SS`` or seconds; fractions allowed).",
+    "clip_end": "End of a clip, after ``clip_start``; same forms.",
+    "download_subtitles": "Store the source's own subtitles (not automatic captions) beside the media.",
+    "subtitle_languages": "With ``download_subtitles``: codes such as ``en`` or ``pt-BR`` (default en).",
+    "download_thumbnail": "Store the source's thumbnail beside the media.",
+    "live_recording": "Record a live stream until it ends or for ``max_duration`` s (else it is Skipped).",
+    "live_from_start": "With ``live_recording``: record from the stream's beginning.",
+    "max_duration": "With ``live_recording``: seconds to record at most.",
+    "wait_for_video": "With ``live_recording``: seconds to wait for a scheduled stream to start.",
+    "storage": "A storage for this job only (never dumped: the engine keeps it encrypted with the job).",
+}
+_SCHEMA_EXTRA: dict[str, dict[str, Any]] = {
+    "url": {"format": "uri", "maxLength": _MAX_URL},
+    "webhook_url": {"format": "uri", "maxLength": _MAX_URL},
+    "filename": {"maxLength": _MAX_FILENAME},
+    "folder": {"maxLength": _MAX_FOLDER},
+    "video_quality": {"minimum": 0, "maximum": 51},
+    "max_duration": {"minimum": 1, "maximum": options.MAX_WAIT_SECONDS},
+    "wait_for_video": {"minimum": 1, "maximum": options.MAX_WAIT_SECONDS},
+    # the values the validator stores, and their "720p" forms
+    "max_resolution": {"enum": [*options.MAX_RESOLUTIONS, *(f"{r}p" for r in options.MAX_RESOLUTIONS[1:])]},
+}
+
+
+def _describe(schema: dict[str, Any]) -> None:
+    for name, field_schema in schema.get("properties", {}).items():
+        field_schema["description"] = _FIELD_DOCS.get(name, "")
+        field_schema.update(_SCHEMA_EXTRA.get(name, {}))
 
 
 def now_ms() -> int:
@@ -83,64 +118,39 @@ def has_control_chars(text: str) -> bool:
 class JobRequest(BaseModel):
     """What a caller asks for: the fields and rules of TornadoAPI's POST /jobs."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_describe)
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
             yield name, strip_credentials(value) if name in ("url", "webhook_url") and value else value
 
-    url: str = Field(json_schema_extra={"format": "uri", "maxLength": _MAX_URL})
-    """The media, page, manifest, playlist or feed to fetch (http or https, no credentials)."""
+    url: str
     format: VideoContainer = "mp4"
-    """The output container."""
     video_codec: VideoChoice = "copy"
-    """``copy`` keeps the source's video as it is; else it is encoded (CRF ``video_quality``)."""
     audio_codec: AudioChoice = "copy"
-    """``copy`` keeps the source's audio when the container can hold it (else aac; opus for webm)."""
     audio_bitrate: AudioBitrate = "192k"
-    """Bitrate of encoded audio."""
-    video_quality: int = Field(23, ge=0, le=51)
-    """CRF when the video is encoded (0 best - 51 worst); ignored for ``copy``."""
-    filename: str | None = Field(None, max_length=_MAX_FILENAME)
-    """The stored file's name without extension (sanitized; no ``..``, ``/``, ``\\``). Default: the title."""
-    folder: str | None = Field(None, max_length=_MAX_FOLDER)
-    """A folder under the storage's base folder (no ``..``, not starting with ``/``)."""
-    webhook_url: str | None = Field(None, json_schema_extra={"format": "uri"})
-    """Receives signed POSTs (Standard Webhooks) when the job ends."""
-    paused: bool = False
-    """For a playlist or show URL: create its batch paused (rename its jobs, then start it)."""
-    enable_progress_webhook: bool = False
-    """Also POST stage events to ``webhook_url`` (downloading 0% ... completed 100%)."""
+    video_quality: int = 23
+    filename: str | None = None
+    folder: str | None = None
+    webhook_url: str | None = None
+    paused: bool = False  # a playlist/show URL creates its batch paused (rename, then start_batch)
+    enable_progress_webhook: bool = False  # also POST stage events (downloading 0% ... completed 100%)
     # media options (rules and meaning: tornado_engine.options)
     audio_only: bool = False
-    """Only the best audio, stored as ``audio_format``."""
-    audio_format: AudioContainer | None = None
-    """With ``audio_only``: m4a (default), mp3, ogg or opus."""
-    max_resolution: options.MaxResolution = Field("best", json_schema_extra={"enum": _RESOLUTION_VALUES})
-    """A cap on the shorter side of the video: ``best``, or 2160 ... 360 (``720``, ``"720"`` and ``"720p"``
-    are the same)."""
-    quality_preset: options.QualityPreset | None = None
-    """Encoder CRF and speed per codec (overrides ``video_quality``); needs a video codec to encode with."""
-    clip_start: float | None = None
-    """Start of a clip, in seconds (``HH:MM:SS``, ``MM:SS`` or seconds; fractions allowed)."""
+    audio_format: AudioContainer | None = None  # with audio_only; m4a when unset
+    max_resolution: options.MaxResolution = "best"  # on the shorter side
+    quality_preset: options.QualityPreset | None = None  # overrides video_quality (CRF)
+    clip_start: float | None = None  # seconds; given as HH:MM:SS, MM:SS or seconds
     clip_end: float | None = None
-    """End of a clip, after ``clip_start``; same forms."""
     download_subtitles: bool = False
-    """Store the source's own subtitles (not automatic captions) beside the media."""
-    subtitle_languages: tuple[str, ...] | None = None
-    """With ``download_subtitles``: language codes such as ``en`` or ``pt-BR`` (default ``["en"]``)."""
+    subtitle_languages: tuple[str, ...] | None = None  # with download_subtitles; ("en",) when unset
     download_thumbnail: bool = False
-    """Store the source's thumbnail beside the media."""
     live_recording: bool = False
-    """Record a live stream until it ends or for ``max_duration`` seconds (else a live stream is Skipped)."""
     live_from_start: bool = False
-    """With ``live_recording``: record from the stream's beginning."""
-    max_duration: int | None = Field(None, ge=1, le=options.MAX_WAIT_SECONDS)
-    """With ``live_recording``: seconds to record at most."""
-    wait_for_video: int | None = Field(None, ge=1, le=options.MAX_WAIT_SECONDS)
-    """With ``live_recording``: seconds to wait for a scheduled stream to start."""
+    max_duration: int | None = None  # seconds of a live recording
+    wait_for_video: int | None = None  # seconds to wait for a scheduled stream to start
+    # a storage target for this job only; never dumped: the engine keeps it sealed (encrypted) with the job
     storage: StorageConfig | None = Field(default=None, exclude=True, repr=False)
-    """A storage for this job only (never dumped: the engine keeps it encrypted with the job)."""
 
     def __init__(self, **data: Any) -> None:
         try:
