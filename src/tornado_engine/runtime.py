@@ -128,7 +128,7 @@ class Runtime:
         return await self._runner.temp_bytes(owner) if self._runner is not None else 0
 
     def warm_up(self) -> None:
-        """Load yt-dlp and build its extractor list in a stage thread now (once per process; ~0.5 s of
+        """Load yt-dlp and build its extractor list in a stage thread now (once per process; ~1 s of
         CPU), so the first resolve or playlist probe does not pay for it. Returns at once."""
         self.executor.submit(_warm_up)
 

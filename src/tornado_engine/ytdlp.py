@@ -298,7 +298,8 @@ def clean_message(exc: BaseException) -> str:
 
 
 def _is_ytdlp_error(exc: BaseException) -> bool:
-    utils = sys.modules.get("yt_dlp.utils")  # not loaded yet (the fast path's errors): not one of its
+    # yt-dlp not loaded yet (a fast-path failure before any resolve): exc cannot be one of its errors
+    utils = sys.modules.get("yt_dlp.utils")
     return utils is not None and isinstance(exc, utils.YoutubeDLError)
 
 
