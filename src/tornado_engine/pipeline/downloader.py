@@ -14,17 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yt_dlp
-
 from ..bounds import ResolveBounds
 from ..errors import DownloadError, JobCancelled
 from ..options import MediaOptions
 from ..progress import DownloadProgress, ProgressCallback
 from ..sources.settings import JobSources
 from ..ytdlp import download_params, is_live, map_error
-from ..ytdlp_registry import new_ydl
+from ..ytdlp_loader import load_ytdlp
 from .children import stop_on_cancel
-from .manifest_guard import guard, raise_exceeded
 from .resolver import SELECTED_KEY
 from .sidecar import SideFiles, fetch_side_files
 
@@ -63,6 +60,12 @@ def download_sync(
     """Blocking (run it in a thread): yt-dlp downloads the resolved ``info`` into ``job_dir``.
 
     A manifest yt-dlp fetches again here is held to ``bounds`` as the resolve's were."""
+    load_ytdlp()  # on first use, not with the package (see ytdlp_loader)
+    from yt_dlp.utils import YoutubeDLError
+
+    from ..ytdlp_registry import new_ydl
+    from .manifest_guard import guard, raise_exceeded
+
     tracker = DownloadProgress(requested_formats(info), info.get("duration"))
 
     def hook(d: dict[str, Any]) -> None:
@@ -86,7 +89,7 @@ def download_sync(
             result = ydl.process_ie_result(copy.deepcopy(info), download=True)
     except JobCancelled:
         raise
-    except yt_dlp.utils.YoutubeDLError as exc:
+    except YoutubeDLError as exc:
         if cancel.is_set():  # a stalled socket surfaces as a timeout after the cancel (recipe 4)
             raise JobCancelled("cancelled during download") from exc
         raise_exceeded(exc)
