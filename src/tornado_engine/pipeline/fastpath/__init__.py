@@ -45,8 +45,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ... import partialfile
 from ...bounds import StallPolicy
-from ...errors import JobCancelled
+from ...errors import JobCancelled, StageError
 from ...options import MediaOptions
 from ...progress import ProgressCallback
 from ...safety import NetworkPolicy
@@ -103,12 +104,15 @@ def download_sync(
         else:
             size = fetch_file(source, paths[0], session, tuning, on_progress)
     except (Fallback, NetError) as exc:
-        _remove(paths)
+        if isinstance(exc, Fallback) or cancel.is_set():
+            _remove(paths)
         if cancel.is_set():
             raise JobCancelled("cancelled during download") from None
         if isinstance(exc, Fallback):
             return None
         raise map_error(Exception(f"Got error: {exc}"), resolving=False) from None
+    except StageError:  # a stall, an HTTP error: what a progressive file got is kept to resume
+        raise
     except BaseException:
         _remove(paths)
         raise
@@ -126,4 +130,4 @@ def download_sync(
 
 def _remove(paths: list[Path]) -> None:
     for path in paths:
-        path.unlink(missing_ok=True)
+        partialfile.discard(path)

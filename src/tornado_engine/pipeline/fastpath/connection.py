@@ -76,6 +76,7 @@ class Session:
         self.headers = source.headers
         self.cancel = cancel
         self.stop = threading.Event()  # another connection failed: wind down
+        self.if_range: str | None = None  # sent with every ranged request once the source's version is known
         self.timeout = socket_timeout
         self.proxy = proxy
         # one meter for all the download's connections: the source's total rate is what counts
@@ -220,6 +221,8 @@ class Session:
         lines += [f"{name}: {value}" for name, value in self.headers]
         if span is not None:
             lines.append(f"Range: bytes={span[0]}-{span[1]}")
+            if self.if_range:  # a source that changed sends the whole new file, never a mix
+                lines.append(f"If-Range: {self.if_range}")
         lines += ["Accept-Encoding: identity", "Connection: keep-alive"]
         try:
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
