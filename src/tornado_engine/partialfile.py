@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .partial import Partial
 
-__all__ = ["SUFFIX", "discard", "holds_partials", "keep_partials", "load", "save", "sidecar_of"]
+__all__ = ["SUFFIX", "discard", "disown", "holds_partials", "keep_partials", "load", "save", "sidecar_of"]
 
 SUFFIX = ".resume.json"
 
@@ -50,6 +50,13 @@ def discard(path: Path) -> None:
     """``path`` and its sidecar, gone."""
     for victim in (path, sidecar_of(path)):
         victim.unlink(missing_ok=True)
+
+
+def disown(folder: Path) -> None:
+    """Blocking: no file in ``folder`` is resumable any more (a full disk: the next try starts afresh)."""
+    with contextlib.suppress(OSError):
+        for sidecar in folder.glob(f"*{SUFFIX}"):
+            sidecar.unlink(missing_ok=True)
 
 
 def _resumable(folder: Path) -> set[str]:
