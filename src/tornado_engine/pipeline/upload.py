@@ -3,7 +3,9 @@
 The key is ``[folder/]name.ext``, the name from the request or else from the title in the job's record,
 so an upload run again after a crash writes the same key. Subtitles and the thumbnail go under the media
 key's stem (``clip.en.vtt``, ``clip.jpg``). Every object written is recorded at once, so a cancel can
-remove it; each write is retried on its own (the runner's policy, counted in ``upload_retries``).
+remove it; each write is retried on its own (the runner's policy, counted in ``upload_retries``). A write
+whose SDK reports no progress for longer than the stall policy allows for one part ends with kind
+``stalled`` and is retried like a timeout.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import JobCancelled, StageError
+from ..bounds import WriteWatch
+from ..errors import JobCancelled, StageError, UploadError
 from ..models import name_from_title
 from ..states import Step
 from ..storage import Progress as StorageProgress
@@ -25,7 +29,8 @@ from .sidecar import side_keys
 
 __all__ = ["media_key", "upload"]
 
-_CANCEL_GRACE = 1.0  # seconds a cancelled write gets to stop by itself
+_CANCEL_GRACE = 1.0  # seconds a cancelled (or stalled) write gets to stop by itself
+_TICK = 0.25  # seconds between looks at a write's progress
 
 
 def media_key(ctx: StageContext, title: str | None) -> str:
@@ -37,38 +42,56 @@ def media_key(ctx: StageContext, title: str | None) -> str:
 async def _put(
     ctx: StageContext, local: Path, key: str, on_progress: StorageProgress | None = None
 ) -> StoredObject:
+    loop = asyncio.get_running_loop()
+    stalled = threading.Event()  # the watch gave up on this write: it stops at its next report
+
     def progress(done: int, total: int) -> None:  # from the upload's threads
         if ctx.cancel.is_set():  # the SDK's write stops at its next part
             raise JobCancelled("cancelled during upload")
+        if stalled.is_set():
+            raise UploadError(ctx.stall.storage_message, kind="stalled")
+        watch.report(done, time.monotonic())
         if on_progress is not None:
             on_progress(done, total)
 
     # move: the file is the job's own temporary, so a local target may take it by rename
     put = functools.partial(ctx.storage.put, local, key, move=True, on_progress=progress)
     async with ctx.acquire("upload"):
-        future = asyncio.get_running_loop().run_in_executor(ctx.executor, put)
         try:
-            return await _unless_cancelled(ctx, future)
+            unit = await loop.run_in_executor(ctx.executor, ctx.storage.write_unit, local)
+            watch = WriteWatch(ctx.stall, unit, local.stat().st_size, time.monotonic())
+            future = loop.run_in_executor(ctx.executor, put)
+            return await _watched(ctx, future, watch, stalled)
         except OSError as exc:
             raise StageError(f"storage write failed: {exc}", kind="storage_transient") from exc
         except JobCancelled:
             if future.done():  # a write that ended after all is removed (the record does not show it)
-                await asyncio.get_running_loop().run_in_executor(ctx.executor, _forget, ctx, key)
+                await loop.run_in_executor(ctx.executor, _forget, ctx, key)
             raise
 
 
-async def _unless_cancelled(ctx: StageContext, future: asyncio.Future[StoredObject]) -> StoredObject:
-    """The write's result; on cancel, the write gets ``_CANCEL_GRACE`` s to stop at a part boundary, and
-    the job goes on to Cancelled either way (a write blocked in the SDK ends by its own timeout)."""
+async def _watched(
+    ctx: StageContext, future: asyncio.Future[StoredObject], watch: WriteWatch, stalled: threading.Event
+) -> StoredObject:
+    """The write's result. On cancel, or when its SDK reports no progress for longer than the stall
+    policy allows (:class:`~tornado_engine.bounds.WriteWatch`), the write gets ``_CANCEL_GRACE`` s to stop
+    at a part boundary, and the job goes on either way (a write blocked in the SDK ends by its own
+    timeout): to Cancelled, or to a retry of kind ``stalled``."""
     future.add_done_callback(lambda f: f.cancelled() or f.exception())  # an abandoned one logs nothing
     cancelled = asyncio.ensure_future(ctx.cancel_async.wait())
     try:
         either: list[asyncio.Future[Any]] = [future, cancelled]
-        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        while not future.done() and not cancelled.done():
+            await asyncio.wait(either, timeout=_TICK, return_when=asyncio.FIRST_COMPLETED)
+            if not future.done() and watch.stalled(time.monotonic()):
+                stalled.set()
+                break
         if not future.done():
             await asyncio.wait([future], timeout=_CANCEL_GRACE)
         if future.done():
             return future.result()
+        if stalled.is_set() and not ctx.cancel.is_set():
+            raise UploadError(ctx.stall.storage_message, kind="stalled")
         raise JobCancelled("cancelled during upload")
     finally:
         cancelled.cancel()
