@@ -8,6 +8,8 @@ its write may take 0.5 + 1 MiB / (1 MiB/s) = 1.5 s before it counts as stalled.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import os
@@ -23,7 +25,7 @@ from storage_fixtures import BUCKET, S3_REGION
 from test_stages import Recorder, context
 
 from tornado_engine.bounds import StallPolicy
-from tornado_engine.errors import StageError, UploadError
+from tornado_engine.errors import JobCancelled, StageError, UploadError
 from tornado_engine.ffmpeg import FFmpegPaths
 from tornado_engine.pipeline.context import Muxed
 from tornado_engine.pipeline.upload import upload
@@ -44,6 +46,7 @@ class StallingProxy:
     def __init__(self, upstream: tuple[str, int], *, stalls: int, after: int) -> None:
         self.upstream, self.stalls, self.after = upstream, stalls, after
         self.stalled = 0
+        self.forwarded = 0  # bytes clients sent that reached the upstream
         self.released = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
@@ -58,20 +61,23 @@ class StallingProxy:
             server = socket.create_connection(self.upstream)
             limit = self.after if self.stalled < self.stalls else None
             self.stalled += limit is not None
-            for src, dst, cap in ((client, server, limit), (server, client, None)):
-                threading.Thread(target=self._pump, args=(src, dst, cap), daemon=True).start()
+            for src, dst, cap, upstream in ((client, server, limit, True), (server, client, None, False)):
+                threading.Thread(target=self._pump, args=(src, dst, cap, upstream), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, cap: int | None) -> None:
-        sent = 0
+    def _pump(self, src: socket.socket, dst: socket.socket, cap: int | None, upstream: bool) -> None:
         with contextlib.suppress(OSError):
             while data := src.recv(65536):
-                if cap is not None and sent + len(data) > cap:
-                    dst.sendall(data[: cap - sent])
+                if cap is not None and len(data) > cap:
+                    self._send(dst, data[:cap], upstream)
                     self.released.wait()  # reading nothing meanwhile: the client's write blocks
-                    data, cap = data[cap - sent :], None
-                dst.sendall(data)
-                sent += len(data)
+                    data, cap = data[cap:], None
+                self._send(dst, data, upstream)
+                cap = None if cap is None else cap - len(data)
             dst.shutdown(socket.SHUT_WR)
+
+    def _send(self, dst: socket.socket, data: bytes, upstream: bool) -> None:
+        dst.sendall(data)
+        self.forwarded += len(data) if upstream else 0
 
     def release(self) -> None:
         """Forward what was held, and stall no more: a write given up on ends now (its thread too)."""
@@ -153,3 +159,28 @@ async def test_an_upload_that_always_stalls_fails_with_kind_stalled(
     assert caught.value.kind == "stalled" and kinds == ["stalled"]
     assert caught.value.message == POLICY.storage_message
     assert caught.value.message.startswith("The storage stopped accepting data (under ")
+
+
+@pytest.mark.parametrize("proxy", [1], indirect=True)
+async def test_a_cancelled_upload_the_sdk_finishes_later_leaves_no_object(
+    tmp_path: Path, paths: FFmpegPaths, proxy: StallingProxy
+) -> None:
+    """Cancel lands while the SDK is stuck in a write; the write goes through afterwards (the storage
+    wakes up): what it wrote is removed by the write's own thread, with no stage left to do it."""
+    executor = concurrent.futures.ThreadPoolExecutor(2)
+    ctx = dataclasses.replace(_ctx(tmp_path, paths, proxy, []), stall=StallPolicy(), executor=executor)
+    (ctx.folder / "media.mp4").write_bytes(os.urandom(SIZE))
+    task = asyncio.create_task(upload(ctx, Muxed(ctx.folder / "media.mp4"), title="late"))
+    try:
+        async with asyncio.timeout(10):
+            while proxy.forwarded < proxy.after:  # the PUT is on its way, and stuck
+                await asyncio.sleep(0.05)
+        ctx.cancel.set()
+        ctx.cancel_async.set()
+        with pytest.raises(JobCancelled):
+            await task
+    finally:
+        proxy.release()
+    await asyncio.to_thread(executor.shutdown, wait=True)  # the late write has ended
+    assert proxy.forwarded > SIZE  # the whole object reached the storage after the cancel
+    assert not ctx.storage.exists(ctx.storage.full_key("late.mp4"))

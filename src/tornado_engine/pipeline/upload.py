@@ -39,35 +39,54 @@ def media_key(ctx: StageContext, title: str | None) -> str:
     return object_key(ctx.request.folder, name, ctx.options.extension)
 
 
+class _Write:
+    """One object's write, in the upload's thread. Progress feeds the stall watch; a write that ends after
+    its job was cancelled (it ran on in the SDK past the stage's grace) removes what it wrote, so a cancel
+    leaves no object however late the SDK returns."""
+
+    def __init__(self, ctx: StageContext, local: Path, key: str, on_progress: StorageProgress | None) -> None:
+        self.ctx, self.local, self.key, self.on_progress = ctx, local, key, on_progress
+        self.watch = WriteWatch(ctx.stall, 1, 0, time.monotonic())  # replaced once the sizes are known
+        self.stalled = threading.Event()  # the watch gave up on this write: it stops at its next report
+        self.whole = False  # the SDK reported every byte: the object exists (or is being assembled)
+
+    def progress(self, done: int, total: int) -> None:  # from the SDK's threads
+        self.whole = done >= total
+        if self.ctx.cancel.is_set():  # the SDK's write stops at its next part
+            raise JobCancelled("cancelled during upload")
+        if self.stalled.is_set():
+            raise UploadError(self.ctx.stall.storage_message, kind="stalled")
+        self.watch.report(done, time.monotonic())
+        if self.on_progress is not None:
+            self.on_progress(done, total)
+
+    def run(self) -> StoredObject:
+        try:
+            # move: the file is the job's own temporary, so a local target may take it by rename
+            stored = self.ctx.storage.put(self.local, self.key, move=True, on_progress=self.progress)
+        except JobCancelled:
+            if self.whole:  # stopped at its last report: written all the same
+                _forget(self.ctx, self.key)
+            raise
+        if self.ctx.cancel.is_set():  # written, but the job is cancelled (the stage may be gone)
+            _forget(self.ctx, self.key)
+            raise JobCancelled("cancelled during upload")
+        return stored
+
+
 async def _put(
     ctx: StageContext, local: Path, key: str, on_progress: StorageProgress | None = None
 ) -> StoredObject:
     loop = asyncio.get_running_loop()
-    stalled = threading.Event()  # the watch gave up on this write: it stops at its next report
-
-    def progress(done: int, total: int) -> None:  # from the upload's threads
-        if ctx.cancel.is_set():  # the SDK's write stops at its next part
-            raise JobCancelled("cancelled during upload")
-        if stalled.is_set():
-            raise UploadError(ctx.stall.storage_message, kind="stalled")
-        watch.report(done, time.monotonic())
-        if on_progress is not None:
-            on_progress(done, total)
-
-    # move: the file is the job's own temporary, so a local target may take it by rename
-    put = functools.partial(ctx.storage.put, local, key, move=True, on_progress=progress)
+    write = _Write(ctx, local, key, on_progress)
     async with ctx.acquire("upload"):
         try:
             unit = await loop.run_in_executor(ctx.executor, ctx.storage.write_unit, local)
-            watch = WriteWatch(ctx.stall, unit, local.stat().st_size, time.monotonic())
-            future = loop.run_in_executor(ctx.executor, put)
-            return await _watched(ctx, future, watch, stalled)
+            write.watch = WriteWatch(ctx.stall, unit, local.stat().st_size, time.monotonic())
+            future = loop.run_in_executor(ctx.executor, write.run)
+            return await _watched(ctx, future, write.watch, write.stalled)
         except OSError as exc:
             raise StageError(f"storage write failed: {exc}", kind="storage_transient") from exc
-        except JobCancelled:
-            if future.done():  # a write that ended after all is removed (the record does not show it)
-                await loop.run_in_executor(ctx.executor, _forget, ctx, key)
-            raise
 
 
 async def _watched(
