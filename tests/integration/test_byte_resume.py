@@ -100,10 +100,13 @@ def _cut(fetch: Any, server: MediaServer, job_dir: Path) -> None:
     assert list(job_dir.glob(f"*{SUFFIX}")), "the cut download left no partial file"
 
 
+@pytest.mark.parametrize("if_range", [True, False], ids=["if-range", "compared"])
 @pytest.mark.parametrize("strategy", ["fastpath", "ytdlp"])
 def test_changed_validators_start_over_from_byte_0(
-    big: tuple[MediaServer, bytes], media_set: MediaSet, tmp_path: Path, strategy: str
+    big: tuple[MediaServer, bytes], media_set: MediaSet, tmp_path: Path, strategy: str, if_range: bool
 ) -> None:
+    """The server answers a stale If-Range with the whole new file, or (ignoring If-Range) with the rest
+    of the new one: then the first response's validators tell, and the download starts over."""
     server, _ = big
     small = media_set.path(media_set.progressive_mp4)
     _big_mp4(small, server.root / "v2.mp4", 3 * 2**20, seed=2)
@@ -121,17 +124,24 @@ def test_changed_validators_start_over_from_byte_0(
         def fetch() -> Any:
             return downloader.download_sync(info, tmp_path, **common)
 
+    version = f"{strategy}-{if_range}"
+    server.set_validators("v2.mp4", etag=f'"{version}-old"', last_modified="Sat, 05 Dec 2026 07:00:00 GMT")
     _cut(fetch, server, tmp_path)
     new = _big_mp4(small, server.root / "v2.mp4", 3 * 2**20, seed=3)  # same size, other bytes
-    server.set_validators("v2.mp4", etag='"v2-new"', last_modified="Sat, 05 Dec 2026 08:00:00 GMT")
+    server.set_validators("v2.mp4", etag=f'"{version}-new"', last_modified="Sat, 05 Dec 2026 08:00:00 GMT")
     before = len(server.requests)
-    result = fetch()
+    server.honour_if_range(if_range)
+    try:
+        result = fetch()
+    finally:
+        server.honour_if_range(True)
     assert result.files[0].read_bytes() == new
     ranged = _ranged(server.requests[before:], "/v2.mp4")
     assert ranged[0].if_range is not None and _start(ranged[0]) > 0  # it asked for the rest first...
     starts = [_start(r) for r in ranged[1:] if r.if_range != ranged[0].if_range]
-    # ...got the whole new version (If-Range failed): yt-dlp took it, the fast path asked again from 0
-    assert strategy == "ytdlp" or starts[0] == 0
+    # ...got the whole new version (If-Range failed): yt-dlp took it, the fast path asked again from 0;
+    # or the rest of the new one, which the validators refused: both asked again from 0
+    assert (strategy == "ytdlp" and if_range) or starts[0] == 0
     assert not list(tmp_path.glob(f"*{SUFFIX}"))
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import yt_dlp
 
+from .. import partialfile
 from ..bounds import ResolveBounds
 from ..errors import DownloadError, JobCancelled
 from ..options import MediaOptions
@@ -70,7 +71,8 @@ def download_sync(
     )  # fmt: skip
     try:
         return run()
-    except Changed:  # the resumed source is another version now: its .part files went, start over
+    except Changed:  # the resumed source is another version now: its .part files go, start over
+        partialfile.disown(job_dir)
         return run()
 
 

@@ -16,10 +16,11 @@ Routes (all paths are relative to ``root``):
   that never quite goes silent, e.g. ``/drip/1/1/progressive.mp4``: a byte a second).
 
 Every file has validators, an ``ETag`` and a ``Last-Modified`` (from its size and modification time, or
-set with :meth:`MediaServer.set_validators`), and ``If-Range`` is honoured: a range whose condition fails
-gets the whole file (200). :attr:`MediaServer.requests` logs each request's path, ``Range`` and
-``If-Range``; :attr:`MediaServer.sent` counts the body bytes sent per path; :meth:`MediaServer.reset_once`
-makes the next response for a file end in a TCP reset after a given number of body bytes.
+set with :meth:`MediaServer.set_validators`), and ``If-Range`` is honoured (a range whose condition fails
+gets the whole file) unless :meth:`MediaServer.honour_if_range` turns that off. :attr:`MediaServer.requests`
+logs each request's path, ``Range`` and ``If-Range``; :attr:`MediaServer.sent` counts the body bytes sent
+per path; :meth:`MediaServer.reset_once` makes the next response for a file end in a TCP reset after a
+given number of body bytes.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class _Shared:
         self.requests: list[ServedRequest] = []
         self.validators: dict[str, tuple[str, str]] = {}  # file -> (ETag, Last-Modified) set by the test
         self.resets: dict[str, int] = {}  # file -> body bytes to send before the next response's reset
+        self.if_range = True  # False: ignore If-Range, as some servers that support ranges do
 
 
 class _Server(ThreadingHTTPServer):
@@ -193,7 +195,11 @@ class _Handler(BaseHTTPRequestHandler):
         etag, modified = self._validators(fs)
         rng = _RANGE_RE.match(self.headers.get("Range", "").strip()) if mode != "short" else None
         condition = self.headers.get("If-Range")
-        if condition is not None and condition.strip() not in (etag, modified):
+        if (
+            condition is not None
+            and self.server.shared.if_range
+            and condition.strip() not in (etag, modified)
+        ):
             rng = None  # the client's copy is of another version: it gets the whole file
         if rng and (rng[1] or rng[2]):
             if rng[1]:
@@ -406,6 +412,11 @@ class MediaServer:
         """Serve the file at ``rel`` with these validators from now on (a "new version" of it)."""
         with self._shared.lock:
             self._shared.validators[self._file(rel)] = (etag, last_modified)
+
+    def honour_if_range(self, honour: bool) -> None:
+        """Whether a failed ``If-Range`` gets the whole file (the default) or is ignored (a server that
+        supports ranges but not conditions: the client must compare validators itself)."""
+        self._shared.if_range = honour
 
     def reset_once(self, rel: str, after: int) -> None:
         """The next response for the file at ``rel`` (any route) sends ``after`` body bytes, then a reset."""
