@@ -77,6 +77,7 @@ class _Transfer:
         self.path = path
         self.fd = fd
         self.partial = partial  # its spans grow as bytes are written; saved as the file's sidecar
+        self.resumable = partial.validators.if_range() is not None  # else no sidecar: a retry starts over
         self.total = partial.validators.length
         self.tuning = tuning
         self.on_progress = on_progress
@@ -109,7 +110,8 @@ class _Transfer:
             spans = add_span(self.partial.spans, offset, offset + n)
             self.partial = Partial(self.partial.format_id, self.partial.validators, spans)
             now = time.monotonic()
-            snapshot = self.partial if now - self.last_save >= _SAVE_SECONDS else None
+            due = self.resumable and now - self.last_save >= _SAVE_SECONDS
+            snapshot = self.partial if due else None
             if snapshot is not None:
                 self.last_save = now
             if self.done >= self.total or now - self.last_report >= 0.05:
@@ -226,7 +228,7 @@ def _saved(source: FastSource, path: Path) -> Partial | None:
 
 
 def _probe(
-    source: FastSource, path: Path, session: Session, tuning: FastPathTuning, saved: Partial | None
+    source: FastSource, session: Session, tuning: FastPathTuning, saved: Partial | None
 ) -> tuple[socket.socket, Response, Span, Partial]:
     """The first ranged request: at byte 0, or (resuming ``saved``) at the first missing byte, sent
     with ``If-Range``. -> (its connection, its response, its span, what the file holds of this version)"""
@@ -272,7 +274,8 @@ def _open(path: Path, partial: Partial) -> int:
     fd = os.open(path, CREATE, 0o666)
     try:
         os.ftruncate(fd, total)
-        partialfile.save(path, partial)  # before any byte: the validators this transfer writes under
+        if partial.validators.if_range():  # before any byte: the version this transfer writes
+            partialfile.save(path, partial)
     except BaseException:
         os.close(fd)
         raise
@@ -297,7 +300,7 @@ def fetch_file(
 
 def _fetch(source: FastSource, path: Path, session: Session, tuning: FastPathTuning,
            on_progress: ProgressCallback, saved: Partial | None) -> int:  # fmt: skip
-    sock, response, (start, end), partial = _probe(source, path, session, tuning, saved)
+    sock, response, (start, end), partial = _probe(source, session, tuning, saved)
     try:
         fd = _open(path, partial)
     except BaseException:
@@ -320,7 +323,7 @@ def _fetch(source: FastSource, path: Path, session: Session, tuning: FastPathTun
         for thread in threads:
             thread.join()
         try:
-            if transfer.done != total:  # what this try got is kept for the next one
+            if transfer.resumable and transfer.done != total:  # what this try got is kept for the next
                 with contextlib.suppress(OSError):  # then the last save stands: it claims no more
                     partialfile.save(path, transfer.partial, flush_fd=fd)
         finally:
