@@ -192,7 +192,9 @@ def download_params(
             "concurrent_fragment_downloads": concurrent_fragments,
             "buffersize": 1 << 16,
             "noresizebuffer": True,
-            "continuedl": False,
+            # a .part file is resumed only after pipeline._ytparts vouched for it (and threw the rest away);
+            # a live recording's never is
+            "continuedl": not live,
             "nopart": False,
         }
     )
