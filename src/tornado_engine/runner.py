@@ -26,12 +26,14 @@ from . import resume
 from .attempt import Attempt, StageRun
 from .bounds import ResolveBounds, StallPolicy
 from .checkpoint import DOWNLOADED, Checkpoint
+from .coalesce import ReuseDesk
 from .diskspace import DEFAULT_RESERVE_BYTES
 from .errors import JobCancelled, ResolveError, StageError, StoreError
 from .ffmpeg import FFmpegPaths
 from .models import Job, now_ms
 from .netguard import NetGuard
 from .options import MediaOptions
+from .pipeline import reuse
 from .pipeline.context import Fetched, Resolved, StageContext
 from .pipeline.download import download
 from .pipeline.mux import mux
@@ -41,6 +43,7 @@ from .progress import Event
 from .quota import quota_problem
 from .results import Quota
 from .retry import RetryPolicy, outcome_for
+from .reuse import ReusePolicy
 from .safety import NetworkPolicy, redact
 from .scheduler import Pools
 from .sources.settings import JobSources
@@ -77,6 +80,7 @@ class RunnerConfig:
     stall: StallPolicy = field(default_factory=StallPolicy)
     guard: NetGuard | None = None  # then each job gets its own proxy credential (guard.job_proxy)
     worker_id: str = ""  # the scheduler's, named in each attempt's log line and span
+    reuse: ReusePolicy = field(default_factory=ReusePolicy)  # taking finished jobs' files (reuse.py)
 
 
 class JobRunner:
@@ -104,6 +108,7 @@ class JobRunner:
         self.executor = executor
         self.active: dict[str, Attempt] = {}
         self.room = WorkRoom(config.disk_reserve_bytes, executor)
+        self.reuse = ReuseDesk(config.reuse, store.reusable)
         track(self)
 
     def gauges(self) -> Iterator[tuple[str, int, Attributes]]:
@@ -146,6 +151,7 @@ class JobRunner:
             if self.config.guard is not None:
                 self.config.guard.forget(run.job.id)
             self._secrets.pop(run.job.id, None)
+            self.reuse.in_flight.release(run.job.id)  # jobs waiting for its download look again
             if not (abandoned and run.job.checkpoint):
                 await self._clear_dir(run)
             run.finished.set()
@@ -205,6 +211,8 @@ class JobRunner:
             await asyncio.get_running_loop().run_in_executor(self.executor, run.reset_folder)
             fetch = functools.partial(self._fetch, run, ctx)
             fetched = await run.retrying("download", fetch, run.reset_folder)
+            if isinstance(fetched, Job):  # a finished job's stored file, taken instead of a download
+                return await self._take(run, ctx, fetched)
             checkpoint = resume.downloaded(run.folder, fetched)
             job.checkpoint = checkpoint.to_data()  # saved by the next step's write
         else:
@@ -226,19 +234,38 @@ class JobRunner:
             run.record(stored)
         return stored.media
 
-    async def _fetch(self, run: Attempt, ctx: StageContext) -> Fetched:
-        """One try at resolve -> admit -> download, holding one io slot throughout."""
+    async def _fetch(self, run: Attempt, ctx: StageContext) -> Fetched | Job:
+        """One try at resolve -> admit -> reuse or download, holding one io slot throughout, except while
+        waiting for another job downloading the same file. -> the download, or the job whose file to take"""
         async with ctx.acquire("io"):
             with run.story.stage_run("resolve"):
                 resolved = await resolve(ctx)
                 run.record(resolved)
-            await run.save()  # usage() counts the space reservation from now on
+            await run.save()  # usage() counts the space reservation from now on (and reuse sees the keys)
             await self._admit(run.job, ctx.quota, resolved)
-            with run.story.stage_run("download"):
-                async with self.room.download(run.folder, resolved.expected_bytes):
-                    fetched = await download(ctx, resolved)
-                run.record(fetched)
-                return fetched
+            planned = await reuse.plan(ctx, resolved)
+            if planned.wait is None:
+                return planned.found or await self._download(run, ctx, resolved)
+        found = await reuse.follow(ctx, resolved, planned.wait)
+        if found is not None:
+            return found
+        async with ctx.acquire("io"):  # the job it waited for failed: this one downloads (and leads)
+            return await self._download(run, ctx, resolved)
+
+    async def _download(self, run: Attempt, ctx: StageContext, resolved: Resolved) -> Fetched:
+        with run.story.stage_run("download"):
+            async with self.room.download(run.folder, resolved.expected_bytes):
+                fetched = await download(ctx, resolved)
+            run.record(fetched)
+            return fetched
+
+    async def _take(self, run: Attempt, ctx: StageContext, source: Job) -> StoredObject:
+        """The reuse stage's copy of ``source``'s objects, in place of the mux and the upload."""
+        await run.enter(Step.UPLOADING)
+        with run.story.stage_run("upload"):
+            stored = await reuse.take(ctx, source, title=run.job.title)
+            run.record(stored)
+        return stored.media
 
     async def _admit(self, job: Job, quota: Quota | None, resolved: Resolved) -> None:
         """Refuse, before any download, what the tenant's quota does not allow."""
@@ -265,7 +292,7 @@ class JobRunner:
             network=cfg.network, proxy=cfg.guard.job_proxy(job.id) if cfg.guard else cfg.proxy,
             cancel=run.cancel, cancel_async=run.cancel_async, progress=run, record=run.record,
             retry=run.retrying, pools=self.pools, storage=run.storage, quota=quota, stall=cfg.stall,
-            guard=cfg.guard, bounds=cfg.bounds, sources=sources,
+            guard=cfg.guard, bounds=cfg.bounds, sources=sources, reuse=self.reuse, owner=job.owner,
         )  # fmt: skip
 
     async def _complete(self, run: Attempt, stored: StoredObject) -> None:

@@ -197,6 +197,16 @@ class PostgresStore:
 
         return await self._run(read, idempotent=True, transaction=False)
 
+    async def reusable(
+        self, owner: str, source_key: str, output_key: str, since_ms: int, limit: int
+    ) -> list[Job]:
+        args = (owner, source_key, output_key, since_ms, limit)
+
+        async def select(conn: Conn) -> list[Job]:
+            return [_job(*r) for r in await fetch_all(conn, Q["reusable"], args)]
+
+        return await self._run(select, idempotent=True, transaction=False)
+
     async def put_tenant_source(self, owner: str, kind: str, sealed: str | None) -> None:
         async def put(conn: Conn) -> None:
             if sealed is None:

@@ -236,6 +236,16 @@ class SQLiteStore:
 
         return await self._run(get, write=False)
 
+    async def reusable(
+        self, owner: str, source_key: str, output_key: str, since_ms: int, limit: int
+    ) -> list[Job]:
+        args = (owner, source_key, output_key, since_ms, limit)
+
+        def select(conn: sqlite3.Connection) -> list[Job]:
+            return [row_to_job(*r) for r in conn.execute(Q["reusable"], args)]
+
+        return await self._run(select, write=False)
+
     async def put_tenant_source(self, owner: str, kind: str, sealed: str | None) -> None:
         def put(conn: sqlite3.Connection) -> None:
             if sealed is None:

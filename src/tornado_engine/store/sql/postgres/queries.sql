@@ -241,3 +241,11 @@ ON CONFLICT (owner, kind) DO UPDATE SET sealed = excluded.sealed
 
 -- name: delete_tenant_source
 DELETE FROM tornado_tenant_sources WHERE owner = %s AND kind = %s
+
+-- name: reusable
+-- owner, source key, output key, the window's start (epoch ms), how many: Completed jobs whose file was
+-- not deleted, newest first, along the index
+SELECT status, data FROM tornado_jobs
+WHERE owner = %s AND data->>'source_key' = %s AND data->>'output_key' = %s
+  AND (data->>'finished_at')::bigint >= %s AND status = 'Completed' AND data->>'file_deleted_at' IS NULL
+ORDER BY (data->>'finished_at')::bigint DESC LIMIT %s

@@ -33,6 +33,10 @@ CREATE UNIQUE INDEX tornado_jobs_idempotency ON tornado_jobs (owner, idempotency
 -- When jobs ended: the last minute's throughput and the most recent errors (top).
 CREATE INDEX tornado_jobs_finished ON tornado_jobs (((data->>'finished_at')::bigint))
     WHERE status IN ('Cancelled', 'Completed', 'Failed', 'Skipped', 'Warning');
+-- Reuse: a Completed job of the owner with the same source and output options, newest first.
+CREATE INDEX tornado_jobs_reuse ON tornado_jobs
+    (owner, (data->>'source_key'), (data->>'output_key'), ((data->>'finished_at')::bigint))
+    WHERE status = 'Completed';
 
 CREATE TABLE tornado_batches (
     id         text PRIMARY KEY,

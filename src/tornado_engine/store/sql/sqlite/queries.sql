@@ -168,3 +168,12 @@ ON CONFLICT (owner, kind) DO UPDATE SET sealed = excluded.sealed
 
 -- name: delete_tenant_source
 DELETE FROM tenant_sources WHERE owner = ? AND kind = ?
+
+-- name: reusable
+-- ?1 owner, ?2 source key, ?3 output key, ?4 the window's start (epoch ms), ?5 how many: Completed jobs
+-- whose file was not deleted, newest first, along the index
+SELECT status, data FROM jobs INDEXED BY jobs_reuse
+WHERE owner = ?1 AND json_extract(data, '$.source_key') = ?2 AND json_extract(data, '$.output_key') = ?3
+  AND json_extract(data, '$.finished_at') >= ?4 AND status = 'Completed'
+  AND json_extract(data, '$.file_deleted_at') IS NULL
+ORDER BY json_extract(data, '$.finished_at') DESC LIMIT ?5
