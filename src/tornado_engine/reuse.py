@@ -32,7 +32,8 @@ OTHER_FIELDS = frozenset({
     "impersonate", "limit_rate", "wait_for_video", "reuse",
 })  # fmt: skip
 _VERSION = 1  # raised when the pipeline makes other bytes from the same options: old files stop matching
-_GENERIC = frozenset({"generic", "html5"})  # extractors whose ids are file names, not media ids
+# extractors whose ids are made from file or page names, not the site's media ids
+_GENERIC = frozenset({"generic", "html5", "html5mediaembed"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -67,10 +68,10 @@ def output_key(request: JobRequest) -> str:
 def source_key(info: Mapping[str, Any], url: str) -> str:
     """``extractor:id`` (``youtube:dQw4w9WgXcQ``) when the extractor names the media; else ``url:`` and a
     digest of the canonical page URL (yt-dlp's ``webpage_url``, else ``url``): no URL text in the record."""
-    extractor = str(info.get("extractor_key") or info.get("extractor") or "").lower()
+    names = {str(info.get(name) or "").lower() for name in ("extractor_key", "extractor")} - {""}
     media_id = info.get("id")
-    if extractor and extractor not in _GENERIC and media_id:
-        return f"{extractor}:{str(media_id)[:200]}"
+    if names and not names & _GENERIC and media_id:
+        return f"{str(info.get('extractor_key') or info.get('extractor')).lower()}:{str(media_id)[:200]}"
     page = str(info.get("webpage_url") or url)
     return "url:" + hashlib.sha256(_canonical(page).encode()).hexdigest()[:32]
 

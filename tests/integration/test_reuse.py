@@ -1,0 +1,127 @@
+"""Reuse (issue 16 point 7) with real parts: yt-dlp resolves a page on 127.0.0.1 that embeds the media, so
+a download shows as GETs of the media path on the server, and the resolve does not."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from jobkit import local_path, run_job
+
+from tornado_engine import Engine, JobCreated, JobRequest, Status
+from tornado_engine.testing import MediaServer, MediaSet
+
+pytestmark = pytest.mark.integration
+
+
+def _media_gets(server: MediaServer, media: MediaSet) -> int:
+    return sum(1 for path, _ in list(server.seen) if path.split("?")[0] == f"/{media.progressive_mp4}")
+
+
+def _page(server: MediaServer, media: MediaSet, tag: str) -> str:
+    return server.url(f"{media.page_html}?t={tag}")  # its own source for each test: its own identity
+
+
+async def test_second_identical_job_takes_the_first_ones_file(
+    engine: Engine, media_server: MediaServer, media_set: MediaSet
+) -> None:
+    url = _page(media_server, media_set, "second")
+    first = await run_job(engine, url=url, filename="first", reuse=True)
+    assert first.status is Status.COMPLETED, first.to_api()
+    assert first.reused_from is None and "reused_from" not in first.to_api()
+    before = _media_gets(media_server, media_set)
+    second = await run_job(engine, url=url, filename="second", reuse=True)
+    assert second.status is Status.COMPLETED, second.to_api()
+    assert _media_gets(media_server, media_set) == before  # no download
+    assert second.reused_from == first.id and second.to_api()["reused_from"] == first.id
+    assert second.download_strategy == "reuse"
+    assert (second.title, second.file_size) == (first.title, first.file_size)
+    assert second.native_video_codec == first.native_video_codec == "h264"
+    copied, original = local_path(second.s3_url), local_path(first.s3_url)
+    assert copied != original and copied.read_bytes() == original.read_bytes()
+    same_name = await run_job(engine, url=url, filename="first", reuse=True)  # the same key: no copy
+    assert same_name.reused_from in (first.id, second.id)
+    assert same_name.storage_key == first.storage_key
+    assert _media_gets(media_server, media_set) == before
+
+
+async def test_what_downloads_again(engine: Engine, media_server: MediaServer, media_set: MediaSet) -> None:
+    url = _page(media_server, media_set, "again")
+    first = await run_job(engine, url=url, filename="one", reuse=True)
+    assert first.status is Status.COMPLETED, first.to_api()
+    cases = {
+        "other options": {"reuse": True, "max_resolution": "360"},
+        "reuse=False": {"reuse": False},
+        "no reuse asked (engine default off)": {},
+    }
+    for name, fields in cases.items():
+        before = _media_gets(media_server, media_set)
+        job = await run_job(engine, url=url, filename="two", **fields)  # type: ignore[arg-type]
+        assert job.status is Status.COMPLETED and job.reused_from is None, name
+        assert _media_gets(media_server, media_set) > before, name
+    await engine.delete_file(first.id)
+    for job in await engine.list_jobs(limit=10):  # every earlier file gone: nothing left to take
+        if job.file_deleted_at is None:
+            await engine.delete_file(job.id)
+    before = _media_gets(media_server, media_set)
+    job = await run_job(engine, url=url, filename="three", reuse=True)
+    assert job.status is Status.COMPLETED and job.reused_from is None
+    assert _media_gets(media_server, media_set) > before
+
+
+async def test_a_file_removed_behind_the_engines_back_is_downloaded_again(
+    engine: Engine, media_server: MediaServer, media_set: MediaSet
+) -> None:
+    url = _page(media_server, media_set, "gone")
+    first = await run_job(engine, url=url, filename="gone", reuse=True)
+    local_path(first.s3_url).unlink()
+    before = _media_gets(media_server, media_set)
+    job = await run_job(engine, url=url, filename="gone", reuse=True)
+    assert job.status is Status.COMPLETED and job.reused_from is None
+    assert _media_gets(media_server, media_set) > before
+    assert local_path(job.s3_url).stat().st_size == job.file_size
+
+
+async def test_window_expired_downloads(
+    tmp_path: Path, media_server: MediaServer, media_set: MediaSet
+) -> None:
+    url = _page(media_server, media_set, "window")
+    async with Engine.open(data_dir=tmp_path / "e", poll_interval=0.1, reuse=True, reuse_window=0.5) as eng:
+        first = await run_job(eng, url=url)
+        assert first.status is Status.COMPLETED
+        await asyncio.sleep(0.6)
+        before = _media_gets(media_server, media_set)
+        job = await run_job(eng, url=url)  # the engine's default: reuse, but the file is too old
+        assert job.status is Status.COMPLETED and job.reused_from is None
+        assert _media_gets(media_server, media_set) > before
+
+
+async def test_concurrent_identical_jobs_make_one_download(
+    engine: Engine, media_server: MediaServer, media_set: MediaSet
+) -> None:
+    single = _page(media_server, media_set, "one-download")
+    before = _media_gets(media_server, media_set)
+    assert (await run_job(engine, url=single, reuse=True)).status is Status.COMPLETED
+    per_download = _media_gets(media_server, media_set) - before
+    url = _page(media_server, media_set, "coalesce")
+    before = _media_gets(media_server, media_set)
+    waited: set[str] = set()
+
+    async def watch() -> None:
+        async for event in engine.events():
+            if event.message and "same file" in event.message:
+                waited.add(event.job_id)
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0)
+    created = [await engine.create_job(JobRequest(url=url, filename=f"c{n}", reuse=True)) for n in range(5)]
+    ids = [c.job_id for c in created if isinstance(c, JobCreated)]
+    jobs = await asyncio.gather(*(engine.wait(job_id, timeout=60) for job_id in ids))
+    watcher.cancel()
+    assert waited, "no job waited for the one downloading"  # coalesced in flight, not only from the store
+    assert [j.status for j in jobs] == [Status.COMPLETED] * 5, [j.to_api() for j in jobs]
+    assert _media_gets(media_server, media_set) - before == per_download  # one download
+    leaders = [j for j in jobs if j.reused_from is None]
+    assert len(leaders) == 1 and {j.reused_from for j in jobs} - {None} <= {j.id for j in jobs}
+    assert len({local_path(j.s3_url).read_bytes() for j in jobs}) == 1
