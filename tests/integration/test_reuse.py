@@ -4,12 +4,16 @@ a download shows as GETs of the media path on the server, and the resolve does n
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 from jobkit import local_path, run_job
+from storage_fixtures import BUCKET
 
 from tornado_engine import Engine, JobCreated, JobRequest, Status
+from tornado_engine.storage import S3Config
 from tornado_engine.testing import MediaServer, MediaSet
 
 pytestmark = pytest.mark.integration
@@ -125,3 +129,24 @@ async def test_concurrent_identical_jobs_make_one_download(
     leaders = [j for j in jobs if j.reused_from is None]
     assert len(leaders) == 1 and {j.reused_from for j in jobs} - {None} <= {j.id for j in jobs}
     assert len({local_path(j.s3_url).read_bytes() for j in jobs}) == 1
+
+
+async def test_s3_reuse_is_a_copy_on_the_service(
+    tmp_path: Path, s3_endpoint: str, media_server: MediaServer, media_set: MediaSet
+) -> None:
+    client = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="eu-west-1")  # fmt: skip
+    folder = f"reuse-{uuid.uuid4().hex[:8]}"
+    storage = S3Config(endpoint_url=s3_endpoint, access_key_id="testing", secret_access_key="testing",
+                       bucket=BUCKET, region="eu-west-1", base_folder=folder)  # fmt: skip
+    url = _page(media_server, media_set, "s3")
+    async with Engine.open(data_dir=tmp_path / "e", poll_interval=0.1, storage=storage, reuse=True) as eng:
+        first = await run_job(eng, url=url, filename="first")
+        assert first.status is Status.COMPLETED, first.to_api()
+        before = _media_gets(media_server, media_set)
+        second = await run_job(eng, url=url, filename="second")
+        assert second.status is Status.COMPLETED, second.to_api()
+    assert second.reused_from == first.id and _media_gets(media_server, media_set) == before
+    assert second.storage_key and second.storage_key != first.storage_key
+    bodies = [client.get_object(Bucket=BUCKET, Key=j.storage_key)["Body"].read() for j in (first, second)]
+    assert bodies[0] == bodies[1] and len(bodies[1]) == second.file_size
