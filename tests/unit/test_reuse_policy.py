@@ -130,3 +130,12 @@ async def test_in_flight_one_leader_per_file() -> None:
     flight.release("a")
     await asyncio.wait_for(wait, 1)
     assert flight.lead_or_follow(same, "b") is None and len(flight) == 2
+
+
+def test_cli_reuse_flag_on_run_and_submit() -> None:
+    from tornado_engine.cli import _parser, _request_from
+
+    for command in ("run", "submit"):
+        asked = _request_from(_parser().parse_args([command, URL, "--reuse"]))
+        assert asked.reuse is True, command
+        assert _request_from(_parser().parse_args([command, URL])).reuse is None  # the engine's default
