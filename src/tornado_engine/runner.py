@@ -81,6 +81,7 @@ class RunnerConfig:
     guard: NetGuard | None = None  # then each job gets its own proxy credential (guard.job_proxy)
     worker_id: str = ""  # the scheduler's, named in each attempt's log line and span
     reuse: ReusePolicy = field(default_factory=ReusePolicy)  # taking finished jobs' files (reuse.py)
+    reuse_poll: float = 0.5  # seconds between looks at another process's job downloading the same file
 
 
 class JobRunner:
@@ -108,7 +109,7 @@ class JobRunner:
         self.executor = executor
         self.active: dict[str, Attempt] = {}
         self.room = WorkRoom(config.disk_reserve_bytes, executor)
-        self.reuse = ReuseDesk(config.reuse, store.reusable)
+        self.reuse = ReuseDesk(config.reuse, store, config.reuse_poll)
         track(self)
 
     def gauges(self) -> Iterator[tuple[str, int, Attributes]]:
@@ -151,7 +152,7 @@ class JobRunner:
             if self.config.guard is not None:
                 self.config.guard.forget(run.job.id)
             self._secrets.pop(run.job.id, None)
-            self.reuse.in_flight.release(run.job.id)  # jobs waiting for its download look again
+            await self._release_reuse(run.job.id)
             if not (abandoned and run.job.checkpoint):
                 await self._clear_dir(run)
             run.finished.set()
@@ -258,6 +259,13 @@ class JobRunner:
                 fetched = await download(ctx, resolved)
             run.record(fetched)
             return fetched
+
+    async def _release_reuse(self, job_id: str) -> None:
+        """After the attempt's terminal write: jobs waiting for its download look again."""
+        try:
+            await self.reuse.release(job_id)
+        except StoreError as exc:  # its row is taken over anyway once the job no longer runs
+            _log.warning("job %s: could not end its reuse lead: %s", job_id, exc)
 
     async def _take(self, run: Attempt, ctx: StageContext, source: Job) -> StoredObject:
         """The reuse stage's copy of ``source``'s objects, in place of the mux and the upload."""

@@ -200,6 +200,7 @@ class Runtime:
             guard=self._netguard if self.proxy_url else None,
             worker_id=worker_id,
             reuse=opts.reuse,
+            reuse_poll=opts.poll_interval,
         )
         self._runner = JobRunner(
             self._store, self._pools, config, self._publish, self.executor, quota_for=quota_for,

@@ -150,3 +150,48 @@ async def test_s3_reuse_is_a_copy_on_the_service(
     assert second.storage_key and second.storage_key != first.storage_key
     bodies = [client.get_object(Bucket=BUCKET, Key=j.storage_key)["Body"].read() for j in (first, second)]
     assert bodies[0] == bodies[1] and len(bodies[1]) == second.file_size
+
+
+async def test_identical_jobs_of_two_engines_sharing_a_store_make_one_download(
+    tmp_path: Path, media_server: MediaServer, media_set: MediaSet
+) -> None:
+    """Two engines, one store and one storage (as two worker processes): each runs the job it submitted."""
+    store, storage = f"sqlite:///{tmp_path / 'jobs.db'}", str(tmp_path / "media")
+    # the media at 256 KiB/s (~1.6 s): the first job is still downloading when the other one looks
+    slow = f"/slow/{media_set.progressive_mp4}"
+    page = media_set.root / "reuse-slow.html"
+    page.write_text(f'<html><head><title>slow</title></head><body><video src="{slow}"></video></body></html>')
+    url = media_server.url(f"{page.name}?t=two-engines")
+
+    def downloads() -> int:
+        return sum(1 for path, _ in list(media_server.seen) if path.split("?")[0] == slow)
+
+    waited: set[str] = set()
+
+    async def watch(eng: Engine) -> None:
+        async for event in eng.events():
+            if event.message and "same file" in event.message:
+                waited.add(event.job_id)
+
+    options = {"store": store, "storage": storage, "poll_interval": 0.1, "concurrency": 1, "reuse": True}
+    async with (
+        Engine.open(data_dir=tmp_path / "a", own_jobs_only=True, **options) as one,
+        Engine.open(data_dir=tmp_path / "b", own_jobs_only=True, **options) as two,
+    ):
+        watchers = [asyncio.create_task(watch(eng)) for eng in (one, two)]
+        await asyncio.sleep(0)
+        ids = []
+        for n, eng in enumerate((one, two)):
+            created = await eng.create_job(JobRequest(url=url, filename=f"e{n}"))
+            assert isinstance(created, JobCreated)
+            ids.append(created.job_id)
+        jobs = await asyncio.gather(
+            *(eng.wait(i, timeout=60) for eng, i in zip((one, two), ids, strict=True))
+        )
+        for task in watchers:
+            task.cancel()
+    assert [j.status for j in jobs] == [Status.COMPLETED] * 2, [j.to_api() for j in jobs]
+    assert downloads() == 1
+    leader, follower = sorted(jobs, key=lambda j: j.reused_from is not None)
+    assert (leader.reused_from, follower.reused_from) == (None, leader.id)
+    assert waited == {follower.id}  # it waited for the other engine's download, then took its file

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.integration
 
 ADMIN_DSN = os.environ.get("TORNADO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 URL = "https://media.example/v.mp4"
-TABLES = "tornado_jobs, tornado_batches, tornado_tenants, tornado_outbox"
+TABLES = "tornado_jobs, tornado_batches, tornado_tenants, tornado_outbox, tornado_reuse_leaders"
 
 
 # -- PostgreSQL databases for this session ------------------------------------------------------------
@@ -485,6 +485,27 @@ async def test_reusable_finds_the_newest_completed_file_of_the_owner(backend: Ba
     deleted.file_deleted_at = now_ms()
     await store.update_finished(deleted)
     assert [j.id for j in await store.reusable("a", "youtube:x", "opts", 0, 5)] == [claims[0].job.id]
+
+
+async def test_one_running_job_leads_each_file(backend: Backend) -> None:
+    store, other = backend.store, backend.make()
+    await other.open()
+    try:
+        first, second = _job(owner="a", created_at=1), _job(owner="a", created_at=2)
+        await store.insert_jobs([first, second])
+        claims = {c.job.id: c for c in await store.claim("w1", 2, 30)}
+        same = ("a", "youtube:x", "opts")
+        assert await store.lead_reuse(*same, first.id) == first.id
+        assert await other.lead_reuse(*same, second.id) == first.id  # another process: the first leads
+        assert await store.lead_reuse(*same, first.id) == first.id  # again (a retry): still
+        assert await other.lead_reuse("b", "youtube:x", "opts", second.id) == second.id  # another tenant
+        claim = claims[first.id]
+        await store.save(_ended(claim.job, Status.FAILED), claim.token)  # ended without its lead ended
+        assert await other.lead_reuse(*same, second.id) == second.id  # a row of a job not running: taken
+        await other.end_reuse_lead(second.id)
+        assert await store.lead_reuse(*same, first.id) == first.id  # gone: anyone may lead
+    finally:
+        await other.close()
 
 
 async def test_tenant_sources_get_put_remove(backend: Backend) -> None:

@@ -49,10 +49,10 @@ async def plan(ctx: StageContext, resolved: Resolved) -> Plan:
         return Plan()
     same = (ctx.owner, resolved.source_key(ctx.url), output_key(ctx.request))
     since = now_ms() - int(desk.policy.window_seconds * 1000)
-    for job in await desk.lookup(*same, since, _CANDIDATES):
+    for job in await desk.lookup(same, since, _CANDIDATES):
         if job.id != ctx.job_id and await _still_stored(ctx, job):
             return Plan(found=job)
-    return Plan(wait=desk.in_flight.lead_or_follow(same, ctx.job_id))
+    return Plan(wait=await desk.lead_or_wait(same, ctx.job_id))
 
 
 async def follow(ctx: StageContext, resolved: Resolved, wait: asyncio.Future[None]) -> Job | None:
@@ -67,6 +67,8 @@ async def follow(ctx: StageContext, resolved: Resolved, wait: asyncio.Future[Non
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         finally:
             cancelled.cancel()
+            if isinstance(next_wait, asyncio.Task):  # a look at another process's job: ours alone
+                next_wait.cancel()
         ctx.check_cancel()
         again = await plan(ctx, resolved)
         if again.found is not None:

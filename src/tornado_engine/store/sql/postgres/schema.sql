@@ -69,6 +69,16 @@ CREATE TABLE tornado_outbox (
 );
 CREATE INDEX tornado_outbox_due ON tornado_outbox (next_attempt_at) WHERE status = 'pending';
 
+-- Reuse: the job downloading each file now, which identical jobs wait for (0005_reuse.sql).
+CREATE TABLE tornado_reuse_leaders (
+    owner      text NOT NULL,
+    source_key text NOT NULL,
+    output_key text NOT NULL,
+    job_id     text NOT NULL,
+    PRIMARY KEY (owner, source_key, output_key)
+);
+CREATE INDEX tornado_reuse_leaders_job ON tornado_reuse_leaders (job_id);
+
 CREATE TABLE tornado_tenant_sources (
     owner  text NOT NULL,
     kind   text NOT NULL,
