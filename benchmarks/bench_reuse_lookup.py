@@ -2,8 +2,9 @@
 
 Fills a store with N Completed jobs (100 tenants, 1000 sources each with 3 output option sets, ended over
 the last 10 days), then times ``store.reusable`` (the one query a reuse job adds after its resolve) for
-hits and misses: the median and 95th percentile of 500 lookups. SQLite in a temporary folder, and
-PostgreSQL when ``--postgres DSN`` names an empty database.
+hits and misses: the median and 95th percentile of 500 lookups; and what a job leading a download adds
+for coalescing across processes (``lead_reuse`` + ``end_reuse_lead``, two writes). SQLite in a temporary
+folder, and PostgreSQL when ``--postgres DSN`` names an empty database.
 
     .venv/bin/python benchmarks/bench_reuse_lookup.py [--jobs 100000] [--postgres postgresql://...]
 """
@@ -59,9 +60,24 @@ async def _measure(store: JobStore, count: int) -> dict[str, float]:
             times.sort()
             result[f"{kind}_median_ms"] = round(statistics.median(times), 3)
             result[f"{kind}_p95_ms"] = round(times[int(len(times) * 0.95)], 3)
+        result.update(await _leads(store, rng))
         return result
     finally:
         await store.close()
+
+
+async def _leads(store: JobStore, rng: random.Random) -> dict[str, float]:
+    """What a leading job adds across processes: taking its file's row, and deleting it at its end."""
+    times = []
+    for n in range(300):
+        job_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        await store.lead_reuse(f"t{rng.randrange(100)}", f"youtube:new{n}", "opts0", job_id)
+        await store.end_reuse_lead(job_id)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"lead_and_end_median_ms": round(statistics.median(times), 3),
+            "lead_and_end_p95_ms": round(times[int(len(times) * 0.95)], 3)}  # fmt: skip
 
 
 def main() -> None:
