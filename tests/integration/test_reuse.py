@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -25,6 +26,17 @@ def _media_gets(server: MediaServer, media: MediaSet) -> int:
 
 def _page(server: MediaServer, media: MediaSet, tag: str) -> str:
     return server.url(f"{media.page_html}?t={tag}")  # its own source for each test: its own identity
+
+
+def _slow_page(server: MediaServer, media: MediaSet, tag: str) -> tuple[str, Callable[[], int]]:
+    """A page whose media comes at 256 KiB/s (~1.6 s): the first job is still downloading when the
+    others look. -> its URL, and the count of its media's GETs so far (the server is the session's)."""
+    slow = f"/slow/{media.progressive_mp4}"
+    page = media.root / "reuse-slow.html"
+    page.write_text(f'<html><head><title>slow</title></head><body><video src="{slow}"></video></body></html>')
+    return server.url(f"{page.name}?t={tag}"), lambda: sum(
+        1 for path, _ in list(server.seen) if path.split("?")[0] == slow
+    )
 
 
 async def test_second_identical_job_takes_the_first_ones_file(
@@ -104,12 +116,8 @@ async def test_window_expired_downloads(
 async def test_concurrent_identical_jobs_make_one_download(
     engine: Engine, media_server: MediaServer, media_set: MediaSet
 ) -> None:
-    single = _page(media_server, media_set, "one-download")
-    before = _media_gets(media_server, media_set)
-    assert (await run_job(engine, url=single, reuse=True)).status is Status.COMPLETED
-    per_download = _media_gets(media_server, media_set) - before
-    url = _page(media_server, media_set, "coalesce")
-    before = _media_gets(media_server, media_set)
+    url, downloads = _slow_page(media_server, media_set, "coalesce")
+    before = downloads()
     waited: set[str] = set()
 
     async def watch() -> None:
@@ -125,7 +133,7 @@ async def test_concurrent_identical_jobs_make_one_download(
     watcher.cancel()
     assert waited, "no job waited for the one downloading"  # coalesced in flight, not only from the store
     assert [j.status for j in jobs] == [Status.COMPLETED] * 5, [j.to_api() for j in jobs]
-    assert _media_gets(media_server, media_set) - before == per_download  # one download
+    assert downloads() - before == 1
     leaders = [j for j in jobs if j.reused_from is None]
     assert len(leaders) == 1 and {j.reused_from for j in jobs} - {None} <= {j.id for j in jobs}
     assert len({local_path(j.s3_url).read_bytes() for j in jobs}) == 1
@@ -157,15 +165,8 @@ async def test_identical_jobs_of_two_engines_sharing_a_store_make_one_download(
 ) -> None:
     """Two engines, one store and one storage (as two worker processes): each runs the job it submitted."""
     store, storage = f"sqlite:///{tmp_path / 'jobs.db'}", str(tmp_path / "media")
-    # the media at 256 KiB/s (~1.6 s): the first job is still downloading when the other one looks
-    slow = f"/slow/{media_set.progressive_mp4}"
-    page = media_set.root / "reuse-slow.html"
-    page.write_text(f'<html><head><title>slow</title></head><body><video src="{slow}"></video></body></html>')
-    url = media_server.url(f"{page.name}?t=two-engines")
-
-    def downloads() -> int:
-        return sum(1 for path, _ in list(media_server.seen) if path.split("?")[0] == slow)
-
+    url, downloads = _slow_page(media_server, media_set, "two-engines")
+    before = downloads()
     waited: set[str] = set()
 
     async def watch(eng: Engine) -> None:
@@ -191,7 +192,7 @@ async def test_identical_jobs_of_two_engines_sharing_a_store_make_one_download(
         for task in watchers:
             task.cancel()
     assert [j.status for j in jobs] == [Status.COMPLETED] * 2, [j.to_api() for j in jobs]
-    assert downloads() == 1
+    assert downloads() - before == 1
     leader, follower = sorted(jobs, key=lambda j: j.reused_from is not None)
     assert (leader.reused_from, follower.reused_from) == (None, leader.id)
     assert waited == {follower.id}  # it waited for the other engine's download, then took its file

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..coalesce import ReuseDesk, SameFile
 from ..errors import StageError
 from ..models import Job, now_ms
 from ..reuse import output_key, wants_reuse
@@ -48,11 +49,22 @@ async def plan(ctx: StageContext, resolved: Resolved) -> Plan:
     if desk is None or resolved.live or not wants_reuse(ctx.request, desk.policy):
         return Plan()
     same = (ctx.owner, resolved.source_key(ctx.url), output_key(ctx.request))
+    found = await _find(ctx, desk, same)
+    if found is None:
+        wait = await desk.lead_or_wait(same, ctx.job_id)
+        # leading now: a job that ended between the look and the lead may have stored the file
+        found = await _find(ctx, desk, same) if wait is None else None
+        if found is None:
+            return Plan(wait=wait)
+    return Plan(found=found)
+
+
+async def _find(ctx: StageContext, desk: ReuseDesk, same: SameFile) -> Job | None:
     since = now_ms() - int(desk.policy.window_seconds * 1000)
     for job in await desk.lookup(same, since, _CANDIDATES):
         if job.id != ctx.job_id and await _still_stored(ctx, job):
-            return Plan(found=job)
-    return Plan(wait=await desk.lead_or_wait(same, ctx.job_id))
+            return job
+    return None
 
 
 async def follow(ctx: StageContext, resolved: Resolved, wait: asyncio.Future[None]) -> Job | None:
