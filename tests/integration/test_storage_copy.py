@@ -49,3 +49,21 @@ def test_oss_copies_on_the_service(oss_server: OSSServer, tmp_path: Path) -> Non
     target.copy(stored.key, "oss-copy/b.mp4")
     assert "CopyObject" in oss_server.calls
     assert not {"PutObject", "GetObject", "UploadPart"} & set(oss_server.calls)
+
+
+def test_a_filesystem_without_a_copy_goes_through_a_local_file(tmp_path: Path) -> None:
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from tornado_engine.storage.base import FsspecBackend
+
+    class NoCopy(MemoryFileSystem):  # type: ignore[misc]  # fsspec ships no types
+        def cp_file(self, path1: str, path2: str, **kwargs: object) -> None:
+            raise NotImplementedError
+
+    fs = NoCopy(skip_instance_cache=True)
+    fs.store, fs.pseudo_dirs = {}, [""]  # its own objects, not the class-wide memory
+    backend = FsspecBackend(fs, "bucket")
+    backend.write_bytes("a/clip.mp4", b"bytes of the clip")
+    backend.copy("a/clip.mp4", "b/clip.mp4")
+    assert fs.cat_file("bucket/b/clip.mp4") == b"bytes of the clip"
+    assert (backend.size("b/clip.mp4"), backend.size("b/none.mp4")) == (17, None)
