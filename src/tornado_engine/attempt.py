@@ -26,6 +26,7 @@ from .pipeline.context import (
     Muxed,
     Resolved,
     Result,
+    Reused,
     Stored,
     Strategy,
     Uploaded,
@@ -33,6 +34,7 @@ from .pipeline.context import (
 )
 from .progress import Event, job_percent
 from .retry import RetryPolicy
+from .reuse import output_key
 from .states import Status, Step
 from .storage import StorageTarget
 from .store.base import Claim, JobStore
@@ -67,6 +69,8 @@ def apply(job: Job, result: Result) -> None:
             job.release_date = result.release_date
             job.folder = job.request.folder
             job.reserved_bytes = result.expected_bytes  # usage() counts it once saved
+            job.source_key = result.source_key(job.request.url)  # saved with it: what reuse looks up
+            job.output_key = output_key(job.request)
         case Strategy():
             job.download_strategy = result.name
         case Fetched():
@@ -89,12 +93,24 @@ def apply(job: Job, result: Result) -> None:
             job.upload_duration_ms = int(result.seconds * 1000)
             if result.seconds > 0:
                 job.upload_speed_mbps = round(result.media.size / result.seconds / 1e6, 2)
+        case Reused():
+            _apply_reused(job, result)
         case Waited(pool="io"):
             job.io_pool_wait_ms = (job.io_pool_wait_ms or 0) + result.ms
         case Waited(pool="cpu"):
             job.cpu_pool_wait_ms = (job.cpu_pool_wait_ms or 0) + result.ms
         case Waited():
             job.upload_pool_wait_ms = (job.upload_pool_wait_ms or 0) + result.ms
+
+
+def _apply_reused(job: Job, reused: Reused) -> None:
+    # what the download and the probe would have found: the source job's
+    source = reused.source
+    job.reused_from = source.id
+    job.download_strategy = "reuse"
+    job.storage_url = reused.storage_url
+    job.native_video_codec, job.native_audio_codec = source.native_video_codec, source.native_audio_codec
+    job.actual_quality = source.actual_quality
 
 
 def _apply_labels(job: Job, labels: Labels) -> None:

@@ -35,6 +35,7 @@ REQUEST_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "live_from_start": ("--live-from-start", ("live from start",)),
     "max_duration": ("--max-duration", ("max duration",)),
     "wait_for_video": ("--wait-for-video", ("wait for video",)),
+    "reuse": ("--reuse", ()),
 }
 
 # Phrases of the whole-request rules that read better with flags in them; swapped before the names.

@@ -53,6 +53,11 @@ def add_media_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--wait-for-video", type=int, metavar="SECONDS", help="with --live: wait for a scheduled stream"
     )
+    group.add_argument(
+        "--reuse", action="store_true",
+        help="take the stored file of an earlier identical job (same source and output options, within "
+        "7 days, file still there) instead of downloading again",
+    )  # fmt: skip
     _add_source_options(parser)
 
 
@@ -116,6 +121,7 @@ def media_fields(args: argparse.Namespace) -> dict[str, Any]:
         "wait_for_video": args.wait_for_video,
         "limit_rate": args.limit_rate,
         "impersonate": args.impersonate,
+        "reuse": args.reuse,
     }
     return {k: v for k, v in pairs.items() if v not in (None, False)}
 

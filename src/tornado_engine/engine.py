@@ -27,6 +27,7 @@ from .lifecycle import Lifecycle
 from .outbox import SECRETS_ENV, default_secrets
 from .progress import Event
 from .retry import RetryPolicy
+from .reuse import ReusePolicy
 from .runner import StageRunner
 from .runtime import Runtime, RuntimeOptions
 from .safety import NetworkPolicy, Resolver
@@ -43,6 +44,7 @@ __all__ = ["Engine", "default_data_dir"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+_WEEK = 7 * 24 * 3600.0
 
 
 def default_data_dir() -> Path:
@@ -71,6 +73,17 @@ def _keywords_of(
         return method
 
     return typed
+
+
+def _reuse_policy(default: bool, window: float) -> ReusePolicy:
+    """``reuse``: requests that do not say take earlier identical jobs' files; ``reuse_window``: how old
+    (seconds since the job ended) such a file may be."""
+    if isinstance(window, bool) or not isinstance(window, int | float):
+        raise InvalidRequest("reuse_window must be a number of seconds", field="reuse_window")
+    try:
+        return ReusePolicy(bool(default), float(window))
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), field="reuse_window") from None
 
 
 class Engine(TenantView):
@@ -146,12 +159,15 @@ class Engine(TenantView):
         own_jobs_only: bool = False,
         health_file: str | Path | None = None,
         sources: SourceSettings | None = None,
+        reuse: bool = False,
+        reuse_window: float = _WEEK,
     ) -> None:
         """Build an engine (keywords: see the class); :meth:`open` (or :meth:`start`) opens it."""
         if concurrency < 1:
             raise InvalidRequest("concurrency must be at least 1", field="concurrency")
         if disk_reserve_bytes < 0:
             raise InvalidRequest("disk_reserve_bytes must not be negative", field="disk_reserve_bytes")
+        reuse_policy = _reuse_policy(reuse, reuse_window)
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         check_data_dir(self.data_dir)
         if store is None:
@@ -174,6 +190,7 @@ class Engine(TenantView):
             own_jobs_only=own_jobs_only,
             health_file=Path(health_file) if health_file is not None else None,
             sources=sources or SourceSettings(),
+            reuse=reuse_policy,
         )  # fmt: skip
         secrets = _webhook_secrets(webhook_secrets, self.data_dir, run_jobs)
         self._runtime = Runtime(self.store, self.storage, self.network, self.hub, secrets, options)

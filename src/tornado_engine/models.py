@@ -159,6 +159,8 @@ class JobRequest(BaseModel):
     # sources (issue 16): a browser to imitate (yt-dlp's impersonate, the [impersonate] extra), bytes/s
     impersonate: str | None = None
     limit_rate: int | None = None
+    # take the file of an earlier identical job instead of downloading again (None: the engine's default)
+    reuse: bool | None = None
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -271,6 +273,13 @@ class JobRequest(BaseModel):
     @classmethod
     def _check_limit_rate(cls, value: Any) -> int | None:
         return None if value is None else parse_rate(value)
+
+    @field_validator("reuse", mode="before")
+    @classmethod
+    def _check_reuse(cls, value: Any) -> bool | None:
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"reuse must be true or false (got {value!r})")
+        return value
 
     @model_validator(mode="after")
     def _check_combinations(self) -> JobRequest:
@@ -450,6 +459,10 @@ class Job:
     webhook_attempts: int | None = None
     # what the stages have finished, so a rescued attempt resumes there (see tornado_engine.checkpoint)
     checkpoint: dict[str, Any] | None = None
+    # what the file is made of, for reuse (tornado_engine.reuse): set once the source is resolved
+    source_key: str | None = None
+    output_key: str | None = None
+    reused_from: str | None = None  # the finished job whose stored file this one took
     # a Processing job's latest progress as its worker stored it (read from the store, never in the record)
     live: LiveProgress | None = None
 
@@ -469,6 +482,8 @@ class Job:
         out["url"] = strip_credentials(self.url)  # tokens in the source URL stay in the store only
         if self.thumbnail_url and self.is_terminal:
             out["thumbnail_url"] = self.thumbnail_url
+        if self.reused_from and self.is_terminal:  # beyond TornadoAPI: an extra field, none changed
+            out["reused_from"] = self.reused_from
         if self.live is not None and self.status is Status.PROCESSING:
             # beyond TornadoAPI, which shows only the step: a field of its own keeps its shape valid
             out["progress"] = {k: v for k, v in self.live.to_dict().items() if k != "step"}

@@ -26,6 +26,7 @@ from . import resume
 from .attempt import Attempt, StageRun
 from .bounds import ResolveBounds, StallPolicy
 from .checkpoint import DOWNLOADED, Checkpoint
+from .coalesce import ReuseDesk
 from .diskspace import DEFAULT_RESERVE_BYTES
 from .errors import JobCancelled, ResolveError, StageError, StoreError
 from .ffmpeg import FFmpegPaths
@@ -33,6 +34,7 @@ from .models import Job, now_ms
 from .netguard import NetGuard
 from .options import MediaOptions
 from .partialfile import holds_partials
+from .pipeline import reuse
 from .pipeline.context import Fetched, Resolved, StageContext
 from .pipeline.download import download
 from .pipeline.mux import mux
@@ -42,6 +44,7 @@ from .progress import Event
 from .quota import quota_problem
 from .results import Quota
 from .retry import RetryPolicy, outcome_for
+from .reuse import ReusePolicy
 from .safety import NetworkPolicy, redact
 from .scheduler import Pools
 from .sources.settings import JobSources
@@ -79,6 +82,8 @@ class RunnerConfig:
     stall: StallPolicy = field(default_factory=StallPolicy)
     guard: NetGuard | None = None  # then each job gets its own proxy credential (guard.job_proxy)
     worker_id: str = ""  # the scheduler's, named in each attempt's log line and span
+    reuse: ReusePolicy = field(default_factory=ReusePolicy)  # taking finished jobs' files (reuse.py)
+    reuse_poll: float = 0.5  # seconds between looks at another process's job downloading the same file
 
 
 class JobRunner:
@@ -106,6 +111,7 @@ class JobRunner:
         self.executor = executor
         self.active: dict[str, Attempt] = {}
         self.room = WorkRoom(config.disk_reserve_bytes, executor)
+        self.reuse = ReuseDesk(config.reuse, store, config.reuse_poll)
         track(self)
 
     def gauges(self) -> Iterator[tuple[str, int, Attributes]]:
@@ -148,6 +154,7 @@ class JobRunner:
             if self.config.guard is not None:
                 self.config.guard.forget(run.job.id)
             self._secrets.pop(run.job.id, None)
+            await self._release_reuse(run.job.id)
             # a later attempt resumes from a checkpoint, or from a partial download's bytes
             keep = abandoned and (
                 bool(run.job.checkpoint) or await self._in_thread(holds_partials, run.folder)
@@ -212,6 +219,8 @@ class JobRunner:
             await self._in_thread(run.reset_folder)
             fetch = functools.partial(self._fetch, run, ctx)
             fetched = await run.retrying("download", fetch, run.reset_folder)
+            if isinstance(fetched, Job):  # a finished job's stored file, taken instead of a download
+                return await self._take(run, ctx, fetched)
             checkpoint = resume.downloaded(run.folder, fetched)
             job.checkpoint = checkpoint.to_data()  # saved by the next step's write
         else:
@@ -247,19 +256,45 @@ class JobRunner:
     async def _in_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    async def _fetch(self, run: Attempt, ctx: StageContext) -> Fetched:
-        """One try at resolve -> admit -> download, holding one io slot throughout."""
+    async def _fetch(self, run: Attempt, ctx: StageContext) -> Fetched | Job:
+        """One try at resolve -> admit -> reuse or download, holding one io slot throughout, except while
+        waiting for another job downloading the same file. -> the download, or the job whose file to take"""
         async with ctx.acquire("io"):
             with run.story.stage_run("resolve"):
                 resolved = await resolve(ctx)
                 run.record(resolved)
-            await run.save()  # usage() counts the space reservation from now on
+            await run.save()  # usage() counts the space reservation from now on (and reuse sees the keys)
             await self._admit(run.job, ctx.quota, resolved)
-            with run.story.stage_run("download"):
-                async with self.room.download(run.folder, resolved.expected_bytes):
-                    fetched = await download(ctx, resolved)
-                run.record(fetched)
-                return fetched
+            planned = await reuse.plan(ctx, resolved)
+            if planned.wait is None:
+                return planned.found or await self._download(run, ctx, resolved)
+        found = await reuse.follow(ctx, resolved, planned.wait)
+        if found is not None:
+            return found
+        async with ctx.acquire("io"):  # the job it waited for failed: this one downloads (and leads)
+            return await self._download(run, ctx, resolved)
+
+    async def _download(self, run: Attempt, ctx: StageContext, resolved: Resolved) -> Fetched:
+        with run.story.stage_run("download"):
+            async with self.room.download(run.folder, resolved.expected_bytes):
+                fetched = await download(ctx, resolved)
+            run.record(fetched)
+            return fetched
+
+    async def _release_reuse(self, job_id: str) -> None:
+        """After the attempt's terminal write: jobs waiting for its download look again."""
+        try:
+            await self.reuse.release(job_id)
+        except StoreError as exc:  # its row is taken over anyway once the job no longer runs
+            _log.warning("job %s: could not end its reuse lead: %s", job_id, exc)
+
+    async def _take(self, run: Attempt, ctx: StageContext, source: Job) -> StoredObject:
+        """The reuse stage's copy of ``source``'s objects, in place of the mux and the upload."""
+        await run.enter(Step.UPLOADING)
+        with run.story.stage_run("upload"):
+            stored = await reuse.take(ctx, source, title=run.job.title)
+            run.record(stored)
+        return stored.media
 
     async def _admit(self, job: Job, quota: Quota | None, resolved: Resolved) -> None:
         """Refuse, before any download, what the tenant's quota does not allow."""
@@ -286,7 +321,7 @@ class JobRunner:
             network=cfg.network, proxy=cfg.guard.job_proxy(job.id) if cfg.guard else cfg.proxy,
             cancel=run.cancel, cancel_async=run.cancel_async, progress=run, record=run.record,
             retry=run.retrying, pools=self.pools, storage=run.storage, quota=quota, stall=cfg.stall,
-            guard=cfg.guard, bounds=cfg.bounds, sources=sources,
+            guard=cfg.guard, bounds=cfg.bounds, sources=sources, reuse=self.reuse, owner=job.owner,
         )  # fmt: skip
 
     async def _complete(self, run: Attempt, stored: StoredObject) -> None:

@@ -29,6 +29,7 @@ from .progress import Event
 from .progress_sampler import ProgressSampler
 from .results import Quota
 from .retry import RetryPolicy
+from .reuse import ReusePolicy
 from .runner import JobRunner, RunnerConfig, StageRunner
 from .safety import NetworkPolicy
 from .scheduler import PoolLimits, Pools, Scheduler, new_worker_id
@@ -75,6 +76,8 @@ class RuntimeOptions:
     health_file: Path | None = None
     # upstream proxies, cookies, bandwidth limits, impersonation (tornado_engine.sources)
     sources: SourceSettings = field(default_factory=SourceSettings)
+    # take an earlier identical job's stored file instead of downloading again (tornado_engine.reuse)
+    reuse: ReusePolicy = field(default_factory=ReusePolicy)
 
 
 class Runtime:
@@ -202,6 +205,8 @@ class Runtime:
             stall=opts.stall,
             guard=self._netguard if self.proxy_url else None,
             worker_id=worker_id,
+            reuse=opts.reuse,
+            reuse_poll=opts.poll_interval,
         )
         self._runner = JobRunner(
             self._store, self._pools, config, self._publish, self.executor, quota_for=quota_for,

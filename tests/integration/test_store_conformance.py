@@ -40,7 +40,7 @@ pytestmark = pytest.mark.integration
 
 ADMIN_DSN = os.environ.get("TORNADO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 URL = "https://media.example/v.mp4"
-TABLES = "tornado_jobs, tornado_batches, tornado_tenants, tornado_outbox"
+TABLES = "tornado_jobs, tornado_batches, tornado_tenants, tornado_outbox, tornado_reuse_leaders"
 
 
 # -- PostgreSQL databases for this session ------------------------------------------------------------
@@ -460,6 +460,52 @@ async def test_tenants_get_put(backend: Backend) -> None:
     await store.put_tenant("t1", {"quota": {"storage_bytes": 20}, "note": "x"})
     assert await store.get_tenant("t1") == {"quota": {"storage_bytes": 20}, "note": "x"}
     assert await store.get_tenant("t2") is None
+
+
+async def test_reusable_finds_the_newest_completed_file_of_the_owner(backend: Backend) -> None:
+    store = backend.store
+    jobs = [_job(owner=owner, created_at=n) for n, owner in enumerate(["a", "a", "a", "b", "a", "a"])]
+    await store.insert_jobs(jobs)
+    claims = sorted(await store.claim("w1", 6, 30), key=lambda c: c.job.created_at)
+    keys = ["youtube:x", "youtube:x", "youtube:x", "youtube:x", "youtube:y", "youtube:x"]
+    for claim, source in zip(claims, keys, strict=True):
+        claim.job.source_key, claim.job.output_key = source, "opts"
+    ended = [Status.COMPLETED, Status.COMPLETED, Status.FAILED, Status.COMPLETED, Status.COMPLETED]
+    for claim, status in zip(claims[:5], ended, strict=True):
+        await store.save(_ended(claim.job, status, size=10), claim.token)
+        await asyncio.sleep(0.002)  # each ends in a later millisecond: "newest first" is well defined
+    await store.save(claims[5].job, claims[5].token)  # still running: not a file yet
+    found = await store.reusable("a", "youtube:x", "opts", 0, 5)
+    assert [j.id for j in found] == [claims[1].job.id, claims[0].job.id]  # newest first; a's, Completed
+    assert found[0].source_key == "youtube:x"
+    assert await store.reusable("a", "youtube:x", "other", 0, 5) == []
+    assert [j.id for j in await store.reusable("a", "youtube:x", "opts", 0, 1)] == [claims[1].job.id]
+    assert await store.reusable("a", "youtube:x", "opts", now_ms() + 1000, 5) == []  # out of the window
+    deleted = claims[1].job
+    deleted.file_deleted_at = now_ms()
+    await store.update_finished(deleted)
+    assert [j.id for j in await store.reusable("a", "youtube:x", "opts", 0, 5)] == [claims[0].job.id]
+
+
+async def test_one_running_job_leads_each_file(backend: Backend) -> None:
+    store, other = backend.store, backend.make()
+    await other.open()
+    try:
+        first, second = _job(owner="a", created_at=1), _job(owner="a", created_at=2)
+        await store.insert_jobs([first, second])
+        claims = {c.job.id: c for c in await store.claim("w1", 2, 30)}
+        same = ("a", "youtube:x", "opts")
+        assert await store.lead_reuse(*same, first.id) == first.id
+        assert await other.lead_reuse(*same, second.id) == first.id  # another process: the first leads
+        assert await store.lead_reuse(*same, first.id) == first.id  # again (a retry): still
+        assert await other.lead_reuse("b", "youtube:x", "opts", second.id) == second.id  # another tenant
+        claim = claims[first.id]
+        await store.save(_ended(claim.job, Status.FAILED), claim.token)  # ended without its lead ended
+        assert await other.lead_reuse(*same, second.id) == second.id  # a row of a job not running: taken
+        await other.end_reuse_lead(second.id)
+        assert await store.lead_reuse(*same, first.id) == first.id  # gone: anyone may lead
+    finally:
+        await other.close()
 
 
 async def test_tenant_sources_get_put_remove(backend: Backend) -> None:

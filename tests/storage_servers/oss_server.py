@@ -229,6 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
         if "uploadId" in q:
             return self._multipart(method, bucket, key, q, body)
         objects = oss.objects(bucket)
+        if method == "PUT" and "x-oss-copy-source" in h:
+            return self._copy(bucket, key, h["x-oss-copy-source"])
         if method == "PUT":
             oss.calls.append("PutObject")
             obj = oss.store(bucket, key, body)
@@ -259,6 +261,18 @@ class _Handler(BaseHTTPRequestHandler):
             del headers["x-oss-hash-crc64ecma"]  # a range has no whole-object CRC to compare
             return self._send(206, data[start : end + 1], headers)
         return self._send(200, data, headers)
+
+    def _copy(self, bucket: str, key: str, source: str) -> None:
+        """CopyObject: ``x-oss-copy-source: /bucket/key`` (URL-quoted), made here, no body sent."""
+        self.oss.calls.append("CopyObject")
+        source_bucket, _, source_key = unquote(source).lstrip("/").partition("/")
+        obj = self.oss.objects(source_bucket).get(source_key)
+        if obj is None:
+            raise _Fail(404, "NoSuchKey", "The specified key does not exist.")
+        copied = self.oss.store(bucket, key, obj["data"], obj["etag"])
+        modified = formatdate(copied["mtime"], usegmt=True)
+        result = _xml("CopyObjectResult", [("ETag", f'"{copied["etag"]}"'), ("LastModified", modified)])
+        self._send(200, result, {"ETag": f'"{copied["etag"]}"'}, "application/xml")
 
     def _multipart(self, method: str, bucket: str, key: str, q: dict[str, str], body: bytes) -> None:
         oss = self.oss

@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
 from ..bounds import ResolveBounds, StallPolicy
+from ..coalesce import ReuseDesk
 from ..errors import JobCancelled, StageError
 from ..ffmpeg import FFmpegPaths
-from ..models import JobRequest
+from ..models import Job, JobRequest
 from ..netguard import NetGuard
 from ..options import MediaOptions
 from ..progress import expected_bytes
 from ..results import Quota
+from ..reuse import source_key
 from ..safety import NetworkPolicy
 from ..scheduler import Pool, Pools
 from ..sources.settings import JobSources
@@ -36,7 +38,7 @@ from .downloader import requested_formats
 from .sidecar import SideFiles
 
 __all__ = [
-    "Counter", "Fetched", "Labels", "Muxed", "Progress", "Resolved", "Result", "Retrier",
+    "Counter", "Fetched", "Labels", "Muxed", "Progress", "Resolved", "Result", "Retrier", "Reused",
     "StageContext", "Stored", "Strategy", "Uploaded", "Waited",
 ]  # fmt: skip
 
@@ -111,6 +113,10 @@ class Resolved:
         """The raw info, for the download calls (yt-dlp's and the fast path's) only."""
         return self._info
 
+    def source_key(self, url: str) -> str:
+        """What the source is, for reuse: ``extractor:id`` or a digest of the page URL (reuse.py)."""
+        return source_key(self._info, url)
+
     @property
     def extractor(self) -> str | None:
         """yt-dlp's extractor that read the page (``Generic``, ``Youtube``), for logs and traces."""
@@ -177,7 +183,16 @@ class Waited:
     ms: int
 
 
-Result = Resolved | Fetched | Muxed | Stored | Strategy | Labels | Uploaded | Waited
+@dataclass(frozen=True)
+class Reused:
+    """The stored file of ``source`` (a finished job) taken instead of a download; its copy, if one was
+    made, is recorded as ``Uploaded``."""
+
+    source: Job = field(repr=False)
+    storage_url: str
+
+
+Result = Resolved | Fetched | Muxed | Stored | Strategy | Labels | Uploaded | Waited | Reused
 
 
 @dataclass(frozen=True)
@@ -208,6 +223,9 @@ class StageContext:
     guard: NetGuard | None = None
     # cookies, upstream proxies, bandwidth, impersonation for this attempt (tornado_engine.sources)
     sources: JobSources = field(default_factory=JobSources)
+    # reuse of finished jobs' files and this process's downloads in flight (tornado_engine.coalesce)
+    reuse: ReuseDesk | None = None
+    owner: str = ""  # the job's tenant: reuse looks among its jobs only
 
     @property
     def ffmpeg_dir(self) -> str:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +43,14 @@ class Backend(ABC):
 
     @abstractmethod
     def write_bytes(self, path: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def copy(self, source: str, path: str) -> None:
+        """A copy of the object at ``source`` at ``path``, made by the service where it can."""
+
+    @abstractmethod
+    def size(self, path: str) -> int | None:
+        """The object's size in bytes; None when there is no such object."""
 
     def secrets(self) -> list[str]:
         """Secret strings to scrub from error texts."""
@@ -115,6 +125,26 @@ class FsspecBackend(Backend):
     def write_bytes(self, path: str, data: bytes) -> None:
         self.fs.pipe_file(self.full(path), data)
 
+    def copy(self, source: str, path: str) -> None:
+        try:
+            self.copy_on_service(source, path)
+        except NotImplementedError:  # through a local temporary file
+            with tempfile.TemporaryDirectory(prefix="tornado-copy-") as tmp:
+                local = Path(tmp) / "object"
+                self.fs.get_file(self.full(source), str(local))
+                self.upload(local, path, None, move=True)
+
+    def copy_on_service(self, source: str, path: str) -> None:
+        """The service copies, no byte passes here: s3fs (CopyObject, UploadPartCopy above 5 GB), adlfs
+        (copy from URL), gcsfs (rewrite), memory://. NotImplementedError where the service cannot."""
+        self.fs.cp_file(self.full(source), self.full(path))
+
+    def size(self, path: str) -> int | None:
+        try:
+            return int(self.fs.size(self.full(path)))
+        except FileNotFoundError:
+            return None
+
 
 class LocalBackend(Backend):
     """A folder. Writes are atomic: readers see the whole file or nothing."""
@@ -178,3 +208,23 @@ class LocalBackend(Backend):
         dest = self.full(path)
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
+
+    def copy(self, source: str, path: str) -> None:
+        """A hard link where the filesystem has them (free, and the copies stay apart: writes replace
+        whole files), else a byte copy; made beside the destination and renamed, as an upload is."""
+        src, dest = self.full(source), self.full(path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.parent / f".copy-{uuid.uuid4().hex}.part"
+        try:
+            try:
+                os.link(src, tmp)
+            except OSError:
+                shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def size(self, path: str) -> int | None:
+        full = self.full(path)
+        return full.stat().st_size if full.is_file() else None

@@ -20,6 +20,8 @@ from .errors import require
 
 __all__ = ["OSSBackend"]
 
+_COPY_OBJECT_MAX = 2**30  # bytes OSS copies in one CopyObject
+
 
 class OSSBackend(FsspecBackend):
     def __init__(self, config: OSSConfig) -> None:
@@ -67,6 +69,20 @@ class OSSBackend(FsspecBackend):
 
     def exists(self, path: str) -> bool:
         return bool(self.bucket.object_exists(path))  # one HEAD, not ossfs's three listings
+
+    def size(self, path: str) -> int | None:
+        try:
+            return int(self.bucket.head_object(path).content_length)
+        except self.oss2.exceptions.NotFound:
+            return None
+
+    def copy_on_service(self, source: str, path: str) -> None:
+        size = self.size(source)
+        if size is None:
+            raise FileNotFoundError(source)
+        if size > _COPY_OBJECT_MAX:  # CopyObject's limit; larger objects go through a local file
+            raise NotImplementedError("object too large for CopyObject")
+        self.bucket.copy_object(self.config.bucket, source, path)
 
     def secrets(self) -> list[str]:
         return self.config.secret_values()

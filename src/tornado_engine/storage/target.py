@@ -4,6 +4,7 @@
     target.verify()                                 # writes, fetches and deletes a probe, or InvalidRequest
     stored = target.put(Path("clip.mp4"), object_key("shows", "clip", "mp4"), on_progress=print)
     stored.key  # 'videos/shows/clip.mp4'    stored.url  # signed, valid url_expiry_seconds
+    target.copy(stored.key, object_key("shows", "clip2", "mp4"))  # made by the service where it can
     target.delete(stored.key)
 
 A URL string still works as before: ``file:///srv/media`` (or a bare path) is a local folder with no
@@ -225,6 +226,34 @@ class StorageTarget:
             raise
         except Exception as exc:
             raise self._error(exc, "lookup") from exc
+
+    def size(self, full_key: str) -> int | None:
+        """The stored object's size (``StoredObject.key``), or None when it is gone."""
+        key = _checked(full_key)
+        try:
+            return self.backend.size(key)
+        except UploadError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, "lookup") from exc
+
+    def copy(self, source_full_key: str, key: str) -> StoredObject:
+        """A copy of an object stored earlier (``StoredObject.key``) at ``base_folder/key``, made by the
+        service itself where it can (see the backends' ``copy_on_service``)."""
+        source, full = _checked(source_full_key), self.full_key(key)
+        try:
+            backend = self.backend
+            if source != full:
+                backend.copy(source, full)
+            size = backend.size(full)
+            if size is None:
+                raise FileNotFoundError(f"{full} is missing after the copy")
+            url = backend.sign(full, self.url_expiry_seconds)
+        except UploadError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, "copy") from exc
+        return StoredObject(full, url, size)
 
     def verify(self, *, fetch_url: bool = True, timeout: float = 30.0) -> None:
         """Prove the credentials: write a probe, fetch it through a signed URL, delete it.

@@ -147,6 +147,22 @@ class JobStore(Protocol):
         """Keep (or, with None, remove) one sealed source of ``owner``."""
         ...
 
+    async def reusable(
+        self, owner: str, source_key: str, output_key: str, since_ms: int, limit: int
+    ) -> list[Job]:
+        """``owner``'s Completed jobs with these keys (tornado_engine.reuse) that ended at or after
+        ``since_ms`` and whose file was not deleted, newest first, at most ``limit``."""
+        ...
+
+    async def lead_reuse(self, owner: str, source_key: str, output_key: str, job_id: str) -> str:
+        """Make ``job_id`` the job downloading this file unless a running job already is; -> that job's
+        id (``job_id`` when it leads)."""
+        ...
+
+    async def end_reuse_lead(self, job_id: str) -> None:
+        """``job_id`` downloads no file for others any more (its attempt ended)."""
+        ...
+
     # -- changes outside a lease ----------------------------------------------------------------------
     async def update_pending(self, job: Job) -> bool:
         """Rewrite a job that is still Pending (e.g. a rename); False if it no longer is."""

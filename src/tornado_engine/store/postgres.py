@@ -197,6 +197,30 @@ class PostgresStore:
 
         return await self._run(read, idempotent=True, transaction=False)
 
+    async def reusable(
+        self, owner: str, source_key: str, output_key: str, since_ms: int, limit: int
+    ) -> list[Job]:
+        args = (owner, source_key, output_key, since_ms, limit)
+
+        async def select(conn: Conn) -> list[Job]:
+            return [_job(*r) for r in await fetch_all(conn, Q["reusable"], args)]
+
+        return await self._run(select, idempotent=True, transaction=False)
+
+    async def lead_reuse(self, owner: str, source_key: str, output_key: str, job_id: str) -> str:
+        async def lead(conn: Conn) -> str:
+            await conn.execute(Q["lead_reuse"], (owner, source_key, output_key, job_id))
+            row = await fetch_one(conn, Q["reuse_leader"], (owner, source_key, output_key))
+            return str(row[0]) if row else job_id
+
+        return await self._run(lead, idempotent=True)
+
+    async def end_reuse_lead(self, job_id: str) -> None:
+        async def end(conn: Conn) -> None:
+            await conn.execute(Q["end_reuse_lead"], (job_id,))
+
+        await self._run(end, idempotent=True)
+
     async def put_tenant_source(self, owner: str, kind: str, sealed: str | None) -> None:
         async def put(conn: Conn) -> None:
             if sealed is None:

@@ -236,6 +236,30 @@ class SQLiteStore:
 
         return await self._run(get, write=False)
 
+    async def reusable(
+        self, owner: str, source_key: str, output_key: str, since_ms: int, limit: int
+    ) -> list[Job]:
+        args = (owner, source_key, output_key, since_ms, limit)
+
+        def select(conn: sqlite3.Connection) -> list[Job]:
+            return [row_to_job(*r) for r in conn.execute(Q["reusable"], args)]
+
+        return await self._run(select, write=False)
+
+    async def lead_reuse(self, owner: str, source_key: str, output_key: str, job_id: str) -> str:
+        def lead(conn: sqlite3.Connection) -> str:
+            conn.execute(Q["lead_reuse"], (owner, source_key, output_key, job_id))
+            row = conn.execute(Q["reuse_leader"], (owner, source_key, output_key)).fetchone()
+            return str(row[0])
+
+        return await self._run(lead)
+
+    async def end_reuse_lead(self, job_id: str) -> None:
+        def end(conn: sqlite3.Connection) -> None:
+            conn.execute(Q["end_reuse_lead"], (job_id,))
+
+        await self._run(end)
+
     async def put_tenant_source(self, owner: str, kind: str, sealed: str | None) -> None:
         def put(conn: sqlite3.Connection) -> None:
             if sealed is None:

@@ -241,3 +241,23 @@ ON CONFLICT (owner, kind) DO UPDATE SET sealed = excluded.sealed
 
 -- name: delete_tenant_source
 DELETE FROM tornado_tenant_sources WHERE owner = %s AND kind = %s
+
+-- name: reusable
+-- owner, source key, output key, the window's start (epoch ms), how many: Completed jobs whose file was
+-- not deleted, newest first, along the index
+SELECT status, data FROM tornado_jobs
+WHERE owner = %s AND data->>'source_key' = %s AND data->>'output_key' = %s
+  AND (data->>'finished_at')::bigint >= %s AND status = 'Completed' AND data->>'file_deleted_at' IS NULL
+ORDER BY (data->>'finished_at')::bigint DESC LIMIT %s
+
+-- name: lead_reuse
+-- owner, source key, output key, the job: it holds the row unless a running job does; -> the holder
+INSERT INTO tornado_reuse_leaders AS held (owner, source_key, output_key, job_id) VALUES (%s, %s, %s, %s)
+ON CONFLICT (owner, source_key, output_key) DO UPDATE SET job_id = excluded.job_id
+WHERE NOT EXISTS (SELECT 1 FROM tornado_jobs j WHERE j.id = held.job_id AND j.status = 'Processing')
+
+-- name: reuse_leader
+SELECT job_id FROM tornado_reuse_leaders WHERE owner = %s AND source_key = %s AND output_key = %s
+
+-- name: end_reuse_lead
+DELETE FROM tornado_reuse_leaders WHERE job_id = %s

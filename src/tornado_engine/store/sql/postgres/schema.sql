@@ -33,6 +33,10 @@ CREATE UNIQUE INDEX tornado_jobs_idempotency ON tornado_jobs (owner, idempotency
 -- When jobs ended: the last minute's throughput and the most recent errors (top).
 CREATE INDEX tornado_jobs_finished ON tornado_jobs (((data->>'finished_at')::bigint))
     WHERE status IN ('Cancelled', 'Completed', 'Failed', 'Skipped', 'Warning');
+-- Reuse: a Completed job of the owner with the same source and output options, newest first.
+CREATE INDEX tornado_jobs_reuse ON tornado_jobs
+    (owner, (data->>'source_key'), (data->>'output_key'), ((data->>'finished_at')::bigint))
+    WHERE status = 'Completed';
 
 CREATE TABLE tornado_batches (
     id         text PRIMARY KEY,
@@ -64,6 +68,16 @@ CREATE TABLE tornado_outbox (
     created_at      bigint NOT NULL
 );
 CREATE INDEX tornado_outbox_due ON tornado_outbox (next_attempt_at) WHERE status = 'pending';
+
+-- Reuse: the job downloading each file now, which identical jobs wait for (0005_reuse.sql).
+CREATE TABLE tornado_reuse_leaders (
+    owner      text NOT NULL,
+    source_key text NOT NULL,
+    output_key text NOT NULL,
+    job_id     text NOT NULL,
+    PRIMARY KEY (owner, source_key, output_key)
+);
+CREATE INDEX tornado_reuse_leaders_job ON tornado_reuse_leaders (job_id);
 
 CREATE TABLE tornado_tenant_sources (
     owner  text NOT NULL,

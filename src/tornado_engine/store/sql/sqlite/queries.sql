@@ -168,3 +168,24 @@ ON CONFLICT (owner, kind) DO UPDATE SET sealed = excluded.sealed
 
 -- name: delete_tenant_source
 DELETE FROM tenant_sources WHERE owner = ? AND kind = ?
+
+-- name: reusable
+-- ?1 owner, ?2 source key, ?3 output key, ?4 the window's start (epoch ms), ?5 how many: Completed jobs
+-- whose file was not deleted, newest first, along the index
+SELECT status, data FROM jobs INDEXED BY jobs_reuse
+WHERE owner = ?1 AND json_extract(data, '$.source_key') = ?2 AND json_extract(data, '$.output_key') = ?3
+  AND json_extract(data, '$.finished_at') >= ?4 AND status = 'Completed'
+  AND json_extract(data, '$.file_deleted_at') IS NULL
+ORDER BY json_extract(data, '$.finished_at') DESC LIMIT ?5
+
+-- name: lead_reuse
+-- ?1 owner, ?2 source key, ?3 output key, ?4 the job: it holds the row unless a running job does
+INSERT INTO reuse_leaders (owner, source_key, output_key, job_id) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (owner, source_key, output_key) DO UPDATE SET job_id = excluded.job_id
+WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = reuse_leaders.job_id AND jobs.status = 'Processing')
+
+-- name: reuse_leader
+SELECT job_id FROM reuse_leaders WHERE owner = ? AND source_key = ? AND output_key = ?
+
+-- name: end_reuse_lead
+DELETE FROM reuse_leaders WHERE job_id = ?
