@@ -241,3 +241,7 @@ ON CONFLICT (owner, kind) DO UPDATE SET sealed = excluded.sealed
 
 -- name: delete_tenant_source
 DELETE FROM tornado_tenant_sources WHERE owner = %s AND kind = %s
+
+-- name: notify_jobs
+-- in the transaction that makes jobs claimable: delivered at its COMMIT (to listeners: pg_listen.py)
+SELECT pg_notify('tornado_jobs', '')
