@@ -123,14 +123,15 @@ class PostgresStore:
                         raise StoreError("idempotency key conflict, but no job holds the key")
                     return [_job(*row)]
                 rest = jobs[1:]
-            if batch is not None:
-                await execute(conn, Q["insert_batch"], (batch.id, batch.owner, batch.created_at, batch.paused,
-                                                        Json(batch.to_data())))  # fmt: skip
-            if rest:
-                async with conn.cursor() as cur:
+            # one round trip for the batch, the jobs and the notification (the COMMIT wakes the workers)
+            async with conn.pipeline(), conn.cursor() as cur:
+                if batch is not None:
+                    await cur.execute(Q["insert_batch"], (batch.id, batch.owner, batch.created_at,
+                                                          batch.paused, Json(batch.to_data())))  # fmt: skip
+                if rest:
                     await cur.executemany(Q["insert_job"], [job_row(j, paused, None) for j in rest])
-            if not paused:
-                await conn.execute(Q["notify_jobs"])
+                if not paused:
+                    await cur.execute(Q["notify_jobs"])
             return jobs
 
         return await self._run(insert)
