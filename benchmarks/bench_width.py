@@ -113,12 +113,17 @@ async def main() -> None:
                 [sys.executable, str(Path(__file__).with_name("lag_probe.py"))],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             )  # fmt: skip
-            real_ids = (await engine.create_bulk([f"{base}/slow/{p}" for p in paths])).job_ids
-            await real_tracker.wait(real_ids, timeout=1800)
-            overlap = len(tracker.finished) == 0  # the real jobs ran while all the slow ones did
-            probing = False
-            await lag_task
-            floor = [float(x) / 1000 for x in json.loads(floor_probe.communicate()[0])]
+            try:
+                real_ids: list[str] = []
+                for i in range(0, real, 100):  # create_bulk takes 100 URLs at most
+                    chunk = [f"{base}/slow/{p}" for p in paths[i : i + 100]]
+                    real_ids += (await engine.create_bulk(chunk)).job_ids
+                await real_tracker.wait(real_ids, timeout=1800)
+                overlap = len(tracker.finished) == 0  # the real jobs ran while all the slow ones did
+            finally:
+                probing = False
+                await lag_task
+                floor = [float(x) / 1000 for x in json.loads(floor_probe.communicate()[0])]
             real_seconds = time.perf_counter() - started - ramp
             await tracker.wait(ids, timeout=1800)
             await check_completed(wide, ids)
