@@ -10,7 +10,9 @@ Measured while both run: the event loop's lag (how late a 10 ms sleep wakes: p50
 between each engine's heartbeats (late: more than 2 s apart, the cadence being 1 s and a lease 30 s),
 peak RSS (with the 2,000 alone, then with the real jobs too), peak open fds against the soft limit
 (which the engine raises toward what its concurrency may need at start: fdlimit.py), every job Completed.
-Targets: RSS <= 1.5 GB, loop lag p99 <= 50 ms, late heartbeats 0, no fd exhaustion.
+Targets: RSS <= 1.5 GB, loop lag p99 <= 50 ms, late heartbeats 0, no fd exhaustion. ``--pidfd-watcher``
+(a what-if, Python 3.11): child processes (ffprobe, ffmpeg) watched through pidfds on the loop instead of
+asyncio's default of starting one thread per child, whose start the loop waits for.
 """
 
 from __future__ import annotations
@@ -85,10 +87,18 @@ async def main() -> None:
     parser.add_argument("--jobs", type=int, help="slow no-op jobs (2,000; 500 with --quick)")
     parser.add_argument("--resolves", type=int, help="real jobs beside them (200; 50 with --quick)")
     parser.add_argument("--stage-seconds", type=float, help="wait per no-op stage (30; 15 with --quick)")
+    parser.add_argument(
+        "--pidfd-watcher", action="store_true",
+        help="what-if (Python 3.11, Linux): asyncio's PidfdChildWatcher instead of a thread per child",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.pidfd_watcher and sys.version_info < (3, 12):
+        watcher = asyncio.PidfdChildWatcher()
+        watcher.attach_loop(asyncio.get_running_loop())
+        asyncio.set_child_watcher(watcher)
     count, real = args.jobs or (500 if args.quick else 2000), args.resolves or (50 if args.quick else 200)
     stage_seconds = args.stage_seconds or (15.0 if args.quick else 30.0)
-    report = Report("width")
+    report = Report("width (what-if: PidfdChildWatcher)" if args.pidfd_watcher else "width")
     soft_before = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     paths = small_media(real)
     in_flight: set[str] = set()
