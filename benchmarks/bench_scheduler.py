@@ -162,11 +162,14 @@ def pg_database(admin: str, synchronous_commit: str | None = None) -> Iterator[s
 
 
 @contextlib.contextmanager
-def workers(dsn: str, count: int, concurrency: int, work: Path) -> Iterator[list[subprocess.Popen[str]]]:
+def workers(
+    dsn: str, count: int, concurrency: int, work: Path, extra: tuple[str, ...] = ()
+) -> Iterator[list[subprocess.Popen[str]]]:
+    """``count`` noop_worker.py processes (``extra``: more of its options), stopped on the way out."""
     script = str(Path(__file__).with_name("noop_worker.py"))
     procs = [
         subprocess.Popen(
-            [sys.executable, script, dsn, str(work / f"w{i}"), str(concurrency)],
+            [sys.executable, script, dsn, str(work / f"w{i}"), str(concurrency), *extra],
             stdout=subprocess.PIPE,
             stderr=open(work / f"w{i}.log", "wb"),  # noqa: SIM115 - the child owns it
             text=True,

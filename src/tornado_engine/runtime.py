@@ -20,6 +20,7 @@ from pathlib import Path
 from .bounds import ResolveBounds, StallPolicy
 from .diskspace import DEFAULT_RESERVE_BYTES
 from .events import EventHub
+from .fdlimit import raise_open_files_limit
 from .ffmpeg import FFmpegPaths, locate_ffmpeg
 from .logfields import ContextExecutor
 from .models import Job
@@ -188,6 +189,7 @@ class Runtime:
         )  # fmt: skip
         self._dispatcher.start()
         ffmpeg = opts.ffmpeg or locate_ffmpeg()
+        raise_open_files_limit(opts.concurrency)
         loop = asyncio.get_running_loop()
         self.workspace = await loop.run_in_executor(self.executor, Workspace.take, opts.data_dir / "tmp")
         worker_id = new_worker_id()
@@ -225,6 +227,7 @@ class Runtime:
             health_file=opts.health_file,
         )
         await self._scheduler.start()  # re-queues jobs of dead local workers first
+        self._store.on_new_jobs(self._scheduler.wake)  # jobs queued by other processes (PostgreSQL)
         self.swept = await self._runner.sweep()
         sweep_loop = functools.partial(self._sweep_loop, self._runner)
         self._sweeper = supervised_task("tornado-sweep", sweep_loop, _log)

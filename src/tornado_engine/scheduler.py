@@ -150,6 +150,9 @@ class Scheduler:
         last_reap = time.monotonic()
         failures = 0  # claims failed in a row: the next try waits longer (the store may be down)
         while not self._stopping:
+            # cleared before the claim, not after: a wake that comes while it runs (a job committed just
+            # after the claim's snapshot) makes one more round instead of waiting for the next poll
+            self._wake.clear()
             free = self.concurrency - len(self.running)
             claims: list[Claim] = []
             only = None if self.only is None else frozenset(self.only)
@@ -170,7 +173,6 @@ class Scheduler:
                     _log.exception("re-queuing expired jobs failed; retrying")
             if claims and len(claims) == min(free, 100):
                 continue  # more may be waiting: claim again at once
-            self._wake.clear()
             pause = max(self.poll_interval, restart_delay(failures)) if failures else self.poll_interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), pause)

@@ -114,11 +114,12 @@ class Cluster:
     storage: Path
     root: Path
     workers: list[Worker] = field(default_factory=list)
+    poll_interval: float = 0.2
 
     def args(self, data_dir: Path) -> list[str]:
         return [sys.executable, *_worker_command(), "--store", self.dsn, "--storage", self.storage.as_uri(),
                 "--data-dir", str(data_dir), "--concurrency", "4", "--lease-seconds", str(LEASE),
-                "--poll-interval", "0.2", "--grace", "10"]  # fmt: skip
+                "--poll-interval", str(self.poll_interval), "--grace", "10"]  # fmt: skip
 
     def start(self, name: str) -> Worker:
         data_dir = self.root / name
@@ -153,10 +154,11 @@ def cluster(database: str, tmp_path: Path) -> Iterator[Cluster]:
         worker.proc.wait(timeout=30)
 
 
-async def _submit(dsn: str, tmp_path: Path, url: str, count: int) -> list[str]:
+async def _submit(dsn: str, tmp_path: Path, url: str, count: int, audit: bool = True) -> list[str]:
     async with Engine.open(store=dsn, data_dir=tmp_path / "submitter", run_jobs=False,
                            expand_playlists=False) as engine:  # fmt: skip
-        _sql(dsn, _AUDIT)  # the schema exists now: the submitter's store created it
+        if audit:
+            _sql(dsn, _AUDIT)  # the schema exists now: the submitter's store created it
         ids = []
         for i in range(count):
             created = await engine.create_job(JobRequest(url=url, filename=f"clip-{i:02d}"))
@@ -253,3 +255,49 @@ def test_killed_worker_jobs_still_complete_and_its_temp_files_go(
     assert cluster.stop(successor) == 0
     assert victim.proc.wait(timeout=10) == -signal.SIGKILL
     print(f"crash test: {time.monotonic() - started:.1f}s, all done {recovered_in:.1f}s after the kill")
+
+
+def _listener_pid(dsn: str, other_than: int = 0, timeout: float = 10.0) -> int:
+    """The backend of the worker's job notifications listener (its last statement is the LISTEN)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = _sql(dsn, "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                         " AND query = 'LISTEN tornado_jobs' AND pid <> %s", (other_than,))  # fmt: skip
+        if rows:
+            return int(rows[0][0])
+        assert time.monotonic() < deadline, "no session listens for job notifications"
+        time.sleep(0.05)
+
+
+def _seconds_to_start(dsn: str, job_id: str, timeout: float = 10.0) -> float:
+    """Seconds from now until ``job_id`` leaves Pending (claimed by a worker)."""
+    started = time.monotonic()
+    while _sql(dsn, "SELECT status FROM tornado_jobs WHERE id = %s", (job_id,)) == [("Pending",)]:
+        assert time.monotonic() - started < timeout, "the job was never claimed"
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def test_a_submit_wakes_an_idle_worker_at_once_and_its_listener_reconnects(
+    cluster: Cluster, media_server: MediaServer, media_set: MediaSet, tmp_path: Path
+) -> None:
+    """LISTEN/NOTIFY: a worker polling only every 10 s claims a job submitted by another process well
+    within a second, also after its listening session was killed (it connects again)."""
+    cluster.poll_interval = 10.0
+    worker = cluster.start("worker-0")
+    cluster.wait_ready(worker)
+    url = media_server.url(media_set.progressive_mp4)
+    listener = _listener_pid(cluster.dsn)
+    time.sleep(0.5)  # past the worker's first claims: it waits for its 10 s poll now
+    (first,) = asyncio.run(_submit(cluster.dsn, tmp_path, url, 1, audit=False))
+    assert _seconds_to_start(cluster.dsn, first) < 1.0
+    _wait_all_completed(cluster.dsn, 1, 60, [worker])  # its end wakes the claim loop too: over before
+
+    _sql(cluster.dsn, "SELECT pg_terminate_backend(%s)", (listener,))
+    _listener_pid(cluster.dsn, other_than=listener)  # a new session listens
+    time.sleep(0.5)
+    (second,) = asyncio.run(_submit(cluster.dsn, tmp_path, url, 1, audit=False))
+    assert _seconds_to_start(cluster.dsn, second) < 1.0
+    _wait_all_completed(cluster.dsn, 2, 60, [worker])
+    assert cluster.stop(worker) == 0
+    assert "job notifications" in worker.output()  # the lost session said so, once

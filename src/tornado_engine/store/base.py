@@ -228,6 +228,11 @@ class JobStore(Protocol):
         """Re-queue Processing jobs whose lease expired or whose owner process is gone."""
         ...
 
+    def on_new_jobs(self, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` (on the running loop) when another process makes jobs claimable, so an idle
+        worker claims at once; a store that cannot tell leaves the worker to its poll."""
+        ...
+
     # -- live views -------------------------------------------------------------------------------------
     async def top_rows(self, since_ms: int, limit: int) -> TopRows:
         """Counts, running jobs and workers now, jobs ended since ``since_ms``, recent errors (``limit``

@@ -152,6 +152,12 @@ class Connections:
             ) from None
         await conn.close()
 
+    async def connect(self) -> Conn:
+        """A connection of its own, outside the pool (the job notifications' listener)."""
+        return await asyncio.wait_for(
+            psycopg.AsyncConnection.connect(self.dsn, **self._kwargs), self._connect_timeout
+        )
+
     async def open(self, setup: Callable[[Conn], Awaitable[object]]) -> None:
         """Open the pool and run ``setup`` (the schema's migrations) on its first connection."""
         pool: AsyncConnectionPool[Conn] = _Pool(

@@ -12,6 +12,8 @@
   instead. Tenant lookups are grouped the same way (one query for all owners asked for at once).
 - The schema is versioned SQL in ``sql/postgres/`` (:mod:`.pg_schema`); the queries are
   ``sql/postgres/queries.sql`` (:mod:`.pg_sql`); what they write is decided in :mod:`.rules`.
+- Idle workers are woken by LISTEN/NOTIFY (:mod:`.pg_listen`): the transactions that make jobs claimable
+  notify, in the same transaction; polling stays the fallback.
 - The DSN's password never appears in a repr, a log line or an error (:func:`redact_dsn`).
 """
 
@@ -29,6 +31,7 @@ from ..models import Job
 from ..states import Status
 from .base import BatchRecord, Claim, Heartbeat, OutboxMessage, TopRows, UsageTotals, WorkerRow
 from .group_commit import GroupCommit
+from .pg_listen import JobsListener
 from .pg_pool import Conn, Connections, _StatementError, redact_dsn
 from .pg_saves import Save, save_group
 from .pg_schema import Migration, load_migrations, migrate
@@ -84,6 +87,7 @@ class PostgresStore:
             self._flush_saves, limit=group_size, parallel=group_flushes, key=lambda save: save.job_id
         )
         self._tenants: GroupCommit[str] = GroupCommit(self._read_tenants, limit=group_size, parallel=2)
+        self.listener: JobsListener | None = None
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._db.safe_dsn!r})"
@@ -92,6 +96,9 @@ class PostgresStore:
         await self._db.open(functools.partial(migrate, create=self._create))
 
     async def close(self) -> None:
+        if self.listener is not None:
+            await self.listener.stop()
+            self.listener = None
         await self._saves.wait_idle()  # saves already queued are written first
         await self._tenants.wait_idle()
         await self._db.close()
@@ -116,12 +123,15 @@ class PostgresStore:
                         raise StoreError("idempotency key conflict, but no job holds the key")
                     return [_job(*row)]
                 rest = jobs[1:]
-            if batch is not None:
-                await execute(conn, Q["insert_batch"], (batch.id, batch.owner, batch.created_at, batch.paused,
-                                                        Json(batch.to_data())))  # fmt: skip
-            if rest:
-                async with conn.cursor() as cur:
+            # one round trip for the batch, the jobs and the notification (the COMMIT wakes the workers)
+            async with conn.pipeline(), conn.cursor() as cur:
+                if batch is not None:
+                    await cur.execute(Q["insert_batch"], (batch.id, batch.owner, batch.created_at,
+                                                          batch.paused, Json(batch.to_data())))  # fmt: skip
+                if rest:
                     await cur.executemany(Q["insert_job"], [job_row(j, paused, None) for j in rest])
+                if not paused:
+                    await cur.execute(Q["notify_jobs"])
             return jobs
 
         return await self._run(insert)
@@ -158,6 +168,8 @@ class PostgresStore:
         async def update(conn: Conn) -> None:
             await conn.execute(Q["pause_batch"], (paused, batch_id))
             await conn.execute(Q["pause_batch_jobs"], (paused, batch_id))
+            if not paused:
+                await conn.execute(Q["notify_jobs"])
 
         await self._run(update, idempotent=True)
 
@@ -383,15 +395,27 @@ class PostgresStore:
         async def release(conn: Conn) -> None:
             if await execute(conn, Q["release"], (float(delay_seconds), reserved, data, job.id, token)) != 1:
                 raise LeaseLost(f"job {job.id}: lease lost, release refused")
+            if delay_seconds <= 0:  # one due later is found by a poll then
+                await conn.execute(Q["notify_jobs"])
 
         await self._run(release)
 
     async def requeue_expired(self, is_dead_owner: Callable[[str], bool]) -> list[str]:
         async def requeue(conn: Conn) -> list[str]:
             dead = [owner for (owner,) in await fetch_all(conn, Q["lease_owners"]) if is_dead_owner(owner)]
-            return [r[0] for r in await fetch_all(conn, Q["requeue"], (dead,))]
+            requeued = [r[0] for r in await fetch_all(conn, Q["requeue"], (dead,))]
+            if requeued:
+                await conn.execute(Q["notify_jobs"])
+            return requeued
 
         return await self._run(requeue)
+
+    def on_new_jobs(self, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` whenever any process makes jobs claimable: LISTEN on a connection of its own,
+        reconnected when lost (:mod:`.pg_listen`), until :meth:`close`."""
+        if self.listener is None:
+            self.listener = JobsListener(self._db.connect, wake, redact=self._db.redact)
+            self.listener.start()
 
     # -- live views -------------------------------------------------------------------------------------
 

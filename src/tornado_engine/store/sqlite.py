@@ -422,6 +422,11 @@ class SQLiteStore:
 
         return await self._run(requeue)
 
+    def on_new_jobs(self, wake: Callable[[], None]) -> None:
+        """SQLite has no channel between processes: a submit in this process wakes its scheduler directly
+        (``Runtime.submitted``); jobs queued by another process on the same file are found by the next poll
+        (``poll_interval``)."""
+
     # -- live views -------------------------------------------------------------------------------------
 
     async def top_rows(self, since_ms: int, limit: int) -> TopRows:

@@ -261,3 +261,7 @@ SELECT job_id FROM tornado_reuse_leaders WHERE owner = %s AND source_key = %s AN
 
 -- name: end_reuse_lead
 DELETE FROM tornado_reuse_leaders WHERE job_id = %s
+
+-- name: notify_jobs
+-- in the transaction that makes jobs claimable: delivered at its COMMIT (to listeners: pg_listen.py)
+SELECT pg_notify('tornado_jobs', '')
