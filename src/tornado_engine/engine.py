@@ -128,6 +128,10 @@ class Engine(TenantView):
             (``worker --health-file``).
         sources: upstream proxies, cookies, bandwidth limits, impersonation:
             ``SourceSettings.build(proxy=..., cookies=..., limit_rate=..., ...)``.
+        reuse: whether a request that does not say (``JobRequest.reuse``) takes an earlier identical
+            job's stored file instead of downloading again (default False).
+        reuse_window: how old, in seconds since it ended, a job whose file is reused may be (default
+            7 days).
 
     Raises ``InvalidRequest`` or ``SetupError`` for an option that cannot work.
     """

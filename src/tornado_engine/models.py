@@ -64,6 +64,7 @@ _MAX_FOLDER = 200
 # JobRequest's JSON Schema (model_json_schema()): what each field means, and the forms the validators
 # accept that the annotations alone do not say. Schema only: the field validators below enforce them.
 _FIELD_DOCS: dict[str, str] = {
+    "reuse": "Take an identical earlier job's stored file, not a new download (None: the engine's default).",
     "impersonate": "A browser for yt-dlp to imitate (``chrome``, ``safari-17``; the ``impersonate`` extra).",
     "limit_rate": "At most this many bytes/s for this job's transfers (``2M``, ``500K`` or a number).",
     "url": "The media, page, manifest, playlist or feed to fetch (http or https, no credentials).",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tornado_engine import BatchCreated, Engine, JobCreated
+from tornado_engine import Engine, JobCreated
 from tornado_engine.cli_progress import follow
 from tornado_engine.states import Status
 from tornado_engine.testing import MediaServer, MediaSet
@@ -46,8 +46,7 @@ async def test_a_playlist_shows_an_overall_bar_and_a_line_per_episode(
 ) -> None:
     console, screen = _terminal()
     async with Engine.open(data_dir=tmp_path) as engine:
-        created = await engine.create_job({"url": media_server.url(media_set.feed_xml)})
-        assert isinstance(created, BatchCreated)
+        created = await engine.create_playlist({"url": media_server.url(media_set.feed_xml)})
         jobs = await follow(engine, created.episode_jobs, console=console)
     drawn = screen.getvalue()
     assert [j.status for j in jobs] == [Status.COMPLETED] * 3
