@@ -399,6 +399,8 @@ class Job:
     webhook_attempts: int | None = None
     # what the stages have finished, so a rescued attempt resumes there (see tornado_engine.checkpoint)
     checkpoint: dict[str, Any] | None = None
+    # times its attempts waited for a source host's back-off (a 429 or a bot check, this job's or another's)
+    host_waits: int = 0
     # a Processing job's latest progress as its worker stored it (read from the store, never in the record)
     live: LiveProgress | None = None
 

@@ -146,6 +146,8 @@ class JobRunner:
             if self.config.guard is not None:
                 self.config.guard.forget(run.job.id)
             self._secrets.pop(run.job.id, None)
+            if run.pacer is not None:
+                run.pacer.forget(run.job.id)
             if not (abandoned and run.job.checkpoint):
                 await self._clear_dir(run)
             run.finished.set()
@@ -198,6 +200,7 @@ class JobRunner:
         if self.config.guard is not None:  # its connections go through its proxies, at its bandwidth
             self.config.guard.route(job.id, sources.proxies, sources.throttle)
             sources = dataclasses.replace(sources, metered=True)
+        run.pacer = sources.pacer
         ctx = self._context(run, quota, sources)
         job.requested_quality = ctx.options.requested_quality
         run.folder_in_use = True
@@ -227,18 +230,23 @@ class JobRunner:
         return stored.media
 
     async def _fetch(self, run: Attempt, ctx: StageContext) -> Fetched:
-        """One try at resolve -> admit -> download, holding one io slot throughout."""
+        """One try at resolve -> admit -> download, holding one io slot throughout; each waits out the
+        source host's back-off first."""
+        await run.clear_host()
         async with ctx.acquire("io"):
             with run.story.stage_run("resolve"):
                 resolved = await resolve(ctx)
                 run.record(resolved)
             await run.save()  # usage() counts the space reservation from now on
             await self._admit(run.job, ctx.quota, resolved)
+            await run.clear_host()
             with run.story.stage_run("download"):
                 async with self.room.download(run.folder, resolved.expected_bytes):
                     fetched = await download(ctx, resolved)
                 run.record(fetched)
-                return fetched
+            if run.pacer is not None:
+                run.pacer.succeeded(run.host)
+            return fetched
 
     async def _admit(self, job: Job, quota: Quota | None, resolved: Resolved) -> None:
         """Refuse, before any download, what the tenant's quota does not allow."""
@@ -353,6 +361,13 @@ class JobRunner:
     async def sweep(self) -> tuple[int, int]:
         """Remove job folders in the work dir that no attempt can use any more. -> (removed, kept)"""
         return await sweep(self.config.work_dir, self.active, self.store, self.executor)
+
+    def host_wait(self, job_id: str, domain: str, until: float) -> None:
+        """The per-host pacer holds ``job_id``'s requests for ``domain``'s back-off: its events say so.
+        Any thread."""
+        run = self.active.get(job_id)
+        if run is not None:
+            run.loop.call_soon_threadsafe(run.waiting_for_host, domain, until)
 
     def cancel(self, job_id: str) -> bool:
         """Ask a running job to stop (called on the event loop); False if it does not run here."""

@@ -100,6 +100,7 @@ class Runtime:
         self._box: SecretBox | None = None
         # each tenant's jar and proxy pool (sealed in the store), and every attempt's sources
         self.sources = SourceBook(store, options.sources, network, self._secret_box)
+        self._netguard.pacer = self.sources.pacer
         limits = options.pools or PoolLimits(
             io=min(options.concurrency, 64), upload=min(options.concurrency, 16)
         )
@@ -201,6 +202,7 @@ class Runtime:
             self._store, self._pools, config, self._publish, self.executor, quota_for=quota_for,
             storage_for=storage_for, stages=opts.stages, sources_for=self.sources.for_job,
         )  # fmt: skip
+        self.sources.pacer.on_wait = self._runner.host_wait
         self._scheduler = Scheduler(
             self._store,
             self._runner,

@@ -87,6 +87,7 @@ class UsageTotals:
     stored_bytes: int
     reserved_bytes: int
     by_backend: dict[str, int] = field(default_factory=dict)  # stored bytes per storage scheme
+    host_waits: int = 0  # the jobs' waits for a source host's back-off (Job.host_waits)
 
 
 @dataclass(frozen=True)

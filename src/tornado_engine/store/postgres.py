@@ -167,7 +167,7 @@ class PostgresStore:
             backends = await fetch_all(conn, Q["usage_by_backend"], (owner, owner))
             return UsageTotals(
                 {r[0]: r[1] for r in rows}, sum(int(r[2]) for r in rows), sum(int(r[3]) for r in rows),
-                {str(b or "unknown"): int(n) for b, n in backends},
+                {str(b or "unknown"): int(n) for b, n in backends}, sum(int(r[4]) for r in rows),
             )  # fmt: skip
 
         return await self._run(totals, idempotent=True)

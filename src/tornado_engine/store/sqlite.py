@@ -210,7 +210,7 @@ class SQLiteStore:
             backends = conn.execute(Q["usage_by_backend"], (owner,)).fetchall()
             return UsageTotals(
                 {r[0]: r[1] for r in rows}, sum(r[2] or 0 for r in rows), sum(r[3] or 0 for r in rows),
-                {str(b or "unknown"): int(n) for b, n in backends},
+                {str(b or "unknown"): int(n) for b, n in backends}, sum(int(r[4] or 0) for r in rows),
             )  # fmt: skip
 
         return await self._run(totals, write=False)

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 from ...progress import ProgressCallback
-from ...ytdlp import map_error
 from ._signals import Fallback, NetError, Stopped
 from .connection import Response, Session
 from .eligibility import FastSource
@@ -26,7 +25,7 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
 
 def _check_partial(
-    response: Response, start: int, end: int, total: int | None, *, probe: bool
+    session: Session, response: Response, start: int, end: int, total: int | None, *, probe: bool
 ) -> tuple[int, int]:
     """(last byte, total) of a 206 that is exactly what was asked for; else fall back or fail.
 
@@ -36,7 +35,7 @@ def _check_partial(
     if status != 206 and (probe or status in (200, 416) or 300 <= status < 400):
         raise Fallback(f"HTTP {status} to a range request")
     if status != 206:
-        raise map_error(Exception(f"HTTP Error {status}: {response.reason or 'Error'}"), resolving=False)
+        raise session.http_error(response)
     h = response.headers
     if h.get("content-encoding", "identity").lower() not in ("identity", "") or "transfer-encoding" in h:
         raise Fallback("encoded or chunked body")
@@ -135,7 +134,7 @@ class _Transfer:
                 sock = self.session.connect()
             try:
                 response = self.session.ask(sock, self.url, (start, end))
-                _check_partial(response, start, end, self.total, probe=False)
+                _check_partial(self.session, response, start, end, self.total, probe=False)
                 return sock, start, end, response
             except NetError:
                 sock.close()
@@ -190,7 +189,7 @@ def fetch_file(
             response = session.ask(sock, source.url, (0, tuning.chunk_size - 1))
         except NetError as exc:
             raise Fallback(str(exc)) from None
-        end, total = _check_partial(response, 0, tuning.chunk_size - 1, None, probe=True)
+        end, total = _check_partial(session, response, 0, tuning.chunk_size - 1, None, probe=True)
         if source.expected_size and source.expected_size != total:
             raise Fallback("the server's size differs from the resolved one")
         fd = os.open(path, CREATE, 0o666)

@@ -46,7 +46,8 @@ UPDATE tornado_jobs SET paused = %s
 WHERE id IN (SELECT id FROM tornado_jobs WHERE batch_id = %s ORDER BY id FOR UPDATE)
 
 -- name: usage
-SELECT status, count(*), coalesce(sum(stored_bytes), 0), coalesce(sum(reserved_bytes), 0)
+SELECT status, count(*), coalesce(sum(stored_bytes), 0), coalesce(sum(reserved_bytes), 0),
+       coalesce(sum((data->>'host_waits')::bigint), 0)
 FROM tornado_jobs WHERE (%s::text IS NULL OR owner = %s) GROUP BY status
 
 -- name: usage_by_backend

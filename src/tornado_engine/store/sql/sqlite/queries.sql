@@ -35,7 +35,8 @@ UPDATE batches SET paused = ? WHERE id = ?
 UPDATE jobs SET paused = ? WHERE batch_id = ?
 
 -- name: usage
-SELECT status, COUNT(*), SUM(stored_bytes), SUM(reserved_bytes) FROM jobs
+SELECT status, COUNT(*), SUM(stored_bytes), SUM(reserved_bytes),
+       SUM(COALESCE(json_extract(data, '$.host_waits'), 0)) FROM jobs
 WHERE (?1 IS NULL OR owner = ?1) GROUP BY status
 
 -- name: usage_by_backend
