@@ -89,3 +89,26 @@ async def test_a_429_storm_makes_every_job_of_the_host_wait(
         f"429 storm: {len(storm)} requests, {took:.1f} s, {usage.host_waits} waits, "
         f"{sum(j.download_retries for j in jobs)} retries"
     )
+
+
+async def test_a_worker_takes_its_share_of_the_limits_by_the_others_holding_leases(tmp_path: Path) -> None:
+    from tornado_engine.store.sqlite import SQLiteStore
+
+    path = tmp_path / "jobs.db"
+    other = SQLiteStore(path)
+    await other.open()
+    try:
+        await other.insert_jobs([Job(id="j1", url="https://example.com/a", owner="",
+                                     request=JobRequest(url="https://example.com/a"))])  # fmt: skip
+        assert len(await other.claim("another-worker", 1, 30)) == 1  # runs a job now, elsewhere
+        limits = SourceSettings.build(host_connections=4, host_rate=10)
+        store = f"sqlite:///{path}"
+        async with Engine.open(data_dir=tmp_path / "engine", store=store, sources=limits) as engine:
+            table = engine._runtime.sources.pacer._table
+            for _ in range(100):
+                if table._connections() == 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert (table._connections(), table._rate()) == (2, 5.0)
+    finally:
+        await other.close()

@@ -103,3 +103,16 @@ def test_retry_after_is_never_cut_short_by_the_jitter() -> None:
     assert all(policy.backoff(1, 2.0, rng) >= 2.0 for _ in range(200))
     assert all(policy.backoff(20, None, rng) <= 300.0 for _ in range(200))
     assert HostTable(policy).until("example.com", 0.0) is None
+
+
+def test_workers_on_one_store_share_the_limits() -> None:
+    table = HostTable(HostPolicy(connections=4, rate=4.0))
+    table.share(2)  # two workers run jobs: this one gets half
+    assert table.enter("example.com", "a", 0.0, want=4) == 2
+    assert table.wait_hint("example.com", 0.0) == 0.05  # a connection must end first
+    table.leave("example.com", "a", 2)
+    assert [table.enter("example.com", "a", 0.0, connect=False) for _ in range(3)] == [1, 0, 0]
+    table.share(9)  # more workers than connections: one each still
+    assert table.enter("example.com", "b", 10.0) == 1
+    table.leave("example.com", "b")
+    assert table.enter("example.com", "c", 10.0) == 0  # 4/9 requests a second: a burst of one, taken

@@ -115,11 +115,28 @@ class HostTable:
         self.policy = policy
         self._rng = rng or random.Random()
         self._hosts: dict[str, _Host] = {}
+        self._workers = 1  # processes the limits are shared by (this one included)
+
+    def share(self, workers: int) -> None:
+        """The limits are for ``workers`` processes together: this one gets its share of each (at least
+        one connection, so a share may pass the limit when there are more workers than connections)."""
+        self._workers = max(1, workers)
+        for state in self._hosts.values():
+            if state.bucket is not None:
+                state.bucket.rate = self._rate()
+                state.bucket.burst = max(1.0, state.bucket.rate)
+
+    def _rate(self) -> float:
+        return (self.policy.rate or 0.0) / self._workers
+
+    def _connections(self) -> int | None:
+        limit = self.policy.connections
+        return None if limit is None else max(1, limit // self._workers)
 
     def _host(self, domain: str, now: float) -> _Host:
         state = self._hosts.get(domain)
         if state is None:
-            rate = self.policy.rate
+            rate = self._rate()
             bucket = TokenBucket(rate, now, burst=max(1.0, rate)) if rate else None
             state = self._hosts[domain] = _Host(bucket=bucket)
         return state
@@ -138,7 +155,7 @@ class HostTable:
         state = self._host(domain, now)
         if state.until > now:
             return 0
-        limit = self.policy.connections
+        limit = self._connections()
         free = want if not connect or limit is None else min(want, limit - state.open)
         if free < 1:
             return 0

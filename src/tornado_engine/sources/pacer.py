@@ -141,6 +141,11 @@ class HostPacer:
             until, _ = self._table.back_off(registrable_domain(host), retry_after, now)
         return until - now
 
+    def share(self, workers: int) -> None:
+        """The limits are shared by ``workers`` processes (this one included): this one takes its part."""
+        with self._lock:
+            self._table.share(workers)
+
     def forget(self, owner: str) -> None:
         """``owner``'s attempt is over: what it was told goes."""
         with self._lock:
