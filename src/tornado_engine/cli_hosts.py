@@ -12,11 +12,11 @@ __all__ = ["add_host_options", "host_options"]
 def add_host_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("source hosts")
     group.add_argument("--host-connections", type=int, metavar="N",
-                       help="open connections per source host (registrable domain) at most, every job "
-                            "of this process together (default: no limit)")  # fmt: skip
+                       help="open connections per source host (registrable domain) at most, every job of "
+                            "every worker on the store together (default: no limit)")  # fmt: skip
     group.add_argument("--host-rate", type=float, metavar="R",
-                       help="requests per second per source host, every job of this process together "
-                            "(default: no limit)")  # fmt: skip
+                       help="requests per second per source host, every job of every worker on the store "
+                            "together (default: no limit)")  # fmt: skip
 
 
 def host_options(args: argparse.Namespace) -> dict[str, Any]:
