@@ -4,7 +4,6 @@ server counts the connections open at once and logs when each request arrived an
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -67,9 +66,7 @@ async def test_a_429_storm_makes_every_job_of_the_host_wait(
     # back-off grows per incident: from 0.5 s (never under the Retry-After of 2 s), capped at 3 s here
     url = server.url(f"storm/6/{media_set.progressive_mp4}")
     async for engine in _engine(tmp_path, events, host_backoff=(0.5, 3.0)):
-        started = time.monotonic()
         jobs = await _run_all(engine, [url] * 10)
-        took = time.monotonic() - started
         usage = await engine.usage()
     assert [j.status for j in jobs] == [Status.COMPLETED] * 10, [j.error for j in jobs]
     storm = [(t, status) for t, route, status in server.timeline if route == "storm"]
@@ -85,10 +82,6 @@ async def test_a_429_storm_makes_every_job_of_the_host_wait(
     assert waiting
     assert usage.host_waits == sum(j.host_waits for j in jobs) >= len(waiting) > 0
     assert sum(j.download_retries for j in jobs) >= 1
-    print(
-        f"429 storm: {len(storm)} requests, {took:.1f} s, {usage.host_waits} waits, "
-        f"{sum(j.download_retries for j in jobs)} retries"
-    )
 
 
 async def test_a_worker_takes_its_share_of_the_limits_by_the_others_holding_leases(tmp_path: Path) -> None:
