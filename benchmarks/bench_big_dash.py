@@ -33,7 +33,7 @@ from tornado_engine import Engine, JobRequest
 async def engine_job(engine: Engine, tracker: Tracker, url: str, name: str) -> tuple[float, Path]:
     started = time.perf_counter()
     created = await engine.create_job(JobRequest(url=url, filename=name, format="mp4"))
-    job_id = created.job_id  # type: ignore[union-attr]  # one media URL: never a batch
+    job_id = created.job_id
     await tracker.wait([job_id], timeout=900)
     elapsed = time.perf_counter() - started
     (job,) = await check_completed(engine, [job_id])

@@ -57,7 +57,7 @@ async def submit(engine: Engine, count: int) -> list[str]:
             ids += (await engine.create_bulk(list(urls))).job_ids
         else:
             created = await asyncio.gather(*(engine.create_job({"url": u}) for u in urls))
-            ids += [c.job_id for c in created]  # type: ignore[union-attr]
+            ids += [c.job_id for c in created]
     return ids
 
 
@@ -85,7 +85,7 @@ async def paced(engine: Engine, tracker: Tracker, count: int, rate: float) -> li
     started = time.perf_counter()
     for k in range(count):
         created = await engine.create_job({"url": URL.format(f"paced-{k}")})
-        ids.append(created.job_id)  # type: ignore[union-attr]
+        ids.append(created.job_id)
         await asyncio.sleep(max(0.0, started + (k + 1) / rate - time.perf_counter()))
     await tracker.wait(ids, timeout=600)
     return await queue_waits(engine, ids)

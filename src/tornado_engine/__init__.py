@@ -27,14 +27,17 @@ from .errors import (
     UnresolvableHost,
     UploadError,
 )
+from .metadata import MediaMetadata
 from .models import Job, JobCreated, JobRequest
 from .progress import Event
 from .results import BatchCreated, BatchStatus, BulkCreated, Quota, RenameResult, Usage
 from .retry import RetryPolicy
 from .scheduler import PoolLimits
 from .states import Status, Step
+from .storage import AzureBlobConfig, GCSConfig, LocalStorageConfig, OSSConfig, S3Config
 
 __all__ = [
+    "AzureBlobConfig",
     "BatchCreated",
     "BatchStatus",
     "BlockedAddress",
@@ -44,6 +47,7 @@ __all__ = [
     "ErrorKind",
     "Event",
     "FFmpegNotFound",
+    "GCSConfig",
     "InvalidRequest",
     "InvalidState",
     "Job",
@@ -51,10 +55,13 @@ __all__ = [
     "JobCreated",
     "JobRequest",
     "LeaseLost",
+    "LocalStorageConfig",
     "MediaGenerationError",
+    "MediaMetadata",
     "MissingBackend",
     "MuxError",
     "NotFound",
+    "OSSConfig",
     "PoolLimits",
     "Quota",
     "QuotaExceeded",
@@ -62,6 +69,7 @@ __all__ = [
     "ResolveBounds",
     "ResolveError",
     "RetryPolicy",
+    "S3Config",
     "SecretBoxError",
     "SetupError",
     "StageError",

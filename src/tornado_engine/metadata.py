@@ -16,10 +16,11 @@ import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict
 
+from .api_types import MediaMetadataAPI
 from .bounds import ResolveBounds
 from .errors import InvalidRequest, ResolveError
 from .headprobe import direct_file, enrich, probe_head
@@ -53,8 +54,9 @@ class MediaMetadata(BaseModel):
     qualities: list[str] = []  # e.g. ["720p", "480p", "360p"], by the shorter side, best first
     subtitle_languages: list[str] = []
 
-    def to_api(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+    def to_api(self) -> MediaMetadataAPI:
+        """TornadoAPI's POST /metadata JSON: the fields that are known."""
+        return cast(MediaMetadataAPI, self.model_dump(mode="json", exclude_none=True))
 
 
 def _text(value: Any, limit: int) -> str | None:

@@ -10,11 +10,12 @@ import dataclasses
 import time
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import options
+from .api_types import JobAPI
 from .codecs import (
     AUDIO_BITRATES,
     AUDIO_CHOICES,
@@ -60,6 +61,56 @@ _MAX_FILENAME = 255
 _MAX_FOLDER = 200
 
 
+# JobRequest's JSON Schema (model_json_schema()): what each field means, and the forms the validators
+# accept that the annotations alone do not say. Schema only: the field validators below enforce them.
+_FIELD_DOCS: dict[str, str] = {
+    "impersonate": "A browser for yt-dlp to imitate (``chrome``, ``safari-17``; the ``impersonate`` extra).",
+    "limit_rate": "At most this many bytes/s for this job's transfers (``2M``, ``500K`` or a number).",
+    "url": "The media, page, manifest, playlist or feed to fetch (http or https, no credentials).",
+    "format": "The output container.",
+    "video_codec": "``copy`` keeps the source's video; else it is encoded (CRF ``video_quality``).",
+    "audio_codec": "``copy`` keeps the source's audio if the container takes it (else aac; opus for webm).",
+    "audio_bitrate": "Bitrate of encoded audio.",
+    "video_quality": "CRF when the video is encoded (0 best - 51 worst); ignored for ``copy``.",
+    "filename": "The stored file's name without extension (sanitized; no ``..`` or slashes); default: title.",
+    "folder": "A folder under the storage's base folder (no ``..``, not starting with ``/``).",
+    "webhook_url": "Receives signed POSTs (Standard Webhooks) when the job ends.",
+    "paused": "For a playlist or show URL: create its batch paused (rename its jobs, then start it).",
+    "enable_progress_webhook": "Also POST stage events to ``webhook_url`` (downloading 0% ... completed).",
+    "audio_only": "Only the best audio, stored as ``audio_format``.",
+    "audio_format": "With ``audio_only``: m4a (default), mp3, ogg or opus.",
+    "max_resolution": 'A cap on the video\'s shorter side: ``best``, or 2160 ... 360 (720 = "720p").',
+    "quality_preset": "Encoder CRF and speed per codec (overrides ``video_quality``); needs a video codec.",
+    "clip_start": "Start of a clip, in seconds (``HH:MM:SS``, ``MM:SS`` or seconds; fractions allowed).",
+    "clip_end": "End of a clip, after ``clip_start``; same forms.",
+    "download_subtitles": "Store the source's own subtitles (not automatic captions) beside the media.",
+    "subtitle_languages": "With ``download_subtitles``: codes such as ``en`` or ``pt-BR`` (default en).",
+    "download_thumbnail": "Store the source's thumbnail beside the media.",
+    "live_recording": "Record a live stream until it ends or for ``max_duration`` s (else it is Skipped).",
+    "live_from_start": "With ``live_recording``: record from the stream's beginning.",
+    "max_duration": "With ``live_recording``: seconds to record at most.",
+    "wait_for_video": "With ``live_recording``: seconds to wait for a scheduled stream to start.",
+    "storage": "A storage for this job only (never dumped: the engine keeps it encrypted with the job).",
+}
+_SCHEMA_EXTRA: dict[str, dict[str, Any]] = {
+    "url": {"format": "uri", "maxLength": _MAX_URL},
+    "webhook_url": {"format": "uri", "maxLength": _MAX_URL},
+    "filename": {"maxLength": _MAX_FILENAME},
+    "folder": {"maxLength": _MAX_FOLDER},
+    "video_quality": {"minimum": 0, "maximum": 51},
+    "max_duration": {"minimum": 1, "maximum": options.MAX_WAIT_SECONDS},
+    "wait_for_video": {"minimum": 1, "maximum": options.MAX_WAIT_SECONDS},
+    # the values the validator stores, and their "720p" forms
+    "max_resolution": {"enum": [*options.MAX_RESOLUTIONS, *(f"{r}p" for r in options.MAX_RESOLUTIONS[1:])]},
+}
+
+
+def _describe(schema: dict[str, Any]) -> None:
+    for name, field_schema in schema.get("properties", {}).items():
+        field_schema["description"] = _FIELD_DOCS.get(name, "")
+        field_schema.update(_SCHEMA_EXTRA.get(name, {}))
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -72,7 +123,7 @@ def has_control_chars(text: str) -> bool:
 class JobRequest(BaseModel):
     """What a caller asks for: the fields and rules of TornadoAPI's POST /jobs."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_describe)
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
@@ -408,7 +459,7 @@ class Job:
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
 
-    def to_api(self) -> dict[str, Any]:
+    def to_api(self) -> JobAPI:
         """TornadoAPI's GET /jobs/{id} JSON: base fields while active, all once finished, no empty ones."""
         names = _BASE_FIELDS + (_FINISHED_FIELDS if self.is_terminal else ())
         out: dict[str, Any] = {}
@@ -423,7 +474,7 @@ class Job:
         if self.live is not None and self.status is Status.PROCESSING:
             # beyond TornadoAPI, which shows only the step: a field of its own keeps its shape valid
             out["progress"] = {k: v for k, v in self.live.to_dict().items() if k != "step"}
-        return out
+        return cast(JobAPI, out)
 
     def __repr__(self) -> str:
         return (

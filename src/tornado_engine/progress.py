@@ -10,8 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from .api_types import EventAPI
 from .states import Status, Step
 
 __all__ = [
@@ -65,6 +66,10 @@ class Event:
         out = {k: v for k, v in self.__dict__.items() if v is not None and k != "owner"}
         out["status"], out["step"] = self.status.value, self.step.value
         return out
+
+    def to_api(self) -> EventAPI:
+        """This event as JSON-ready data (what ``to_dict`` gives), typed."""
+        return cast(EventAPI, self.to_dict())
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import resume
 from .attempt import Attempt, StageRun
@@ -32,6 +32,7 @@ from .ffmpeg import FFmpegPaths
 from .models import Job, now_ms
 from .netguard import NetGuard
 from .options import MediaOptions
+from .partialfile import holds_partials
 from .pipeline.context import Fetched, Resolved, StageContext
 from .pipeline.download import download
 from .pipeline.mux import mux
@@ -50,11 +51,12 @@ from .store.base import Claim, JobStore, LeaseLost
 from .sweep import remove_job_folders, sweep
 from .telemetry import Attributes, track
 from .workroom import WorkRoom
-from .workspace import hide_local_paths
+from .workspace import adopt, hide_local_paths
 
 __all__ = ["JobRunner", "RunnerConfig", "StageRunner"]
 
 _log = logging.getLogger("tornado_engine.runner")
+_T = TypeVar("_T")
 
 # Runs an attempt's stages in place of resolve -> download -> mux -> upload and returns what it stored;
 # the runner still claims, saves, times and finishes the job. ``tornado_engine.testing.noop`` has one
@@ -148,7 +150,11 @@ class JobRunner:
             self._secrets.pop(run.job.id, None)
             if run.pacer is not None:
                 run.pacer.forget(run.job.id)
-            if not (abandoned and run.job.checkpoint):
+            # a later attempt resumes from a checkpoint, or from a partial download's bytes
+            keep = abandoned and (
+                bool(run.job.checkpoint) or await self._in_thread(holds_partials, run.folder)
+            )
+            if not keep:
                 await self._clear_dir(run)
             run.finished.set()
 
@@ -164,6 +170,7 @@ class JobRunner:
             run.storage = await self.storage_for(job)
         checkpoint = None
         if self.stages is None:
+            await self._adopt(run)
             checkpoint = await resume.resumable(job, run.folder, self.executor)
             run.folder_in_use = checkpoint is not None
         if checkpoint is None:
@@ -204,8 +211,8 @@ class JobRunner:
         ctx = self._context(run, quota, sources)
         job.requested_quality = ctx.options.requested_quality
         run.folder_in_use = True
-        if checkpoint is None:  # an earlier attempt's files, unusable, must not be taken as partial ones
-            await asyncio.get_running_loop().run_in_executor(self.executor, run.reset_folder)
+        if checkpoint is None:  # an earlier attempt's files go, but for partial downloads to resume
+            await self._in_thread(run.reset_folder)
             fetch = functools.partial(self._fetch, run, ctx)
             fetched = await run.retrying("download", fetch, run.reset_folder)
             checkpoint = resume.downloaded(run.folder, fetched)
@@ -228,6 +235,20 @@ class JobRunner:
             stored = await upload(ctx, muxed, title=job.title)
             run.record(stored)
         return stored.media
+
+    async def _adopt(self, run: Attempt) -> None:
+        """The job's folder, left in the slot of an engine that is gone, comes to this engine's slot (its
+        partial downloads are resumed; a checkpoint pointing there follows it)."""
+        moved_from = await self._in_thread(adopt, self.config.work_dir, run.job.id)
+        if moved_from is None:
+            return
+        _log.info("job %s: took over the files an engine that is gone left", run.job.id)
+        data = run.job.checkpoint
+        if isinstance(data, dict) and data.get("folder") == str(moved_from):
+            run.job.checkpoint = {**data, "folder": str(run.folder)}
+
+    async def _in_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def _fetch(self, run: Attempt, ctx: StageContext) -> Fetched:
         """One try at resolve -> admit -> download, holding one io slot throughout; each waits out the

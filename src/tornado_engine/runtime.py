@@ -40,6 +40,7 @@ from .store.base import JobStore
 from .supervise import supervised_task
 from .webhooks import WebhookPolicy
 from .workspace import Workspace
+from .ytdlp_loader import load_ytdlp
 
 __all__ = ["Runtime", "RuntimeOptions"]
 
@@ -158,6 +159,11 @@ class Runtime:
         """Bytes in the temporary folders of ``owner``'s jobs running in this process (0 if none run)."""
         return await self._runner.temp_bytes(owner) if self._runner is not None else 0
 
+    def warm_up(self) -> None:
+        """Load yt-dlp and build its extractor list in a stage thread now (once per process; ~1 s of
+        CPU), so the first resolve or playlist probe does not pay for it. Returns at once."""
+        self.executor.submit(_warm_up)
+
     def _publish(self, event: Event) -> None:
         self.hub.publish(event)  # looked up per event: callers may wrap the hub's publish after start
         self.progress.note(event)
@@ -274,6 +280,16 @@ class Runtime:
         await self._store.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
         await _join(list(self.executor._threads), _THREADS_GRACE)
+
+
+def _warm_up() -> None:
+    try:
+        load_ytdlp()
+        from .ytdlp_registry import warm_up
+
+        warm_up()
+    except Exception:  # the first resolve builds it again and reports the failure on its job
+        _log.exception("preloading the downloader failed; the first job will try again")
 
 
 async def _join(threads: list[threading.Thread], timeout: float) -> None:

@@ -64,8 +64,44 @@ class Submitter:
 
     async def create_job(
         self, owner: str, request: JobRequest | dict[str, Any], idempotency_key: str | None
+    ) -> JobCreated:
+        """Validate and durably store one job. A playlist URL is refused (InvalidRequest naming
+        ``create_playlist``), unless playlists are not looked for (``expand_playlists=False``, or an
+        idempotency key: the URL is then one job, as it was before)."""
+        request = await self._prepare(owner, request, idempotency_key)
+        if self._playlists.expand and idempotency_key is None:
+            playlist = await self._probe(request)
+            if playlist is not None:
+                raise InvalidRequest(
+                    f"This URL is a playlist of {len(playlist.entries)} entries: create_playlist() (or "
+                    "submit()) makes a batch of one job per entry",
+                    field="url",
+                )
+        return await self._insert_job(owner, request, idempotency_key)
+
+    async def create_playlist(self, owner: str, request: JobRequest | dict[str, Any]) -> BatchCreated:
+        """A playlist, channel or show URL as a batch of one job per entry; any other URL is refused."""
+        request = await self._prepare(owner, request, None)
+        playlist = await self._probe(request)
+        if playlist is None:
+            raise InvalidRequest("This URL is not a playlist, channel or show: use create_job()", field="url")
+        return await self._create_playlist_batch(owner, request, playlist)
+
+    async def submit(
+        self, owner: str, request: JobRequest | dict[str, Any], idempotency_key: str | None
     ) -> JobCreated | BatchCreated:
-        """Validate and durably store a job (or, for a playlist URL, a batch of one job per entry)."""
+        """TornadoAPI's POST /jobs: one job, or for a playlist URL a batch of one job per entry."""
+        request = await self._prepare(owner, request, idempotency_key)
+        if self._playlists.expand and idempotency_key is None:
+            playlist = await self._probe(request)
+            if playlist is not None:
+                return await self._create_playlist_batch(owner, request, playlist)
+        return await self._insert_job(owner, request, idempotency_key)
+
+    async def _prepare(
+        self, owner: str, request: JobRequest | dict[str, Any], idempotency_key: str | None
+    ) -> JobRequest:
+        """The request validated, its hosts allowed and the tenant's storage quota not used up."""
         if not isinstance(request, JobRequest):
             request = JobRequest.from_dict(request)
         if idempotency_key is not None and (
@@ -76,15 +112,17 @@ class Submitter:
             )
         await self._check_urls(request)
         await self._jobs.check_storage_quota(owner)
-        if self._playlists.expand and idempotency_key is None:
-            playlist = await probe_playlist(
-                request.url, max_entries=self._playlists.max_entries,
-                socket_timeout=self._runtime.options.socket_timeout, executor=self._runtime.executor,
-                proxy=self._runtime.proxy_url, bounds=self._runtime.options.resolve_bounds,
-                slot=self._runtime.resolve_slot,
-            )  # fmt: skip
-            if playlist is not None:
-                return await self._create_playlist_batch(owner, request, playlist)
+        return request
+
+    async def _probe(self, request: JobRequest) -> Playlist | None:
+        return await probe_playlist(
+            request.url, max_entries=self._playlists.max_entries,
+            socket_timeout=self._runtime.options.socket_timeout, executor=self._runtime.executor,
+            proxy=self._runtime.proxy_url, bounds=self._runtime.options.resolve_bounds,
+            slot=self._runtime.resolve_slot,
+        )  # fmt: skip
+
+    async def _insert_job(self, owner: str, request: JobRequest, idempotency_key: str | None) -> JobCreated:
         job = self._new_job(owner, request)
         stored = await self._store.insert_jobs([job], None, idempotency_key)
         if stored[0].id == job.id:  # not an earlier job found by its idempotency key

@@ -16,6 +16,7 @@ from typing import Any
 
 from .checkpoint import Checkpoint, this_host
 from .models import Job
+from .partialfile import holds_partials
 from .states import TERMINAL, Status
 from .store.base import JobStore
 
@@ -53,13 +54,15 @@ async def sweep(
 
 
 def _worth_keeping(job: Job, folder: Path) -> bool:
-    """A job folder stays while its job may still run, here or (Processing) anywhere."""
+    """A job folder stays while its job may still run, here or (Processing) anywhere, and use it."""
     if job.status in TERMINAL:
         return False
     if job.status is Status.PROCESSING:
         return True  # here, or elsewhere: its lease decides, and a later sweep looks again
     checkpoint = Checkpoint.from_data(job.checkpoint)
-    return checkpoint is not None and checkpoint.folder == str(folder) and checkpoint.host == this_host()
+    if checkpoint is not None and checkpoint.folder == str(folder) and checkpoint.host == this_host():
+        return True
+    return holds_partials(folder)  # a partial download its next attempt resumes (here or adopted)
 
 
 def remove_job_folders(data_dir: Path, job_id: str, checkpoint: dict[str, Any] | None) -> int:

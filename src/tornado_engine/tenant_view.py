@@ -59,7 +59,8 @@ class TenantView:
         return self._owner
 
     def tenant(self, key: str) -> TenantView:
-        """A view of the same engine scoped to tenant ``key``: its jobs, batches, usage and quota only.
+        """A view of the same engine scoped to tenant ``key`` (1-200 printable characters): its jobs,
+        batches, usage and quota only.
 
         Another tenant's ids are simply not found (NotFound), never revealed."""
         if not isinstance(key, str) or not key or len(key) > 200 or has_control_chars(key):
@@ -70,20 +71,50 @@ class TenantView:
 
     async def create_job(
         self, request: JobRequest | dict[str, Any], *, idempotency_key: str | None = None
-    ) -> JobCreated | BatchCreated:
-        """Validate and durably store a job; it returns once the job is committed.
+    ) -> JobCreated:
+        """Validate and durably store one job; returns once the job is committed.
 
-        A playlist, channel or show URL becomes a batch of one job per entry (``BatchCreated``)."""
+        Args:
+            request: a :class:`JobRequest`, or its fields as a dict (TornadoAPI's POST /jobs body).
+            idempotency_key: the same key (per tenant) returns the first call's job instead of a second.
+
+        A playlist, channel or show URL (a podcast feed, say) raises :class:`InvalidRequest` naming
+        :meth:`create_playlist`; :meth:`submit` takes either kind. Invalid fields raise ``InvalidRequest``
+        naming the field, before anything is stored."""
         return await self._services.submitter.create_job(self._owner, request, idempotency_key)
 
+    async def create_playlist(self, request: JobRequest | dict[str, Any]) -> BatchCreated:
+        """A playlist, channel or show URL as a batch of one job per entry (``episode_jobs``).
+
+        Args:
+            request: the playlist's URL and the options every entry's job gets; ``paused=True`` creates
+                the batch paused (rename its jobs, then :meth:`start_batch`).
+
+        Resolved flat (one request for the feed) and capped at the engine's ``max_playlist_entries``. A
+        URL that is not a playlist raises :class:`InvalidRequest` naming :meth:`create_job`."""
+        return await self._services.submitter.create_playlist(self._owner, request)
+
+    async def submit(
+        self, request: JobRequest | dict[str, Any], *, idempotency_key: str | None = None
+    ) -> JobCreated | BatchCreated:
+        """TornadoAPI's POST /jobs: :meth:`create_playlist` for a playlist URL, else :meth:`create_job`.
+
+        Args:
+            request: as for :meth:`create_job`.
+            idempotency_key: as for :meth:`create_job` (the URL is then never expanded into a batch).
+        """
+        return await self._services.submitter.submit(self._owner, request, idempotency_key)
+
     async def create_bulk(self, items: list[str | dict[str, Any]], **shared: Any) -> BulkCreated:
-        """Up to 100 URLs (or ``{"url", "filename", ...}`` dicts) with shared options, one batch.
+        """TornadoAPI's POST /jobs/bulk: up to 100 ``items`` (URLs, or ``{"url", "filename", ...}`` dicts)
+        as one batch, each with the ``shared`` keyword options (JobRequest fields, e.g. ``format="mkv"``).
 
         Entries that fail validation are listed in ``errors``; the good ones are still created."""
         return await self._services.submitter.create_bulk(self._owner, items, shared)
 
     async def retry_job(self, job_id: str) -> JobCreated:
-        """A Failed job runs again as a new job with the same parameters; the old one stays as it is."""
+        """The Failed job ``job_id`` runs again as a new job with the same parameters (and the storage
+        configured now); the old one stays as it is. Another status raises ``InvalidState``."""
         return await self._services.submitter.retry_job(self._owner, job_id)
 
     async def extract_metadata(self, url: str) -> MediaMetadata:
@@ -96,17 +127,19 @@ class TenantView:
     # -- jobs -----------------------------------------------------------------------------------------
 
     async def get_job(self, job_id: str) -> Job:
-        """The job, or NotFound."""
+        """The job ``job_id`` of this tenant (``job.to_api()`` is TornadoAPI's JSON), or NotFound."""
         return await self._services.jobs.get_job(self._owner, job_id)
 
     async def list_jobs(
         self, *, limit: int = 20, offset: int = 0, status: str | Status | None = None
     ) -> list[Job]:
-        """A page of this tenant's jobs (``limit`` 1-100), optionally only those of one status."""
+        """A page of this tenant's jobs, newest first: ``limit`` (1-100) jobs after skipping ``offset``,
+        only those whose ``status`` is given (a :class:`Status` or its value, e.g. ``"Completed"``)."""
         return await self._services.jobs.list_jobs(self._owner, limit, offset, status)
 
     async def wait(self, job_id: str, *, timeout: float | None = None) -> Job:
-        """Return the job once it reaches a terminal status (polls the store for other processes' jobs)."""
+        """The job ``job_id`` once it reaches a terminal status; ``timeout`` seconds at most (None: no
+        limit; then ``TimeoutError``). Polls the store for jobs that run in other processes."""
         return await self._services.jobs.wait(self._owner, job_id, timeout)
 
     def events(
@@ -124,27 +157,28 @@ class TenantView:
         return self._services.jobs.events(self._owner, job_id)
 
     async def cancel_job(self, job_id: str) -> Job:
-        """Cancel a Pending job, or stop a Processing one (its download or ffmpeg stops, temporary
+        """Cancel ``job_id`` if Pending, or stop it if Processing (its download or ffmpeg stops, temporary
         files and any uploaded object are removed). Cancelling twice is harmless; a finished job
         cannot be cancelled."""
         return await self._services.jobs.cancel_job(self._owner, job_id)
 
     async def delete_file(self, job_id: str) -> Job:
-        """Remove the stored media; the job then says the file is gone (``file_deleted_at``)."""
+        """Remove the stored media of ``job_id``; the job then says the file is gone (``file_deleted_at``)."""
         return await self._services.jobs.delete_file(self._owner, job_id)
 
     # -- batches --------------------------------------------------------------------------------------
 
     async def get_batch(self, batch_id: str) -> BatchStatus:
-        """The batch's status and episode counts, or NotFound."""
+        """The status and episode counts of the batch ``batch_id`` (TornadoAPI's GET /batch/{id})."""
         return await self._services.jobs.get_batch(self._owner, batch_id)
 
     async def rename_batch_jobs(self, batch_id: str, renames: list[dict[str, Any]]) -> RenameResult:
-        """Rename jobs of a paused batch: ``[{"job_id", "filename"}]`` -> ``{updated, errors}``."""
+        """Rename jobs of the paused batch ``batch_id``: ``renames`` is ``[{"job_id", "filename"}]``;
+        returns ``{updated, errors}``."""
         return await self._services.jobs.rename_batch_jobs(self._owner, batch_id, renames)
 
     async def start_batch(self, batch_id: str) -> BatchStatus:
-        """Start a paused batch; returns its status."""
+        """Start the paused batch ``batch_id``: its jobs are claimed from now on. Returns its status."""
         return await self._services.jobs.start_batch(self._owner, batch_id)
 
     # -- usage, quota and storage ---------------------------------------------------------------------
@@ -154,13 +188,16 @@ class TenantView:
         return await self._services.jobs.usage(self._owner)
 
     async def set_quota(self, quota: Quota | None) -> None:
-        """Set (or clear, with None) this tenant's limits."""
+        """Set this tenant's limits to ``quota`` (a :class:`Quota`), or clear them with None."""
         await self._services.jobs.set_quota(self._owner, quota)
 
     async def configure_storage(
         self, config: StorageConfig | dict[str, Any], *, verify: bool = True
     ) -> dict[str, str]:
-        """Verify and keep this tenant's storage; returns ``{kind, description, base_folder}``."""
+        """Keep ``config`` (``S3Config``, ``AzureBlobConfig``, ``GCSConfig``, ``OSSConfig``,
+        ``LocalStorageConfig`` or its dict) as this tenant's storage, encrypted at rest. With ``verify``
+        (default) a test object is written, read back through a signed URL and deleted first.
+        Returns ``{kind, description, base_folder}``."""
         return await self._services.storage.configure(self._owner, config, verify=verify)
 
     async def remove_storage(self) -> bool:
@@ -174,12 +211,14 @@ class TenantView:
         return await self._services.sources.set_cookies(self._owner, cookies)
 
     async def set_proxies(self, proxies: Sequence[str], rule: ProxyRule = "round_robin") -> dict[str, Any]:
-        """Keep this tenant's upstream proxy pool (``http://``, ``https://``, ``socks5://`` URLs with
-        credentials), sealed; it replaces the engine's for this tenant's jobs. Returns the labels."""
+        """Keep this tenant's upstream proxy pool: ``proxies`` are ``http://``, ``https://`` or
+        ``socks5://`` URLs with credentials, chosen by ``rule`` (``round_robin``, ``sticky_job``,
+        ``per_host``); sealed, it replaces the engine's for this tenant's jobs. Returns the labels."""
         return await self._services.sources.set_proxies(self._owner, proxies, rule)
 
     async def remove_sources(self, kind: SourceKind) -> bool:
-        """Forget this tenant's ``"cookies"`` or ``"proxies"``; False if it had none."""
+        """Forget this tenant's sources of one ``kind``: ``"cookies"`` or ``"proxies"``; False if it
+        had none."""
         return await self._services.sources.remove(self._owner, kind)
 
     async def sources(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MAX_SLOTS", "Workspace", "hide_local_paths", "holder_line", "holder_of"]
+__all__ = ["MAX_SLOTS", "Workspace", "adopt", "hide_local_paths", "holder_line", "holder_of"]
 
 MAX_SLOTS = 1024  # engines running at once on one data folder; a safety stop, not a limit anyone meets
 
@@ -38,16 +38,19 @@ def holder_of(lock_path: Path) -> str:
     return "?"
 
 
-def _try_lock(lock_path: Path) -> int | None:
-    """The open, exclusively locked descriptor of ``lock_path``, or None when another holds it."""
+def _try_lock(lock_path: Path, *, sign: bool = True) -> int | None:
+    """The open, exclusively locked descriptor of ``lock_path``, or None when another holds it.
+
+    ``sign``: write this process in as the holder (a slot taken for good, not a moment's look)."""
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{holder_line()}\n".encode(), 0)
+    if sign:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{holder_line()}\n".encode(), 0)
     return fd
 
 
@@ -75,6 +78,34 @@ class Workspace:
         if self._fd is not None:
             os.close(self._fd)  # closing the last descriptor of the open file drops the flock
             self._fd = None
+
+
+def adopt(work_dir: Path, name: str) -> Path | None:
+    """Blocking: move job folder ``name`` here (into ``work_dir``, this engine's slot) from the slot of an
+    engine that is gone, so its partial downloads are resumed. -> the folder it came from, or None.
+
+    A slot's folders are moved only under that slot's lock: its engine is provably gone, and no engine
+    can take the slot (and sweep it) meanwhile. A folder of our own that holds anything stays as it is."""
+    own = work_dir / name
+    with contextlib.suppress(OSError):
+        if any(own.iterdir()):
+            return None
+    for slot in sorted(work_dir.parent.glob("engine-*")):
+        folder = slot / name
+        if slot == work_dir or not folder.is_dir() or folder.is_symlink():
+            continue
+        fd = _try_lock(slot.with_name(f"{slot.name}.lock"), sign=False)
+        if fd is None:
+            continue  # its engine runs: what it holds is its own
+        try:
+            if folder.is_dir():  # looked at again under the lock
+                with contextlib.suppress(FileNotFoundError):
+                    own.rmdir()
+                os.rename(folder, own)
+                return folder
+        finally:
+            os.close(fd)
+    return None
 
 
 def hide_local_paths(text: str, job_folder: Path, data_dir: Path) -> str:

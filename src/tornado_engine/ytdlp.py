@@ -7,20 +7,11 @@ job folder is one the engine made.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from yt_dlp.networking.exceptions import HTTPError, TransportError
-from yt_dlp.utils import (
-    DownloadError,
-    ExtractorError,
-    GeoRestrictedError,
-    UnsupportedError,
-    YoutubeDLError,
-    unsmuggle_url,
-)
 
 from .codecs import AUDIO_FORMATS
 from .diskspace import is_disk_full, mentions_disk_full
@@ -30,6 +21,7 @@ from .options import MediaOptions
 from .retry import outcome_for
 from .safety import UNREACHABLE_REASON
 from .sources.hostpace import parse_retry_after
+from .ytdlp_loader import load_ytdlp
 
 __all__ = [
     "DETAILED_KINDS",
@@ -156,6 +148,11 @@ def public_url(url: str) -> str:
 
     The fragment carries hints for yt-dlp's extractor (an id, a referer): kept in the job's request,
     where the resolve reads it, never in the URL a job shows."""
+    if "#__youtubedl_smuggle" not in url:  # yt-dlp's own test: most URLs never load yt-dlp here
+        return url
+    load_ytdlp()
+    from yt_dlp.utils import unsmuggle_url
+
     clean: str = unsmuggle_url(url)[0]
     return clean
 
@@ -197,7 +194,9 @@ def download_params(
             "concurrent_fragment_downloads": concurrent_fragments,
             "buffersize": 1 << 16,
             "noresizebuffer": True,
-            "continuedl": False,
+            # a .part file is resumed only after pipeline._ytparts vouched for it (and threw the rest away);
+            # a live recording's never is
+            "continuedl": not live,
             "nopart": False,
         }
     )
@@ -220,6 +219,10 @@ def _http_kind(status: int) -> ErrorKind:
 
 def classify(exc: BaseException) -> ErrorKind:
     """One kind from :data:`tornado_engine.retry.OUTCOMES` for a yt-dlp exception."""
+    load_ytdlp()  # here, not at the top: importing the package must not load yt-dlp (see ytdlp_loader)
+    from yt_dlp.networking.exceptions import HTTPError, TransportError
+    from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError, UnsupportedError
+
     inner: BaseException | None = exc
     if isinstance(exc, DownloadError) and exc.exc_info and exc.exc_info[1] is not None:
         inner = exc.exc_info[1]
@@ -320,20 +323,29 @@ def clean_message(exc: BaseException) -> str:
     return text[:300]
 
 
+def _is_ytdlp_error(exc: BaseException) -> bool:
+    # yt-dlp not loaded yet (a fast-path failure before any resolve): exc cannot be one of its errors
+    utils = sys.modules.get("yt_dlp.utils")
+    return utils is not None and isinstance(exc, utils.YoutubeDLError)
+
+
 def map_error(exc: BaseException, *, resolving: bool) -> StageError:
     """Map any yt-dlp exception to the engine's tree, keeping the kind for the retry policy."""
-    kind = classify(exc) if isinstance(exc, YoutubeDLError) else _classify_text(str(exc))
+    kind = classify(exc) if _is_ytdlp_error(exc) else _classify_text(str(exc))
     cls = ResolveError if resolving else EngineDownloadError
     # Failures whose specifics help (the HTTP status, the byte counts, the unknown) keep the source's
     # text, cleaned; the rest get our own sentence ("This video is private").
     message = clean_message(exc) if kind in DETAILED_KINDS else outcome_for(kind).message
     if (cause := unreachable_cause(str(exc))) is not None:
         message = cause  # "Connection refused by 127.0.0.1:9", not the proxy's "HTTP Error 502 ..."
-    return cls(message, kind=kind, retry_after=_retry_after(exc))
+    return cls(message, kind=kind, retry_after=_retry_after(exc) if _is_ytdlp_error(exc) else None)
 
 
 def _retry_after(exc: BaseException) -> float | None:
     """The ``Retry-After`` of the HTTP error inside a yt-dlp error, in seconds (None without one)."""
+    from yt_dlp.networking.exceptions import HTTPError  # loaded: exc is one of yt-dlp's errors
+    from yt_dlp.utils import DownloadError, ExtractorError
+
     inner = exc.exc_info[1] if isinstance(exc, DownloadError) and exc.exc_info else exc
     if isinstance(inner, ExtractorError) and inner.exc_info:  # an extractor wraps the request's error
         inner = inner.exc_info[1]

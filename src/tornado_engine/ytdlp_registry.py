@@ -28,6 +28,7 @@ bad ``allowed_extractors`` regex is a ``ValueError``, as from yt-dlp).
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 import re
@@ -56,7 +57,15 @@ try:
 except ImportError:  # pragma: no cover
     _make_ssl_context = None
 
-__all__ = ["Matcher", "extract_info", "extractor_registry", "first_suitable", "new_ydl", "shared_ssl_context"]
+__all__ = [
+    "Matcher",
+    "extract_info",
+    "extractor_registry",
+    "first_suitable",
+    "new_ydl",
+    "shared_ssl_context",
+    "warm_up",
+]
 
 try:  # the stock methods of yt-dlp's lazy extractor classes (absent when lazy extractors are off)
     from yt_dlp.extractor.lazy_extractors import LazyLoadExtractor as _Lazy
@@ -305,3 +314,16 @@ def _sharing(handler: Any, make: Callable[..., Any]) -> Callable[..., Any]:
         )
 
     return make_sslcontext
+
+
+def warm_up() -> None:
+    """Build now what the first ``new_ydl`` would: the default extractor list (importing yt-dlp and its
+    extractors, ~0.5 s of CPU), the generic extractor and the default TLS context. Blocking: the engine
+    runs it in a stage thread when it opens, so the first resolve or playlist probe finds them ready (or
+    waits for them, once)."""
+    _registry({})
+    # the extractor of every direct media URL (and of pages no site extractor claims): yt-dlp imports its
+    # module on first use, ~80 ms that would otherwise land on the first playlist probe
+    importlib.import_module("yt_dlp.extractor.generic")
+    if _make_ssl_context is not None:  # yt-dlp's defaults: verify, no legacy renegotiation, certifi
+        shared_ssl_context(verify=True, legacy_support=False, use_certifi=True)

@@ -117,9 +117,7 @@ def test_batch_commands_rename_and_start_a_paused_batch(
 
     async def create() -> BatchCreated:
         async with Engine.open(data_dir=tmp_path, run_jobs=False) as engine:
-            created = await engine.create_job({"url": media_server.url(media_set.feed_xml), "paused": True})
-            assert isinstance(created, BatchCreated)
-            return created
+            return await engine.create_playlist({"url": media_server.url(media_set.feed_xml), "paused": True})
 
     batch = asyncio.run(create())
     first = batch.episode_jobs[0]

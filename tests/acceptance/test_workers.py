@@ -63,7 +63,7 @@ def database() -> Iterator[str]:
     try:
         import psycopg
     except ImportError:
-        pytest.fail("psycopg is not installed: pip install -e '.[dev]'", pytrace=False)
+        pytest.fail("psycopg is not installed: pip install -e . --group dev", pytrace=False)
     try:
         psycopg.connect(ADMIN_DSN, connect_timeout=3).close()
     except psycopg.OperationalError as exc:

@@ -239,7 +239,8 @@ def test_cancel_stops_within_two_seconds(
     assert not worker.is_alive()
     assert time.monotonic() - cancelled_at < 2.0
     assert isinstance(outcome[0], JobCancelled), outcome
-    assert list(tmp_path.iterdir()) == []  # no partial file
+    # the partial file stays with its sidecar (a shutdown's job resumes it; a cancelled job's folder goes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["media.mp4.mp4", "media.mp4.mp4.resume.json"]
     assert not [t for t in threading.enumerate() if t.name == "fastpath"]  # every connection ended
 
 
@@ -257,14 +258,30 @@ def test_failed_first_request_falls_back(media_server: MediaServer, route: str, 
     assert _fetch(_info(media_server.url(route)), tmp_path) is None
 
 
-def test_reset_mid_body_is_a_transient_network_error(
+def test_reset_mid_body_is_a_transient_network_error_and_the_retry_resumes(
     media_server: MediaServer, media_set: MediaSet, tmp_path: Path
 ) -> None:
+    """The bytes a reset cut short stay, with their sidecar; the next try asks only for the rest."""
+    rel = media_set.progressive_mp4
+    source = media_set.path(rel).read_bytes()
+    media_server.reset_once(rel, after=40_000)  # the first response, 64 KiB asked, stops at 40 kB
+    before = len(media_server.requests)
     with pytest.raises(DownloadError) as caught:
-        _fetch(_info(media_server.url("drop/" + media_set.progressive_mp4)), tmp_path)
+        _fetch(_info(media_server.url(rel)), tmp_path)
     assert caught.value.kind in ("network", "truncated")
     assert "Connection reset by peer" in caught.value.message or "expected" in caught.value.message
-    assert list(tmp_path.iterdir()) == []
+    assert {p.name for p in tmp_path.iterdir()} == {"media.mp4.mp4", "media.mp4.mp4.resume.json"}
+    first = [r for r in media_server.requests[before:] if r.path == f"/{rel}"]
+
+    before = len(media_server.requests)
+    result = _fetch(_info(media_server.url(rel)), tmp_path)
+    assert result.files[0].read_bytes() == source
+    assert [p.name for p in tmp_path.iterdir()] == ["media.mp4.mp4"]  # the sidecar went with the end
+    second = [r for r in media_server.requests[before:] if r.path == f"/{rel}"]
+    assert second and all(r.if_range for r in second)  # "only if it is still the same version"
+    starts = sorted(int((r.range or "").split("=")[1].split("-")[0]) for r in second)
+    assert starts[0] >= 40_000 - SMALL.buffer_size  # bytes 0..~40 kB were not asked for again
+    assert first[0].range == "bytes=0-65535" and first[0].if_range is None  # a fresh start
 
 
 def test_network_policy_refuses_a_blocked_address(

@@ -18,6 +18,7 @@ from tornado_engine import (
     Engine,
     InvalidRequest,
     InvalidState,
+    JobCreated,
     JobRequest,
     NotFound,
     QuotaExceeded,
@@ -177,8 +178,8 @@ async def test_bulk_keeps_good_entries(
 async def test_rss_feed_becomes_a_batch_that_completes(
     engine: Engine, media_server: MediaServer, media_set: MediaSet, probe: Any
 ) -> None:
-    created = await engine.create_job({"url": media_server.url(media_set.feed_xml), "format": "mkv"})
-    assert isinstance(created, BatchCreated)
+    created = await engine.submit({"url": media_server.url(media_set.feed_xml), "format": "mkv"})
+    assert isinstance(created, BatchCreated)  # TornadoAPI's POST /jobs: a playlist URL makes a batch
     assert created.total_episodes == 3 and len(created.episode_jobs) == 3
     assert [e.title for e in created.episodes] == ["Episode 1", "Episode 2", "Episode 3"]
     jobs = [await engine.wait(job_id, timeout=90) for job_id in created.episode_jobs]
@@ -197,11 +198,24 @@ async def test_rss_feed_becomes_a_batch_that_completes(
         assert [s["codec_type"] for s in streams] == ["audio"]
 
 
+async def test_create_job_and_create_playlist_refuse_the_other_kind_of_url(
+    engine: Engine, media_server: MediaServer, media_set: MediaSet
+) -> None:
+    with pytest.raises(InvalidRequest, match=r"playlist of 3 entries: create_playlist\(\)") as refused:
+        await engine.create_job({"url": media_server.url(media_set.feed_xml)})
+    assert refused.value.field == "url"
+    with pytest.raises(InvalidRequest, match=r"not a playlist.*create_job\(\)"):
+        await engine.create_playlist({"url": media_server.url(media_set.progressive_mp4)})
+    assert await engine.list_jobs() == []  # neither stored anything
+    single = await engine.submit({"url": media_server.url(media_set.progressive_mp4)})
+    assert isinstance(single, JobCreated)
+
+
 async def test_paused_batch_renamed_then_started(
     engine: Engine, media_server: MediaServer, media_set: MediaSet
 ) -> None:
-    created = await engine.create_job({"url": media_server.url(media_set.feed_xml), "paused": True})
-    assert isinstance(created, BatchCreated) and created.paused
+    created = await engine.create_playlist({"url": media_server.url(media_set.feed_xml), "paused": True})
+    assert created.paused
     await asyncio.sleep(0.5)
     status = await engine.get_batch(created.batch_id)
     assert status.paused and status.status == "processing" and status.completed_episodes == 0

@@ -9,7 +9,6 @@ from pathlib import Path
 from jobkit import local_path
 
 from tornado_engine import Engine
-from tornado_engine.results import BatchCreated
 from tornado_engine.states import Status
 from tornado_engine.testing import MediaServer, MediaSet
 
@@ -31,8 +30,7 @@ def _feed(media_server: MediaServer, media_set: MediaSet, titles: list[str]) -> 
 async def test_episode_urls_are_clean_and_titles_kept(
     engine: Engine, media_server: MediaServer, media_set: MediaSet
 ) -> None:
-    created = await engine.create_job({"url": media_server.url(media_set.feed_xml), "format": "mkv"})
-    assert isinstance(created, BatchCreated)
+    created = await engine.create_playlist({"url": media_server.url(media_set.feed_xml), "format": "mkv"})
     expected = [media_server.url(rel) for rel in media_set.episodes]
     assert [e.url for e in created.episodes] == expected
     for job_id, url in zip(created.episode_jobs, expected, strict=True):
@@ -50,8 +48,8 @@ async def test_long_titles_are_trimmed_not_dropped(
     engine: Engine, media_server: MediaServer, media_set: MediaSet
 ) -> None:
     url = _feed(media_server, media_set, [LONG_LATIN, LONG_CJK, LONG_CJK])
-    created = await engine.create_job({"url": url, "format": "mkv"})
-    assert isinstance(created, BatchCreated) and created.total_episodes == 3
+    created = await engine.create_playlist({"url": url, "format": "mkv"})
+    assert created.total_episodes == 3
     jobs = [await engine.wait(job_id, timeout=90) for job_id in created.episode_jobs]
     assert all(j.status is Status.COMPLETED for j in jobs), [j.to_api() for j in jobs]
     names = [local_path(j.s3_url).name for j in jobs]

@@ -48,7 +48,8 @@ def test_fast_path_ends_a_drip_stalled(media_server: MediaServer, tmp_path: Path
     assert caught.value.kind == "stalled"
     assert caught.value.message == POLICY.message
     assert took < POLICY.window_seconds + 3
-    assert not list(tmp_path.iterdir())  # nothing of it kept
+    # what arrived is kept, with its sidecar, for the retry to resume
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["media.mp4.mp4", "media.mp4.mp4.resume.json"]
 
 
 @pytest.mark.parametrize(

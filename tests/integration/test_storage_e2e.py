@@ -36,7 +36,7 @@ async def test_job_lands_in_every_backend(
         created = await engine.create_job(
             JobRequest(url=media_server.url(media_set.progressive_mp4), filename="clip", folder="e2e")
         )
-        job = await engine.wait(created.job_id, timeout=120)  # type: ignore[union-attr]
+        job = await engine.wait(created.job_id, timeout=120)
 
     assert job.status is Status.COMPLETED, job.to_api()
     assert job.storage_key == "videos/e2e/clip.mp4"

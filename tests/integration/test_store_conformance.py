@@ -77,7 +77,7 @@ def pg_server() -> str:
     try:
         import psycopg
     except ImportError:
-        _unavailable("psycopg is not installed: pip install -e '.[dev]' (or 'tornado-engine[postgres]')")
+        _unavailable("psycopg is not installed: pip install -e . --group dev (or 'tornado-engine[postgres]')")
     try:
         psycopg.connect(ADMIN_DSN, connect_timeout=3).close()
     except psycopg.OperationalError as exc:
@@ -1020,7 +1020,7 @@ async def test_password_never_in_repr_errors_or_logs(caplog: pytest.LogCaptureFi
     try:
         from tornado_engine.store.postgres import PostgresStore, redact_dsn
     except ImportError:
-        _unavailable("psycopg is not installed: pip install -e '.[dev]'")
+        _unavailable("psycopg is not installed: pip install -e . --group dev")
 
     secret = "s3cr3t-Pa55"
     store = open_store(f"postgresql://alice:{secret}@127.0.0.1:1/db")

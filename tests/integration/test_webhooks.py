@@ -19,7 +19,6 @@ from standardwebhooks import Webhook
 
 from tornado_engine import Engine, JobRequest, Status
 from tornado_engine.outbox import job_messages
-from tornado_engine.results import BatchCreated
 from tornado_engine.testing import MediaServer, MediaSet
 from tornado_engine.webhooks import WebhookPolicy, generate_secret
 
@@ -165,10 +164,9 @@ async def test_batch_completed_event(
     tmp_path: Path, media_server: MediaServer, media_set: MediaSet, receiver: Receiver
 ) -> None:
     async with _engine(tmp_path) as engine:
-        created = await engine.create_job(
+        created = await engine.create_playlist(
             {"url": media_server.url(media_set.feed_xml), "webhook_url": receiver.url + "/ok"}
         )
-        assert isinstance(created, BatchCreated)
         await receiver.wait_for("/ok", 4, timeout=60)
         batch_events = [b for b in receiver.bodies("/ok") if b["event"] == "batch_completed"]
         assert batch_events == [

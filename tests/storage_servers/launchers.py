@@ -108,7 +108,7 @@ def moto_server() -> Iterator[str]:
     try:
         from moto.server import ThreadedMotoServer
     except ImportError as exc:
-        raise EmulatorError(f"moto is not installed ({exc}); pip install -e '.[dev]'") from exc
+        raise EmulatorError(f"moto is not installed ({exc}); pip install -e . --group dev") from exc
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tornado_engine.bounds import StallPolicy
+from tornado_engine.bounds import StallPolicy, WriteWatch
 from tornado_engine.retry import OUTCOMES
 
 POLICY = StallPolicy(min_bytes_per_second=1024, window_seconds=30)
@@ -71,3 +71,17 @@ def test_zero_minimum_never_stalls_and_bad_numbers_are_refused() -> None:
 def test_a_stall_is_retried_like_a_timeout() -> None:
     assert OUTCOMES["stalled"].transient == OUTCOMES["timeout"].transient is True
     assert OUTCOMES["stalled"].status == OUTCOMES["timeout"].status
+
+
+def test_a_write_may_take_a_part_at_the_minimum_rate_plus_a_window() -> None:
+    """Pure: an SDK reports once per part; a slow but moving upload is not a stall."""
+    policy = StallPolicy(min_bytes_per_second=1000, window_seconds=10)
+    watch = WriteWatch(policy, unit=50_000, total=120_000, now=0.0)
+    assert not watch.stalled(60.0)  # 10 s + 50 kB at 1 kB/s
+    assert watch.stalled(60.1)
+    watch.report(50_000, now=60.0)
+    watch.report(50_000, now=65.0)  # no new bytes: no sign of life
+    assert watch.stalled(120.1)
+    watch.report(100_000, now=100.0)
+    assert not watch.stalled(130.0) and watch.stalled(130.1)  # the last 20 kB: 10 s + 20 s
+    assert not WriteWatch(StallPolicy(min_bytes_per_second=0), 1, 1, 0.0).stalled(1e9)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tornado_engine.partialfile import holds_partials, keep_partials
 from tornado_engine.supervise import restart_delay
-from tornado_engine.workspace import Workspace, hide_local_paths, holder_of
+from tornado_engine.workspace import Workspace, adopt, hide_local_paths, holder_of
 
 
 def test_engines_in_one_process_take_separate_slots_and_a_released_one_is_taken_again(
@@ -57,3 +58,43 @@ def test_job_errors_hide_the_resolved_form_of_a_symlinked_data_folder(tmp_path: 
 def test_restart_delay_doubles_up_to_its_cap() -> None:
     assert [restart_delay(n) for n in range(1, 9)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
     assert restart_delay(0) == 0.5
+
+
+def test_a_job_folder_is_adopted_only_from_the_slot_of_an_engine_that_is_gone(tmp_path: Path) -> None:
+    root = tmp_path / "tmp"
+    ours, live, dead = Workspace.take(root), Workspace.take(root), Workspace.take(root)
+    for slot in (live, dead):
+        (slot.path / "job-1").mkdir()
+        (slot.path / "job-1" / "media.mp4").write_bytes(slot.path.name.encode())
+    assert adopt(ours.path, "job-1") is None  # both holders still run: their files are their own
+    dead.release()  # its process ended (the kernel drops the lock, even after kill -9)
+    assert adopt(ours.path, "job-1") == dead.path / "job-1"
+    assert (ours.path / "job-1" / "media.mp4").read_bytes() == b"engine-2"
+    assert not (dead.path / "job-1").exists()
+    assert holder_of(root / "engine-2.lock").startswith(f"pid {os.getpid()} on ")  # a look signs nothing
+    (dead.path / "job-1").mkdir()
+    (dead.path / "job-1" / "other").write_bytes(b"x")
+    assert adopt(ours.path, "job-1") is None  # a folder of our own that holds anything stays
+    for slot in (ours, live):
+        slot.release()
+
+
+def test_an_emptied_folder_keeps_only_partial_downloads_with_their_sidecars(tmp_path: Path) -> None:
+    folder = tmp_path / "job"
+    folder.mkdir()
+    for name in (
+        "media.mp4.mp4",
+        "media.mp4.mp4.resume.json",
+        "media.f1.mp4.part",
+        "side.en.vtt",
+        "x.resume.json",
+    ):
+        (folder / name).write_bytes(b"1")
+    (folder / "sub").mkdir()
+    assert holds_partials(folder)
+    keep_partials(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["media.mp4.mp4", "media.mp4.mp4.resume.json"]
+    (folder / "media.mp4.mp4.resume.json").unlink()
+    assert not holds_partials(folder) and not holds_partials(tmp_path / "missing")
+    keep_partials(tmp_path / "new")
+    assert (tmp_path / "new").is_dir()

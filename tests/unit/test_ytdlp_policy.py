@@ -537,7 +537,8 @@ def test_download_params(tmp_path: Path) -> None:
     assert params["format"] == "bv,ba/b"
     assert params["concurrent_fragment_downloads"] == 4
     assert params["http_chunk_size"] == 10 * 2**20
-    assert params["continuedl"] is False
+    assert params["continuedl"] is True  # a .part is resumed once pipeline._ytparts vouched for it
+    assert download_params(tmp_path, None, hook, live=True)["continuedl"] is False
     # the base allowlist survives the update
     assert params["skip_unavailable_fragments"] is False
     assert params["cachedir"] is False

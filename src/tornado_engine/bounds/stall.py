@@ -5,6 +5,10 @@ until the server gives up. Like curl's ``--speed-limit``/``--speed-time``, a tra
 than ``min_bytes_per_second * window_seconds`` bytes arrived in the last ``window_seconds`` (counted from
 its start, so a new transfer gets one whole window first). Enforced where the bytes flow: the fast path,
 the network guard every yt-dlp and ffmpeg request goes through, and uploads.
+
+An upload is watched by what its SDK reports (:class:`WriteWatch`): a multipart SDK says nothing until a
+whole part (or a few, in parallel) is written, so a write of ``unit`` bytes may take ``unit /
+min_bytes_per_second`` seconds plus one window before it counts as stalled.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import collections
 import threading
 from dataclasses import dataclass
 
-__all__ = ["StallMeter", "StallPolicy"]
+__all__ = ["StallMeter", "StallPolicy", "WriteWatch"]
 
 _BUCKETS = 32  # the window is kept as this many time buckets: memory stays constant at any rate
 
@@ -37,6 +41,11 @@ class StallPolicy:
         rate = self.min_bytes_per_second
         shown = f"{rate / 1024:g} KiB/s" if rate >= 1024 and rate % 1024 == 0 else f"{rate} B/s"
         return f"The source stopped sending data (under {shown} for {self.window_seconds:g} s)"
+
+    @property
+    def storage_message(self) -> str:
+        """The error text of an upload the storage stopped taking."""
+        return self.message.replace("The source stopped sending", "The storage stopped accepting")
 
     def meter(self, now: float) -> StallMeter:
         return StallMeter(self, now)
@@ -84,3 +93,31 @@ class StallMeter:
         # a bucket counts while any of it is inside the window: a stall is never called early
         while self._buckets and self._buckets[0][0] + self._width <= now - self.policy.window_seconds:
             self._buckets.popleft()
+
+
+class WriteWatch:
+    """One upload as its SDK reports it: ``report(done, now)`` from the SDK's threads, ``stalled(now)``
+    from whoever watches. Stalled when no report came for one window plus the time the next write (up to
+    ``unit`` bytes, no more than what is left) takes at the policy's minimum rate."""
+
+    def __init__(self, policy: StallPolicy, unit: int, total: int, now: float) -> None:
+        self.policy = policy
+        self.unit = max(1, unit)
+        self.total = total
+        self._done = 0
+        self._last = now
+        self._lock = threading.Lock()
+
+    def report(self, done: int, now: float) -> None:
+        with self._lock:
+            if done > self._done:  # a report of no new bytes is no sign of life
+                self._done = done
+                self._last = now
+
+    def stalled(self, now: float) -> bool:
+        rate = self.policy.min_bytes_per_second
+        if rate == 0:
+            return False
+        with self._lock:
+            write = min(self.unit, max(0, self.total - self._done))
+            return now - self._last > self.policy.window_seconds + write / rate

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..diskspace import is_disk_full
-from ..errors import DownloadError
+from ..errors import DownloadError, StageError
+from ..partialfile import disown
 from ..progress import estimated_total
 from ..retry import outcome_for
 from ..safety import is_media_extension
@@ -37,8 +38,18 @@ async def download(ctx: StageContext, resolved: Resolved) -> Fetched:
     except OSError as exc:  # our own writes (the fast path's, a file yt-dlp closes) on a full disk
         if not is_disk_full(exc):
             raise
-        # the fast path removed its files; the runner clears the folder before a retry or the end
+        await _disown(ctx)
         raise DownloadError(outcome_for("disk_full").message, kind="disk_full") from exc
+    except StageError as exc:
+        if exc.kind == "disk_full":
+            await _disown(ctx)
+        raise
+
+
+async def _disown(ctx: StageContext) -> None:
+    """A full disk: no partial download is kept to resume; the runner clears the folder before a retry
+    or the end, so the space is free again."""
+    await asyncio.get_running_loop().run_in_executor(ctx.executor, disown, ctx.folder)
 
 
 async def _download(ctx: StageContext, resolved: Resolved) -> Fetched:

@@ -17,12 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yt_dlp
-
 from ..bounds import ResolveBounds
 from ..ytdlp import base_params
-from ..ytdlp_registry import extract_info, new_ydl
-from .manifest_guard import guard
+from ..ytdlp_loader import load_ytdlp
 
 __all__ = ["Playlist", "PlaylistEntry", "probe_playlist"]
 
@@ -53,6 +50,12 @@ def _probe_sync(
     proxy: str | None,
     bounds: ResolveBounds,
 ) -> Playlist | None:
+    load_ytdlp()  # on first use, not with the package (see ytdlp_loader)
+    from yt_dlp.utils import YoutubeDLError
+
+    from ..ytdlp_registry import extract_info, new_ydl
+    from .manifest_guard import guard
+
     with tempfile.TemporaryDirectory(prefix="tornado-probe-") as home:
         params = {
             **base_params(Path(home), ffmpeg_dir, socket_timeout=socket_timeout),
@@ -73,7 +76,7 @@ def _probe_sync(
                 info: Any = extract_info(ydl, url, download=False, process=False)
                 if not _single_video(info):
                     info = ydl.process_ie_result(info, download=False)
-        except yt_dlp.utils.YoutubeDLError:
+        except YoutubeDLError:
             return None  # not for us to judge here: the job's own resolve classifies the failure
     if not isinstance(info, dict) or info.get("_type") not in ("playlist", "multi_video"):
         return None

@@ -17,15 +17,12 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-import yt_dlp
-
 from ..bounds import ResolveBounds, info_problem
 from ..errors import JobCancelled, ResolveError
 from ..options import MediaOptions
 from ..sources.settings import JobSources
 from ..ytdlp import base_params, check_resolved, format_selection, is_live, map_error, option_params
-from ..ytdlp_registry import extract_info, new_ydl
-from .manifest_guard import guard, raise_exceeded
+from ..ytdlp_loader import load_ytdlp
 
 __all__ = ["SELECTED_KEY", "resolve", "resolve_sync", "wait_poll_seconds"]
 
@@ -34,7 +31,7 @@ __all__ = ["SELECTED_KEY", "resolve", "resolve_sync", "wait_poll_seconds"]
 SELECTED_KEY = "tornado_selected_format_ids"
 
 
-def _selected_format_ids(ydl: yt_dlp.YoutubeDL, info: dict[str, Any], spec: str) -> list[str]:
+def _selected_format_ids(ydl: Any, info: dict[str, Any], spec: str) -> list[str]:
     formats = info.get("formats") or []
     if not formats:
         return []
@@ -63,6 +60,12 @@ def resolve_sync(
 
     ``bounds`` (default: :class:`ResolveBounds`'s) cap what the manifests may cost, checked on their
     bytes before yt-dlp parses them and on the resolved info; a breach raises ResolveError "too_large"."""
+    load_ytdlp()  # on first use, not with the package (see ytdlp_loader)
+    from yt_dlp.utils import YoutubeDLError
+
+    from ..ytdlp_registry import extract_info, new_ydl
+    from .manifest_guard import guard, raise_exceeded
+
     bounds = bounds or ResolveBounds()
     # Resolving writes nothing, but yt-dlp wants a home; give it an empty throwaway one.
     with tempfile.TemporaryDirectory(prefix="tornado-resolve-") as home:
@@ -88,7 +91,7 @@ def resolve_sync(
                     # the formats' cookies are all the job's own jar's, which every later call loads
                     # again: dropped, so no cookie value travels with the info
                     _drop_cookies(clean)
-        except yt_dlp.utils.YoutubeDLError as exc:
+        except YoutubeDLError as exc:
             raise_exceeded(exc)
             raise map_error(exc, resolving=True) from exc
     if clean.get("_type") in ("playlist", "multi_video"):

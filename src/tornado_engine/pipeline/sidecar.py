@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yt_dlp
-
 from ..options import MediaOptions
 from ..ytdlp import SIDE_STEM, map_error, side_params
-from ..ytdlp_registry import new_ydl
+from ..ytdlp_loader import load_ytdlp
 
 __all__ = ["SideFiles", "fetch_side_files", "side_keys"]
 
@@ -62,11 +60,16 @@ def fetch_side_files(
     """
     if not options.subtitle_languages and not options.thumbnail:
         return SideFiles()
+    load_ytdlp()  # on first use, not with the package (see ytdlp_loader)
+    from yt_dlp.utils import YoutubeDLError
+
+    from ..ytdlp_registry import new_ydl
+
     params = side_params(download_params, options)
     try:
         with new_ydl(params) as ydl:
             ydl.process_ie_result(copy.deepcopy(info), download=True)
-    except yt_dlp.utils.YoutubeDLError as exc:
+    except YoutubeDLError as exc:
         raise map_error(exc, resolving=False) from exc
     return _found(job_dir, options)
 

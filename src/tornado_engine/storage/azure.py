@@ -12,7 +12,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-from .base import FsspecBackend
+from .base import FsspecBackend, parts_unit
 from .config import AzureBlobConfig, parse_connection_string
 from .errors import require
 
@@ -58,6 +58,9 @@ class AzureBackend(FsspecBackend):
 
     def put_options(self, size: int) -> dict[str, Any]:
         return {"max_concurrency": self.config.concurrency}
+
+    def write_unit(self, size: int) -> int:
+        return parts_unit(size, self.config.part_size, self.config.concurrency)
 
     def sign(self, path: str, seconds: int) -> str:
         if "AccountKey" in self.conn:  # a read-only blob SAS made with the account key

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Backend", "FsspecBackend", "LocalBackend", "Progress", "progress_callback"]
+__all__ = ["Backend", "FsspecBackend", "LocalBackend", "Progress", "parts_unit", "progress_callback"]
 
 Progress = Callable[[int, int], None]
 """``on_progress(bytes_done, bytes_total)``: called from the uploading thread."""
@@ -45,6 +45,17 @@ class Backend(ABC):
     def secrets(self) -> list[str]:
         """Secret strings to scrub from error texts."""
         return []
+
+    def write_unit(self, size: int) -> int:
+        """The most bytes of a ``size``-byte upload one progress report may stand for: the SDK writes
+        that much (a part, or parts in parallel) before it says anything. By default the whole file."""
+        return size
+
+
+def parts_unit(size: int, part: int, concurrency: int) -> int:
+    """:meth:`Backend.write_unit` of an SDK that puts a file under two parts at once, else sends
+    ``concurrency`` parts of ``part`` bytes at a time."""
+    return size if size < 2 * part else min(size, part * concurrency)
 
 
 def progress_callback(on_progress: Progress | None) -> Any:
@@ -149,6 +160,9 @@ class LocalBackend(Backend):
                 local.unlink()
         if on_progress is not None and size == 0:
             on_progress(0, 0)
+
+    def write_unit(self, size: int) -> int:
+        return min(size, _COPY_CHUNK)  # a copy reports each chunk (a rename is instant)
 
     def sign(self, path: str, seconds: int) -> str:
         return self.full(path).as_uri()  # a local file needs no signature

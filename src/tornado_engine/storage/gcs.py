@@ -45,6 +45,9 @@ class GCSBackend(FsspecBackend):
     def put_options(self, size: int) -> dict[str, Any]:
         return {"chunksize": max(_QUANTUM, self.config.part_size // _QUANTUM * _QUANTUM)}
 
+    def write_unit(self, size: int) -> int:
+        return min(size, int(self.put_options(size)["chunksize"]))  # one chunk per request, in turn
+
     def sign(self, path: str, seconds: int) -> str:
         return str(self.signer.sign(self.full(path), expiration=seconds, version="v4"))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import FsspecBackend, Progress
+from .base import FsspecBackend, Progress, parts_unit
 from .config import OSSConfig
 from .errors import require
 
@@ -58,6 +58,9 @@ class OSSBackend(FsspecBackend):
         )
         if on_progress is not None:
             on_progress(size, size)
+
+    def write_unit(self, size: int) -> int:
+        return parts_unit(size, self.config.part_size, self.config.concurrency)
 
     def sign(self, path: str, seconds: int) -> str:
         return str(self.bucket.sign_url("GET", path, seconds, slash_safe=True))

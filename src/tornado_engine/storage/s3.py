@@ -30,7 +30,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from .base import FsspecBackend, Progress
+from .base import FsspecBackend, Progress, parts_unit
 from .config import S3Config
 from .errors import require
 
@@ -73,6 +73,9 @@ class S3Backend(FsspecBackend):
 
     def part_size(self, size: int) -> int:
         return max(self.config.part_size, math.ceil(size / _MAX_PARTS))
+
+    def write_unit(self, size: int) -> int:
+        return parts_unit(size, self.part_size(size), self.config.concurrency)
 
     def upload(self, local: Path, path: str, on_progress: Progress | None, *, move: bool) -> None:
         size = local.stat().st_size

@@ -191,6 +191,11 @@ class StorageTarget:
             raise self._error(exc, "upload") from exc
         return StoredObject(full, url, size)
 
+    def write_unit(self, local: Path) -> int:
+        """The most bytes of uploading ``local`` one progress report may stand for (a part, or parts
+        sent at once): what an upload's stall rule allows a silent write (:class:`..bounds.WriteWatch`)."""
+        return self.backend.write_unit(local.stat().st_size)
+
     def sign(self, full_key: str, seconds: int | None = None) -> str:
         """A fresh URL for an object stored earlier (``StoredObject.key``), capped at 7 days."""
         expiry = min(seconds or self.url_expiry_seconds, MAX_URL_EXPIRY)

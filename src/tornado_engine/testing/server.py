@@ -26,12 +26,20 @@ logged in :attr:`MediaServer.timeline` as (``time.monotonic()`` when the request
 path's first segment, status); :meth:`MediaServer.peak_connections` says how many connections were in use
 at once (from accept to the end of their last answer: the client's close reaches the server a moment
 later, and counting that moment would see a limit passed that the client kept).
+
+Every file has validators, an ``ETag`` and a ``Last-Modified`` (from its size and modification time, or
+set with :meth:`MediaServer.set_validators`), and ``If-Range`` is honoured (a range whose condition fails
+gets the whole file) unless :meth:`MediaServer.honour_if_range` turns that off. :attr:`MediaServer.requests`
+logs each request's path, ``Range`` and ``If-Range``; :attr:`MediaServer.sent` counts the body bytes sent
+per path; :meth:`MediaServer.reset_once` makes the next response for a file end in a TCP reset after a
+given number of body bytes.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import email.utils
 import functools
 import mimetypes
 import os
@@ -42,12 +50,13 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-__all__ = ["MediaServer"]
+__all__ = ["MediaServer", "ServedRequest"]
 
 # Explicit, not from /etc/mime.types (which often maps .ts to "text/vnd.trolltech.linguist").
 _CONTENT_TYPES: dict[str, str] = {
@@ -81,17 +90,39 @@ def _content_type(path: str | Path) -> str:
     return _CONTENT_TYPES.get(suffix) or mimetypes.guess_type(str(path))[0] or "application/octet-stream"
 
 
+@dataclass(frozen=True)
+class ServedRequest:
+    """One request as the server saw it (``MediaServer.requests``)."""
+
+    method: str
+    path: str
+    range: str | None
+    if_range: str | None
+
+
+class _Shared:
+    """What the test reads and sets, kept across a stop() and a restart of the server."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.hits: collections.Counter[str] = collections.Counter()
+        self.sent: collections.Counter[str] = collections.Counter()
+        self.requests: list[ServedRequest] = []
+        self.validators: dict[str, tuple[str, str]] = {}  # file -> (ETag, Last-Modified) set by the test
+        self.resets: dict[str, int] = {}  # file -> body bytes to send before the next response's reset
+        self.if_range = True  # False: ignore If-Range, as some servers that support ranges do
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(
-        self, addr: tuple[str, int], root: str, slow_bytes_per_sec: int, hits: collections.Counter[str]
-    ) -> None:
+    def __init__(self, addr: tuple[str, int], root: str, slow_bytes_per_sec: int, shared: _Shared) -> None:
         if ":" in addr[0]:
             self.address_family = socket.AF_INET6
         self.root = root
         self.slow_bytes_per_sec = slow_bytes_per_sec
-        self.hits = hits
+        self.shared = shared
+        self.hits = shared.hits
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.open_sockets: set[socket.socket] = set()
@@ -186,9 +217,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, head: bool) -> None:
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
-        with self.server.lock:
+        seen = ServedRequest(self.command, path, self.headers.get("Range"), self.headers.get("If-Range"))
+        with self.server.shared.lock:
             self.server.hits[path] += 1
             self.server.seen.append((path, dict(self.headers.items())))
+            self.server.shared.requests.append(seen)
 
         if self._answered(path, head):
             return
@@ -221,7 +254,15 @@ class _Handler(BaseHTTPRequestHandler):
         size = os.path.getsize(fs)
         start, end = 0, size - 1
         partial = False
+        etag, modified = self._validators(fs)
         rng = _RANGE_RE.match(self.headers.get("Range", "").strip()) if mode != "short" else None
+        condition = self.headers.get("If-Range")
+        if (
+            condition is not None
+            and self.server.shared.if_range
+            and condition.strip() not in (etag, modified)
+        ):
+            rng = None  # the client's copy is of another version: it gets the whole file
         if rng and (rng[1] or rng[2]):
             if rng[1]:
                 start = int(rng[1])
@@ -240,6 +281,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(206 if partial else 200)
         self.send_header("Content-Type", _content_type(fs))
         self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", modified)
         self.send_header("Content-Length", str(length + (1000 if mode == "short" else 0)))
         if partial:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
@@ -250,11 +293,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         to_send = length // 2 if mode == "drop" else length
+        with self.server.shared.lock:
+            reset_after = self.server.shared.resets.pop(fs, None)
+        if reset_after is not None:
+            mode, to_send = "drop", min(to_send, reset_after)
         try:
             if drip is not None:
                 self._drip(fs, start, to_send, *drip)
             else:
-                self._send_body(fs, start, to_send, slow=mode == "slow")
+                self._send_body(fs, start, to_send, slow=mode == "slow", path=path)
         except OSError:  # client went away
             self.close_connection = True
             return
@@ -320,7 +367,16 @@ class _Handler(BaseHTTPRequestHandler):
             if self.server.stopping.wait(interval):
                 raise ConnectionAbortedError("server stopping")
 
-    def _send_body(self, fs: str, start: int, length: int, *, slow: bool) -> None:
+    def _validators(self, fs: str) -> tuple[str, str]:
+        """(ETag, Last-Modified) of the file: set by the test, else from its size and modification time."""
+        with self.server.shared.lock:
+            chosen = self.server.shared.validators.get(fs)
+        if chosen is not None:
+            return chosen
+        st = os.stat(fs)
+        return f'"{st.st_size:x}-{st.st_mtime_ns:x}"', email.utils.formatdate(st.st_mtime, usegmt=True)
+
+    def _send_body(self, fs: str, start: int, length: int, *, slow: bool, path: str) -> None:
         rate = self.server.slow_bytes_per_sec
         chunk_size = max(1024, min(_CHUNK, rate // 16)) if slow else 256 * 1024
         began = time.monotonic()
@@ -333,6 +389,8 @@ class _Handler(BaseHTTPRequestHandler):
                     break
                 self.wfile.write(chunk)
                 sent += len(chunk)
+                with self.server.shared.lock:
+                    self.server.shared.sent[path] += len(chunk)
                 if slow:
                     # Pace against the start time so sleep overshoot does not accumulate.
                     delay = began + sent / rate - time.monotonic()
@@ -430,7 +488,10 @@ class MediaServer:
         self.slow_bytes_per_sec = slow_bytes_per_sec
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self.hits: collections.Counter[str] = collections.Counter()
+        self._shared = _Shared()
+        self.hits = self._shared.hits  # requests per path
+        self.sent = self._shared.sent  # body bytes sent per path (what a client was given)
+        self.requests = self._shared.requests  # every request, in order
         self.seen: list[tuple[str, dict[str, str]]] = []  # (path, headers) of every request
         self._connections = [0]
         self.cookies: dict[str, str] = {}  # name -> the value /cookie/<name>/<file> wants
@@ -464,13 +525,31 @@ class MediaServer:
     def storm_retry_after(self, seconds: int) -> None:
         self._stats.storm_retry_after = seconds
 
+    def set_validators(self, rel: str, *, etag: str, last_modified: str) -> None:
+        """Serve the file at ``rel`` with these validators from now on (a "new version" of it)."""
+        with self._shared.lock:
+            self._shared.validators[self._file(rel)] = (etag, last_modified)
+
+    def honour_if_range(self, honour: bool) -> None:
+        """Whether a failed ``If-Range`` gets the whole file (the default) or is ignored (a server that
+        supports ranges but not conditions: the client must compare validators itself)."""
+        self._shared.if_range = honour
+
+    def reset_once(self, rel: str, after: int) -> None:
+        """The next response for the file at ``rel`` (any route) sends ``after`` body bytes, then a reset."""
+        with self._shared.lock:
+            self._shared.resets[self._file(rel)] = after
+
+    def _file(self, rel: str) -> str:
+        return os.path.realpath(self.root / rel.lstrip("/"))
+
     def start(self) -> Self:
         if self._server is not None:
             raise RuntimeError("MediaServer already started")
         if not self.root.is_dir():
             raise FileNotFoundError(f"MediaServer root is not a directory: {self.root}")
-        # One shared Counter, so srv.hits survives stop() and a restart.
-        srv = _Server((self.host, self._port), str(self.root), self.slow_bytes_per_sec, self.hits)
+        # What the test reads (hits, the log) survives stop() and a restart.
+        srv = _Server((self.host, self._port), str(self.root), self.slow_bytes_per_sec, self._shared)
         srv.seen, srv.connections, srv.cookies = self.seen, self._connections, self.cookies
         srv.stats = self._stats
         self._server = srv

@@ -17,7 +17,8 @@ and a ``Content-Range`` total. Anything unusual (no Range support, a redirect, a
 body, a failed first request) returns ``None``, nothing is kept, and the caller runs yt-dlp, which then
 meets (and words) errors as it always did. Failures past the first request (a reset, a timeout, a body
 cut short, an HTTP error) raise :class:`~tornado_engine.errors.DownloadError` with the kinds yt-dlp's
-would get (fragments are retried like its ``fragment_retries``), so the runner's retries work alike.
+would get (fragments are retried like its ``fragment_retries``), so the runner's retries work alike;
+what a progressive file got is kept, with its sidecar, and the next try resumes it (see :mod:`.progressive`).
 
 Network policy: the host is resolved and judged once by :class:`~tornado_engine.safety.NetworkPolicy`
 and every connection goes to an address it allowed (never a fresh lookup: no DNS rebinding); without a
@@ -51,8 +52,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ... import partialfile
 from ...bounds import StallPolicy
-from ...errors import JobCancelled
+from ...errors import JobCancelled, StageError
 from ...options import MediaOptions
 from ...progress import ProgressCallback
 from ...safety import NetworkPolicy
@@ -116,12 +118,14 @@ def download_sync(
             else:
                 size = fetch_file(source, paths[0], session, tuning, on_progress)
     except (Fallback, NetError) as exc:
-        _remove(paths)
-        if cancel.is_set():
+        if cancel.is_set():  # what was written stays: the runner removes a cancelled job's folder
             raise JobCancelled("cancelled during download") from None
         if isinstance(exc, Fallback):
+            _remove(paths)
             return None
         raise map_error(Exception(f"Got error: {exc}"), resolving=False) from None
+    except (StageError, JobCancelled):  # what a progressive file got is kept to resume (a shutdown's too)
+        raise
     except BaseException:
         _remove(paths)
         raise
@@ -155,4 +159,4 @@ def _host_connections(
 
 def _remove(paths: list[Path]) -> None:
     for path in paths:
-        path.unlink(missing_ok=True)
+        partialfile.discard(path)

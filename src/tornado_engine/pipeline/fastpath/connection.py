@@ -86,6 +86,7 @@ class Session:
         self.headers = source.headers
         self.cancel = cancel
         self.stop = threading.Event()  # another connection failed: wind down
+        self.if_range: str | None = None  # sent with every ranged request once the source's version is known
         self.timeout = socket_timeout
         self.proxy = proxy
         # matched per request URL by http.cookiejar (domain, path, secure, expiry), as yt-dlp's jar does
@@ -256,6 +257,8 @@ class Session:
         lines += [f"{name}: {value}" for name, value in self.headers]
         if span is not None:
             lines.append(f"Range: bytes={span[0]}-{span[1]}")
+            if self.if_range:  # a source that changed sends the whole new file, never a mix
+                lines.append(f"If-Range: {self.if_range}")
         if self.cookies is not None:
             probe = urllib.request.Request(url)
             self.cookies.add_cookie_header(probe)

@@ -1,8 +1,14 @@
 """One progressive file (a plain http(s) URL): ``Range`` chunks over a few connections, each written at
-its offset with ``pwrite``; the first ranged request is the probe that may still fall back."""
+its offset with ``pwrite``; the first ranged request is the probe that may still fall back.
+
+Byte-level resume: the spans written so far and the source's validators are kept next to the file
+(:mod:`tornado_engine.partialfile`, saved every :data:`_SAVE_SECONDS` and when the transfer ends). A later
+try asks only for the missing spans, with ``If-Range``, when :func:`tornado_engine.partial.should_resume`
+says the source is still the same; otherwise the file starts over from byte 0."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -12,6 +18,9 @@ import threading
 import time
 from pathlib import Path
 
+from ... import partialfile
+from ...errors import StageError
+from ...partial import Partial, Span, Validators, add_span, done_bytes, missing, should_resume
 from ...progress import ProgressCallback
 from ._signals import Fallback, NetError, Stopped
 from .connection import Response, Session
@@ -21,6 +30,7 @@ from .tuning import CREATE, FastPathTuning, start_extra
 __all__ = ["fetch_file"]
 
 _FLUSH_SECONDS = 0.2  # at most this long between progress reports while bytes arrive
+_SAVE_SECONDS = 0.5  # at most this long between sidecar saves: what a crash may cost to fetch again
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
 
@@ -51,44 +61,72 @@ def _check_partial(
     return last, size
 
 
-class _Transfer:
-    """One file: the chunk queue, progress, and the connections working on it."""
+class _Restart(Exception):
+    """The bytes on disk are of another version of the source (or unusable): start over from byte 0."""
 
-    def __init__(self, session: Session, url: str, fd: int, total: int, tuning: FastPathTuning,
-                 on_progress: ProgressCallback) -> None:  # fmt: skip
+
+class _Transfer:
+    """One file: the missing spans, progress, what is written, and the connections working on it."""
+
+    def __init__(self, session: Session, source: FastSource, path: Path, fd: int, partial: Partial,
+                 tuning: FastPathTuning, on_progress: ProgressCallback) -> None:  # fmt: skip
+        assert partial.validators.length is not None
         self.session = session
-        self.url = url
+        self.url = source.url
+        self.path = path
         self.fd = fd
-        self.total = total
+        self.partial = partial  # its spans grow as bytes are written; saved as the file's sidecar
+        self.resumable = partial.validators.if_range() is not None  # else no sidecar: a retry starts over
+        self.total = partial.validators.length
         self.tuning = tuning
         self.on_progress = on_progress
         self.lock = threading.Lock()
-        self.next_offset = 0
+        self.holes = missing(partial.spans, self.total)
         self.chunk = tuning.chunk_size
-        self.done = 0
+        self.resumed = self.done = done_bytes(partial.spans)
         self.started = time.monotonic()
         self.last_report = 0.0
+        self.last_save = self.started
         self.error: BaseException | None = None
 
-    def take(self) -> tuple[int, int] | None:
+    def take(self) -> Span | None:
+        """The next chunk to ask for, as (first byte, last byte)."""
         with self.lock:
-            if self.next_offset >= self.total:
+            if not self.holes:
                 return None
-            start = self.next_offset
-            self.next_offset = min(self.total, start + self.chunk)
-            return start, self.next_offset - 1
+            start, end = self.holes[0]
+            stop = min(end, start + self.chunk)
+            if stop == end:
+                self.holes.pop(0)
+            else:
+                self.holes[0] = (stop, end)
+            return start, stop - 1
 
-    def progress(self, n: int) -> None:
+    def wrote(self, offset: int, n: int) -> None:
+        """``n`` bytes are in the file at ``offset``: count them, report progress, now and then save."""
         with self.lock:  # reported under the lock, so the callback sees the counts in order
             self.done += n
+            spans = add_span(self.partial.spans, offset, offset + n)
+            self.partial = Partial(self.partial.format_id, self.partial.validators, spans)
             now = time.monotonic()
-            if self.done < self.total and now - self.last_report < 0.05:
-                return
-            self.last_report = now
-            elapsed = now - self.started
-            speed = self.done / elapsed if elapsed > 0 else None
-            eta = (self.total - self.done) / speed if speed else None
-            self.on_progress(100.0 * self.done / self.total, self.done, speed, eta)
+            due = self.resumable and now - self.last_save >= _SAVE_SECONDS
+            snapshot = self.partial if due else None
+            if snapshot is not None:
+                self.last_save = now
+            if self.done >= self.total or now - self.last_report >= 0.05:
+                self.last_report = now
+                elapsed = now - self.started
+                speed = (self.done - self.resumed) / elapsed if elapsed > 0 else None
+                eta = (self.total - self.done) / speed if speed else None
+                self.on_progress(100.0 * self.done / self.total, self.done, speed, eta)
+        # out of the lock: the flush may take a moment; an older snapshot than another's claims less
+        if snapshot is not None:
+            partialfile.save(self.path, snapshot, flush_fd=self.fd)
+
+    def keep(self, data: memoryview, offset: int) -> None:
+        if data:
+            os.pwrite(self.fd, data, offset)
+            self.wrote(offset, len(data))
 
     def body(self, sock: socket.socket, buf: memoryview, first: bytes, start: int, end: int) -> None:
         """Read bytes ``start..end`` (the response's body) into the file at their offset."""
@@ -98,27 +136,31 @@ class _Transfer:
         offset, fill, size = start, 0, len(buf)
         if first:  # what came in with the head
             os.pwrite(self.fd, first, offset)
+            self.wrote(offset, len(first))
             offset += len(first)
             left -= len(first)
-            self.progress(len(first))
         flushed = time.monotonic()
         while left > 0:
-            n = self.session.recv_into(sock, buf[fill : fill + min(left, size - fill)])
+            try:
+                n = self.session.recv_into(sock, buf[fill : fill + min(left, size - fill)])
+            except (NetError, StageError):  # a reset, a stall: what did arrive is kept for the next try
+                self.keep(buf[:fill], offset)
+                raise
             if n == 0:
-                got = self.done + fill
-                raise NetError(f"Downloaded {got} bytes, expected {self.total} bytes")
+                self.keep(buf[:fill], offset)
+                raise NetError(f"Downloaded {self.done} bytes, expected {self.total} bytes")
             fill += n
             left -= n
             # a full buffer goes out in one write; a slow source's bytes still show up as progress
             if fill == size or (left and time.monotonic() - flushed >= _FLUSH_SECONDS):
                 os.pwrite(self.fd, buf[:fill], offset)
+                self.wrote(offset, fill)
                 offset += fill
-                self.progress(fill)
                 fill = 0
                 flushed = time.monotonic()
         if fill:
             os.pwrite(self.fd, buf[:fill], offset)
-            self.progress(fill)
+            self.wrote(offset, fill)
 
     def _next(self, sock: socket.socket | None) -> tuple[socket.socket, int, int, Response] | None:
         """Ask for the next chunk; a kept-alive connection the server has closed gets one fresh retry."""
@@ -171,6 +213,74 @@ class _Transfer:
                 sock.close()
 
 
+def _saved(source: FastSource, path: Path) -> Partial | None:
+    """What an earlier try left of this file, if it may be worth resuming."""
+    partial = partialfile.load(path)
+    if partial is None or partial.format_id != source.format_id or not partial.spans:
+        return None
+    length = partial.validators.length
+    if length is None or partial.validators.if_range() is None or not missing(partial.spans, length):
+        return None
+    if not path.is_file():
+        return None
+    return partial
+
+
+def _probe(
+    source: FastSource, session: Session, tuning: FastPathTuning, saved: Partial | None
+) -> tuple[socket.socket, Response, Span, Partial]:
+    """The first ranged request: at byte 0, or (resuming ``saved``) at the first missing byte, sent
+    with ``If-Range``. -> (its connection, its response, its span, what the file holds of this version)"""
+    try:
+        sock = session.connect()
+    except NetError as exc:  # yt-dlp meets (and words) it as it always did
+        raise Fallback(str(exc)) from None
+    try:
+        start, stop = 0, tuning.chunk_size
+        if saved is not None:  # the first hole, up to a chunk of it
+            start, stop = missing(saved.spans, saved.validators.length or 0)[0]
+            stop = min(stop, start + tuning.chunk_size)
+        session.if_range = saved.validators.if_range() if saved else None
+        try:
+            response = session.ask(sock, source.url, (start, stop - 1))
+        except NetError as exc:
+            raise Fallback(str(exc)) from None
+        if saved is not None and response.status in (200, 416):
+            raise _Restart  # If-Range sent the whole new version, or the file is shorter now
+        end, total = _check_partial(session, response, start, stop - 1, None, probe=True)
+        if source.expected_size and source.expected_size != total:
+            raise Fallback("the server's size differs from the resolved one")
+        current = Validators.from_headers(response.headers, total)
+        if saved is not None and not should_resume(saved.validators, current, done_bytes(saved.spans)):
+            raise _Restart
+        session.if_range = current.if_range()
+        partial = saved or Partial(source.format_id, current)
+        return sock, response, (start, end), partial
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _open(path: Path, partial: Partial) -> int:
+    """The file's descriptor: a fresh one of the whole size, or (resuming) the one already there."""
+    total = partial.validators.length or 0
+    if partial.spans:
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+        if os.fstat(fd).st_size != total:
+            os.close(fd)
+            raise _Restart
+        return fd
+    fd = os.open(path, CREATE, 0o666)
+    try:
+        os.ftruncate(fd, total)
+        if partial.validators.if_range():  # before any byte: the version this transfer writes
+            partialfile.save(path, partial)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def fetch_file(
     source: FastSource,
     path: Path,
@@ -178,44 +288,48 @@ def fetch_file(
     tuning: FastPathTuning,
     on_progress: ProgressCallback,
 ) -> int:
-    """Download ``source`` into ``path``; returns its size. Raises Fallback before any byte is kept."""
+    """Download ``source`` into ``path``, resuming what an earlier try left when the source is still the
+    same; returns its size. Raises Fallback before any byte is kept."""
     try:
-        sock = session.connect()
-    except NetError as exc:  # yt-dlp meets (and words) it as it always did
-        raise Fallback(str(exc)) from None
-    fd = -1
+        return _fetch(source, path, session, tuning, on_progress, _saved(source, path))
+    except _Restart:
+        partialfile.discard(path)
+        return _fetch(source, path, session, tuning, on_progress, None)
+
+
+def _fetch(source: FastSource, path: Path, session: Session, tuning: FastPathTuning,
+           on_progress: ProgressCallback, saved: Partial | None) -> int:  # fmt: skip
+    sock, response, (start, end), partial = _probe(source, session, tuning, saved)
     try:
-        try:
-            response = session.ask(sock, source.url, (0, tuning.chunk_size - 1))
-        except NetError as exc:
-            raise Fallback(str(exc)) from None
-        end, total = _check_partial(session, response, 0, tuning.chunk_size - 1, None, probe=True)
-        if source.expected_size and source.expected_size != total:
-            raise Fallback("the server's size differs from the resolved one")
-        fd = os.open(path, CREATE, 0o666)
-        os.ftruncate(fd, total)
+        fd = _open(path, partial)
     except BaseException:
         sock.close()
-        if fd >= 0:
-            os.close(fd)
         raise
-    transfer = _Transfer(session, source.url, fd, total, tuning, on_progress)
-    transfer.next_offset = end + 1
+    transfer = _Transfer(session, source, path, fd, partial, tuning, on_progress)
+    total = transfer.total
+    transfer.holes = missing(add_span(partial.spans, start, end + 1), total)
     # chunks after the first: enough of them that every connection stays busy to the end
-    transfer.chunk = max(tuning.min_chunk_size, min(tuning.chunk_size, total // (tuning.connections * 4)))
+    left = sum(e - s for s, e in transfer.holes)
+    transfer.chunk = max(tuning.min_chunk_size, min(tuning.chunk_size, left // (tuning.connections * 4)))
     threads: list[threading.Thread] = []
     try:
-        wanted = min(tuning.connections - 1, -(-(total - end - 1) // transfer.chunk))
+        wanted = min(tuning.connections - 1, -(-left // transfer.chunk))
         start_extra(threads, wanted, functools.partial(transfer.work, None))
-        transfer.work((sock, 0, end, response))
+        transfer.work((sock, start, end, response))
     finally:
         if transfer.error is not None or sys.exc_info()[0] is not None:
             session.stop.set()
         for thread in threads:
             thread.join()
-        os.close(fd)
+        try:
+            if transfer.resumable and transfer.done != total:  # what this try got is kept for the next
+                with contextlib.suppress(OSError):  # then the last save stands: it claims no more
+                    partialfile.save(path, transfer.partial, flush_fd=fd)
+        finally:
+            os.close(fd)
     if transfer.error is not None:
         raise transfer.error
     if transfer.done != total:
         raise NetError(f"Downloaded {transfer.done} bytes, expected {total} bytes")
+    partialfile.sidecar_of(path).unlink(missing_ok=True)
     return total
