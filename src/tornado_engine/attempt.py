@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import threading
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -35,6 +36,8 @@ from .pipeline.context import (
 from .progress import Event, job_percent
 from .retry import RetryPolicy
 from .reuse import output_key
+from .sources.hostpace import BACKOFF_KINDS, HELD_REASON, registrable_domain
+from .sources.pacer import HostPacer
 from .states import Status, Step
 from .storage import StorageTarget
 from .store.base import Claim, JobStore
@@ -155,6 +158,8 @@ class Attempt:
         self.task = asyncio.current_task()
         self.finished = asyncio.Event()
         self.story = AttemptStory(self.job, worker)  # its log lines, metrics and spans
+        self.pacer: HostPacer | None = None  # the engine's per-host pacer, set when the stages start
+        self.host = urllib.parse.urlsplit(self.job.request.url).hostname or ""
 
     async def save(self) -> None:
         """Fenced write; a terminal one carries the job's webhook events in the same transaction."""
@@ -181,6 +186,33 @@ class Attempt:
             return  # hooks fire per block; ten events a second are plenty
         self.last_emit = now
         self.loop.call_soon_threadsafe(lambda: self.emit(step, stage_percent, **extra))
+
+    def waiting_for_host(self, domain: str, until: float) -> None:
+        """Tell the job's watchers that it waits for ``domain``'s back-off, until ``until`` (epoch s)."""
+        job = self.job
+        job.host_waits += 1
+        message = f"waiting for host {domain} until {time.strftime('%H:%M:%S', time.gmtime(until))} UTC"
+        self._publish(Event(job.id, job.status, job.step, job.progress, message=message,
+                            batch_id=job.batch_id, owner=job.owner))  # fmt: skip
+
+    async def clear_host(self) -> None:
+        """Wait out the back-off of the job's source host, if any (shown in its events); cancellable."""
+        if self.pacer is not None:
+            await self.pacer.clear(self.host, self.job.id, self.cancel_async)
+            self.check_cancel()
+
+    async def _held(self, cleanup: Callable[[], None] | None) -> None:
+        if cleanup is not None:
+            cleanup()
+        await asyncio.sleep(0.05)  # the guard's answer came as the back-off ended: never a busy loop
+        await self.clear_host()
+
+    def _host_backoff(self, exc: StageError) -> float:
+        """A 429, a 503 with ``Retry-After`` or a bot check: every job of the host waits (this one too):
+        seconds until the host's back-off ends, 0 for any other failure."""
+        if self.pacer is None or (exc.kind not in BACKOFF_KINDS and exc.retry_after is None):
+            return 0.0
+        return self.pacer.back_off(self.host, exc.retry_after)
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():
@@ -216,6 +248,10 @@ class Attempt:
             try:
                 return await attempt()
             except StageError as exc:
+                if counter == "download" and self.pacer is not None and HELD_REASON in exc.message:
+                    await self._held(cleanup)  # never sent: the host's back-off, not the source's answer
+                    continue
+                host_wait = self._host_backoff(exc) if counter == "download" else 0.0
                 retries = self.job.download_retries if counter == "download" else self.job.upload_retries
                 if not self._policy.should_retry(exc.kind, retries):
                     raise
@@ -225,7 +261,9 @@ class Attempt:
                     self.job.upload_retries = retries + 1
                 if cleanup is not None:
                     cleanup()
-                delay = self._policy.delay(retries)
+                delay = max(self._policy.delay(retries), exc.retry_after or 0.0, host_wait)
+                if host_wait:
+                    self.waiting_for_host(registrable_domain(self.host), time.time() + delay)
                 self.story.retry(exc, retries + 1, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.cancel_async.wait(), delay)

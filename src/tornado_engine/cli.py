@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from .cli_admin import ADMIN_COMMANDS, STORAGE_HELP, STORE_HELP, add_admin_commands, run_admin
 from .cli_codes import EXIT_CODES, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 from .cli_errors import flag_message
+from .cli_hosts import add_host_options
 from .cli_logs import add_logging_options, configure_logging
 from .cli_media import add_media_options, add_metadata_command, media_fields, run_metadata, source_options
 from .cli_ops import add_health_command, run_health
@@ -91,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--detach", action="store_true",
                      help="on Ctrl-C leave the job queued for workers (default: cancel it)")  # fmt: skip
+    add_host_options(run)
 
     submit = sub.add_parser("submit", help="queue a job for the workers and print its id (runs nothing)")
     _add_job_options(submit)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .cli_hosts import host_options
 from .codecs import AUDIO_CONTAINERS
 from .engine import Engine, default_data_dir
 from .errors import InvalidRequest, StageError
@@ -88,7 +89,7 @@ def source_options(args: argparse.Namespace, *, with_request: bool = False) -> d
             cookies = args.cookies.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"--cookies: cannot read {args.cookies}: {exc}", field="cookies") from None
-    given: dict[str, Any] = {"proxy": args.proxy, "cookies": cookies}
+    given: dict[str, Any] = {"proxy": args.proxy, "cookies": cookies, **host_options(args)}
     if not with_request:
         given.update(limit_rate=args.limit_rate, impersonate=args.impersonate)
     given = {k: v for k, v in given.items() if v is not None}

@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from .cli_admin import STORE_HELP
+from .cli_hosts import add_host_options, host_options
 from .cli_logs import add_logging_options, configure_logging
 from .cli_ops import add_worker_ops_options, serve_metrics
 from .cli_queue import store_url
 from .datadir import check_data_dir
 from .engine import Engine, default_data_dir
 from .errors import FFmpegNotFound, SetupError, StoreError
+from .sources.settings import SourceSettings
 from .workspace import holder_line, holder_of
 
 __all__ = ["add_worker_command", "main", "run_worker"]
@@ -61,6 +63,7 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         help="also allow sources in this private network (repeatable)")  # fmt: skip
     add_logging_options(parser)
     add_worker_ops_options(parser)
+    add_host_options(parser)
 
 
 def add_worker_command(sub: Any) -> None:
@@ -102,6 +105,8 @@ def _engine_options(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             options[name] = getattr(args, name)
     if (store := store_url(args.store)) is not None:
         options["store"] = store
+    if hosts := host_options(args):  # --host-connections, --host-rate
+        options["sources"] = SourceSettings.build(**hosts)
     return options
 
 

@@ -158,10 +158,14 @@ class StageError(TornadoError):
 
     stage = "pipeline"
 
-    def __init__(self, message: str, kind: ErrorKind = "unknown") -> None:
+    def __init__(
+        self, message: str, kind: ErrorKind = "unknown", *, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.kind: ErrorKind = kind
+        # seconds the source asked to wait (its ``Retry-After``), for the retry and the host's back-off
+        self.retry_after = retry_after
 
 
 class ResolveError(StageError):

@@ -232,7 +232,8 @@ class Lifecycle:
         totals = await self._store.usage(owner)
         return Usage.build(totals.counts, totals.stored_bytes, totals.reserved_bytes,
                            await self.quota_of(owner), totals.by_backend,
-                           temp=await self._runtime.temp_bytes(owner))  # fmt: skip
+                           temp=await self._runtime.temp_bytes(owner),
+                           host_waits=totals.host_waits)  # fmt: skip
 
     async def check_storage_quota(self, owner: str) -> None:
         """Refuse a submit (QuotaExceeded) once ``owner``'s stored and reserved bytes reach its quota."""

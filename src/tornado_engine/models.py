@@ -464,6 +464,8 @@ class Job:
     source_key: str | None = None
     output_key: str | None = None
     reused_from: str | None = None  # the finished job whose stored file this one took
+    # times its attempts waited for a source host's back-off (a 429 or a bot check, this job's or another's)
+    host_waits: int = 0
     # a Processing job's latest progress as its worker stored it (read from the store, never in the record)
     live: LiveProgress | None = None
 

@@ -32,6 +32,8 @@ from typing import Any
 from .bounds import StallMeter, StallPolicy
 from .errors import InvalidRequest, UnresolvableHost
 from .safety import UNREACHABLE_REASON, NetworkPolicy
+from .sources.hostpace import HELD_REASON, parse_retry_after
+from .sources.pacer import HostPacer
 from .sources.proxies import ProxyPool
 from .sources.ratelimit import Throttle
 from .sources.upstream import open_tunnel
@@ -55,6 +57,7 @@ class NetGuard:
         connect_timeout: float = 20.0,
         stall: StallPolicy | None = None,
         upstream: ProxyPool | None = None,
+        pacer: HostPacer | None = None,
     ) -> None:
         self.policy = policy
         self.connect_timeout = connect_timeout
@@ -77,6 +80,8 @@ class NetGuard:
         # (:meth:`route`); a connection of no routed job (a metadata resolve) goes through ``upstream``
         self.upstream = upstream
         self._routes: dict[str, tuple[ProxyPool | None, Throttle | None]] = {}
+        # per source host: connections, requests/s and back-off, shared with the fast path and the runner
+        self.pacer = pacer
 
     def job_proxy(self, job_id: str) -> str:
         """The proxy URL for one job's requests: the job id travels as the proxy user name."""
@@ -211,21 +216,58 @@ class NetGuard:
     ) -> None:
         request_line, *header_lines = head.decode("latin-1").split("\r\n")
         method, target, version = [*request_line.split(" ", 2), "", ""][:3]
-        if method.upper() == "CONNECT":
-            host, _, port_text = target.rpartition(":")
-            upstream = await self._open(job, host.strip("[]"), int(port_text or 443), writer)
-            if upstream is None:
-                return
-            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            await writer.drain()
-            await self._relay(job, reader, writer, *upstream, tunnel=True)
-            return
-        if not target.lower().startswith("http://"):
+        tunnel = method.upper() == "CONNECT"
+        if not tunnel and not target.lower().startswith("http://"):
             await _refuse(writer, 400, "Bad Request", "absolute http:// URL or CONNECT expected")
             return
-        rest = target[len("http://") :]
-        authority, _, path = rest.partition("/")
-        host, _, port_text = authority.rpartition(":") if authority.count(":") == 1 else (authority, "", "")
+        host = target.rpartition(":")[0] if tunnel else _authority(target)[0]
+        paced = await self._paced(job, host.strip("[]"), writer)
+        if paced is None:
+            return
+        try:
+            if tunnel:
+                await self._tunnel(job, target, reader, writer)
+            else:
+                await self._forward(job, (method, target, version), header_lines, reader, writer)
+        finally:
+            if paced and self.pacer is not None:
+                self.pacer.leave(host.strip("[]"), job)
+
+    async def _paced(self, job: str, host: str, writer: asyncio.StreamWriter) -> bool | None:
+        """Wait for a connection and a request token of ``host``'s domain: True (counted: leave it after),
+        False (not paced: no pacer, or the fast path's own tunnel, counted there), None (refused: the
+        host's back-off outlasts what a client waits for an answer; it is told when to come back)."""
+        pacer = self.pacer
+        if pacer is None or (job and pacer.holds(host, job)):
+            return False
+        if await pacer.enter(host, job, limit=self.connect_timeout * 0.75):
+            return True
+        left = max(1, round(pacer.until(host) or 1))
+        await _refuse(writer, 429, HELD_REASON, f"waiting for host {_printable(host)}",
+                      f"Retry-After: {left}\r\n")  # fmt: skip
+        return None
+
+    async def _tunnel(
+        self, job: str, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        host, _, port_text = target.rpartition(":")
+        upstream = await self._open(job, host.strip("[]"), int(port_text or 443), writer)
+        if upstream is None:
+            return
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        await self._relay(job, reader, writer, *upstream, tunnel=True)
+
+    async def _forward(
+        self,
+        job: str,
+        request: tuple[str, str, str],
+        header_lines: list[str],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        method, target, version = request
+        host, port_text, path = _authority(target)
         upstream = await self._open(job, host.strip("[]"), int(port_text or 80), writer)
         if upstream is None:
             return
@@ -239,7 +281,7 @@ class NetGuard:
         if length:
             up_writer.write(await reader.readexactly(length))
         await up_writer.drain()
-        await self._relay(job, reader, writer, up_reader, up_writer, tunnel=False)
+        await self._relay(job, reader, writer, up_reader, up_writer, tunnel=False, host=host.strip("[]"))
 
     async def _relay(
         self,
@@ -250,6 +292,7 @@ class NetGuard:
         up_writer: asyncio.StreamWriter,
         *,
         tunnel: bool,
+        host: str = "",
     ) -> None:
         """Copy the response (both ways for a tunnel) while a watchdog cuts it if it stalls."""
         meter = self.stall.meter(time.monotonic())
@@ -269,7 +312,7 @@ class NetGuard:
                     _copy(up_reader, writer, arrived, throttle),
                 )
             else:
-                response = self._plain_response(up_reader, writer, arrived, throttle)
+                response = self._plain_response(up_reader, writer, arrived, throttle, host)
                 await _unless_hung_up(reader, response)
         finally:
             watch.cancel()
@@ -282,6 +325,7 @@ class NetGuard:
         writer: asyncio.StreamWriter,
         arrived: Callable[[int], None],
         throttle: Throttle | None,
+        host: str,
     ) -> None:
         try:
             response_head = await up_reader.readuntil(b"\r\n\r\n")
@@ -289,6 +333,8 @@ class NetGuard:
             await _refuse(writer, 502, "Bad Gateway (bad response head)", "bad response from the source")
             return
         arrived(len(response_head))
+        if self.pacer is not None:
+            _judge(self.pacer, host, response_head)
         writer.write(_closing(response_head))
         await _copy(up_reader, writer, arrived, throttle)
 
@@ -472,11 +518,32 @@ async def _unreachable(writer: asyncio.StreamWriter, cause: str) -> None:
     await _refuse(writer, 502, f"{UNREACHABLE_REASON} ({cause})", cause)
 
 
-async def _refuse(writer: asyncio.StreamWriter, code: int, reason: str, body: str) -> None:
+def _authority(target: str) -> tuple[str, str, str]:
+    """(host, port text, path) of an absolute ``http://`` request target."""
+    authority, _, path = target[len("http://") :].partition("/")
+    host, _, port_text = authority.rpartition(":") if authority.count(":") == 1 else (authority, "", "")
+    return host, port_text, path
+
+
+def _judge(pacer: HostPacer, host: str, response_head: bytes) -> None:
+    """A source's answer, for its host's back-off: a 429 or a 503 with ``Retry-After`` starts (or
+    lengthens) it; a success ends the run of incidents."""
+    status_line, *header_lines = response_head[:-4].decode("latin-1").split("\r\n")
+    status = status_line.split(" ", 2)[1] if status_line.count(" ") else ""
+    retry_after = next((h.split(":", 1)[1] for h in header_lines if h.lower().startswith("retry-after:")),
+                       None)  # fmt: skip
+    if status == "429" or (status == "503" and retry_after is not None):
+        wait = pacer.back_off(host, parse_retry_after(retry_after, time.time()))
+        _log.warning("netguard: %s answered %s: its requests wait %.1f s", _printable(host), status, wait)
+    elif status.startswith("2"):
+        pacer.succeeded(host)
+
+
+async def _refuse(writer: asyncio.StreamWriter, code: int, reason: str, body: str, headers: str = "") -> None:
     data = body.encode()
     writer.write(
         f"HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {len(data)}\r\n"
-        f"Connection: close\r\n\r\n".encode()
+        f"{headers}Connection: close\r\n\r\n".encode()
         + data
     )
     with contextlib.suppress(ConnectionError):

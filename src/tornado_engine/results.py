@@ -131,11 +131,14 @@ class Usage(BaseModel):
     # not in the TornadoAPI (an extra field, like storage_by_backend): the job folders of this tenant's
     # jobs running in this process, in bytes allocated on disk (other workers' are on their disks)
     temp_bytes: int = 0
+    # not in the TornadoAPI either: how many times this tenant's jobs waited for a source host's back-off
+    # (a 429, a 503 with Retry-After or a bot check; Job.host_waits summed)
+    host_waits: int = 0
 
     @classmethod
     def build(
         cls, counts: dict[str, int], stored: int, reserved: int, quota: Quota | None,
-        by_backend: dict[str, int] | None = None, temp: int = 0,
+        by_backend: dict[str, int] | None = None, temp: int = 0, host_waits: int = 0,
     ) -> Usage:  # fmt: skip
         limit = quota.storage_bytes if quota else None
         effective = stored + reserved
@@ -151,4 +154,5 @@ class Usage(BaseModel):
             storage_limit_gb=round(limit / _GB, 6) if limit else None,
             storage_remaining_gb=round(max(0, limit - effective) / _GB, 6) if limit else None,
             temp_bytes=temp,
+            host_waits=host_waits,
         )

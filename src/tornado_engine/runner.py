@@ -155,6 +155,8 @@ class JobRunner:
                 self.config.guard.forget(run.job.id)
             self._secrets.pop(run.job.id, None)
             await self._release_reuse(run.job.id)
+            if run.pacer is not None:
+                run.pacer.forget(run.job.id)
             # a later attempt resumes from a checkpoint, or from a partial download's bytes
             keep = abandoned and (
                 bool(run.job.checkpoint) or await self._in_thread(holds_partials, run.folder)
@@ -212,6 +214,7 @@ class JobRunner:
         if self.config.guard is not None:  # its connections go through its proxies, at its bandwidth
             self.config.guard.route(job.id, sources.proxies, sources.throttle)
             sources = dataclasses.replace(sources, metered=True)
+        run.pacer = sources.pacer
         ctx = self._context(run, quota, sources)
         job.requested_quality = ctx.options.requested_quality
         run.folder_in_use = True
@@ -258,7 +261,9 @@ class JobRunner:
 
     async def _fetch(self, run: Attempt, ctx: StageContext) -> Fetched | Job:
         """One try at resolve -> admit -> reuse or download, holding one io slot throughout, except while
-        waiting for another job downloading the same file. -> the download, or the job whose file to take"""
+        waiting for another job downloading the same file; each waits out the source host's back-off first.
+        -> the download, or the job whose file to take"""
+        await run.clear_host()
         async with ctx.acquire("io"):
             with run.story.stage_run("resolve"):
                 resolved = await resolve(ctx)
@@ -275,11 +280,14 @@ class JobRunner:
             return await self._download(run, ctx, resolved)
 
     async def _download(self, run: Attempt, ctx: StageContext, resolved: Resolved) -> Fetched:
+        await run.clear_host()
         with run.story.stage_run("download"):
             async with self.room.download(run.folder, resolved.expected_bytes):
                 fetched = await download(ctx, resolved)
             run.record(fetched)
-            return fetched
+        if run.pacer is not None:
+            run.pacer.succeeded(run.host)
+        return fetched
 
     async def _release_reuse(self, job_id: str) -> None:
         """After the attempt's terminal write: jobs waiting for its download look again."""
@@ -409,6 +417,13 @@ class JobRunner:
     async def sweep(self) -> tuple[int, int]:
         """Remove job folders in the work dir that no attempt can use any more. -> (removed, kept)"""
         return await sweep(self.config.work_dir, self.active, self.store, self.executor)
+
+    def host_wait(self, job_id: str, domain: str, until: float) -> None:
+        """The per-host pacer holds ``job_id``'s requests for ``domain``'s back-off: its events say so.
+        Any thread."""
+        run = self.active.get(job_id)
+        if run is not None:
+            run.loop.call_soon_threadsafe(run.waiting_for_host, domain, until)
 
     def cancel(self, job_id: str) -> bool:
         """Ask a running job to stop (called on the event loop); False if it does not run here."""

@@ -47,6 +47,7 @@ from .ytdlp_loader import load_ytdlp
 __all__ = ["Runtime", "RuntimeOptions"]
 
 _log = logging.getLogger("tornado_engine.engine")
+_SHARE_SECONDS = 5.0  # how often a worker counts the others for its share of the per-host limits
 _THREADS_GRACE = 5.0  # seconds close() waits for stage threads (a cancelled stage stops within ~2 s)
 
 
@@ -105,6 +106,7 @@ class Runtime:
         self._box: SecretBox | None = None
         # each tenant's jar and proxy pool (sealed in the store), and every attempt's sources
         self.sources = SourceBook(store, options.sources, network, self._secret_box)
+        self._netguard.pacer = self.sources.pacer
         limits = options.pools or PoolLimits(
             io=min(options.concurrency, 64), upload=min(options.concurrency, 16)
         )
@@ -119,6 +121,7 @@ class Runtime:
         self._runner: JobRunner | None = None
         self._scheduler: Scheduler | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._sharer: asyncio.Task[None] | None = None  # per-host limits: this worker's share of them
         self.sweep_interval = max(30.0, options.lease_seconds)  # seconds between sweeps after the first
         self.workspace: Workspace | None = None  # this engine's slot of DATA_DIR/tmp, held while it runs
         self._closed = False
@@ -214,6 +217,7 @@ class Runtime:
             self._store, self._pools, config, self._publish, self.executor, quota_for=quota_for,
             storage_for=storage_for, stages=opts.stages, sources_for=self.sources.for_job,
         )  # fmt: skip
+        self.sources.pacer.on_wait = self._runner.host_wait
         self._scheduler = Scheduler(
             self._store,
             self._runner,
@@ -231,6 +235,20 @@ class Runtime:
         self.swept = await self._runner.sweep()
         sweep_loop = functools.partial(self._sweep_loop, self._runner)
         self._sweeper = supervised_task("tornado-sweep", sweep_loop, _log)
+        hosts = opts.sources.hosts
+        if hosts.connections is not None or hosts.rate is not None:  # limits to share with other workers
+            share_loop = functools.partial(self._share_loop, worker_id)
+            self._sharer = supervised_task("tornado-host-share", share_loop, _log)
+
+    async def _share_loop(self, worker_id: str) -> None:
+        """Per-host limits are for all the workers on the store: this one takes its share, by the other
+        workers that hold a lease now (idle ones make no requests), looked at every few seconds."""
+        while True:
+            try:
+                self.sources.pacer.share(1 + await self._store.live_workers(worker_id))
+            except Exception:  # the store may be down for a while; the share stays as it was
+                _log.exception("counting the live workers failed; the next round tries again")
+            await asyncio.sleep(_SHARE_SECONDS)
 
     async def _sweep_loop(self, runner: JobRunner) -> None:
         """Folders kept for a resume go once their job ends elsewhere (another worker took it over)."""
@@ -251,10 +269,11 @@ class Runtime:
         if self._closed:
             return
         self._closed = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
-            self._sweeper = None
+        for task in (self._sweeper, self._sharer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._sweeper = self._sharer = None
         if self._scheduler is not None:
             await self._scheduler.stop(grace)
             self._scheduler = None

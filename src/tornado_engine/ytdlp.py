@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from .errors import ErrorKind, ResolveError, StageError
 from .options import MediaOptions
 from .retry import outcome_for
 from .safety import UNREACHABLE_REASON
+from .sources.hostpace import parse_retry_after
 from .ytdlp_loader import load_ytdlp
 
 __all__ = [
@@ -336,4 +338,17 @@ def map_error(exc: BaseException, *, resolving: bool) -> StageError:
     message = clean_message(exc) if kind in DETAILED_KINDS else outcome_for(kind).message
     if (cause := unreachable_cause(str(exc))) is not None:
         message = cause  # "Connection refused by 127.0.0.1:9", not the proxy's "HTTP Error 502 ..."
-    return cls(message, kind=kind)
+    return cls(message, kind=kind, retry_after=_retry_after(exc) if _is_ytdlp_error(exc) else None)
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """The ``Retry-After`` of the HTTP error inside a yt-dlp error, in seconds (None without one)."""
+    from yt_dlp.networking.exceptions import HTTPError  # loaded: exc is one of yt-dlp's errors
+    from yt_dlp.utils import DownloadError, ExtractorError
+
+    inner = exc.exc_info[1] if isinstance(exc, DownloadError) and exc.exc_info else exc
+    if isinstance(inner, ExtractorError) and inner.exc_info:  # an extractor wraps the request's error
+        inner = inner.exc_info[1]
+    if not isinstance(inner, HTTPError):
+        return None
+    return parse_retry_after(inner.response.headers.get("Retry-After"), time.time())

@@ -1120,3 +1120,21 @@ async def test_engine_runs_a_real_job_on_postgres(
     assert not any((tmp_path / "tmp" / "engine-0").rglob("*"))  # temporary files removed
     rows = _sql(dsn, "SELECT status, lease_token FROM tornado_jobs")
     assert rows == [("Completed", 1)]
+
+
+async def test_live_workers_and_host_waits_for_per_host_pacing(backend: Backend) -> None:
+    store = backend.store
+    jobs = [_job(owner="a", created_at=1), _job(owner="a", created_at=2), _job(owner="b", created_at=3)]
+    await store.insert_jobs(jobs)
+    assert await store.live_workers("w1") == 0
+    first = await store.claim("w1", 1, 30)
+    second = await store.claim("w2", 1, 30)
+    await store.claim("w3", 1, 30)
+    assert (await store.live_workers("w1"), await store.live_workers("w9")) == (2, 3)
+    backend.backdate(second[0].job.id)  # a dead worker's lease: it makes no requests any more
+    assert await store.live_workers("w1") == 1
+    job = first[0].job
+    job.host_waits = 3
+    await store.save(_ended(job), first[0].token)
+    assert ((await store.usage("a")).host_waits, (await store.usage("b")).host_waits) == (3, 0)
+    assert (await store.usage(None)).host_waits == 3

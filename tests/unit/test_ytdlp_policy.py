@@ -552,3 +552,19 @@ def test_download_params(tmp_path: Path) -> None:
     assert "http_chunk_size" not in params
     assert params["concurrent_fragment_downloads"] == 1
     assert params["socket_timeout"] == 3
+
+
+def test_a_sources_retry_after_reaches_the_stage_error() -> None:
+    """Issue 16 point 4: the retry and the host's back-off honour the source's Retry-After."""
+    limited = HTTPError(
+        Response(io.BytesIO(b""), "http://127.0.0.1:8765/v", {"Retry-After": "7"}, status=429)
+    )
+    try:  # as the extractor raises it: while handling the request's error
+        raise limited
+    except HTTPError:
+        wrapped = ExtractorError("Unable to download webpage: HTTP Error 429", cause=limited)
+    for exc in (reported(limited), reported(wrapped)):
+        error = map_error(exc, resolving=True)
+        assert (error.kind, error.retry_after) == ("rate_limited", 7.0)
+    assert map_error(reported(http_error(429)), resolving=False).retry_after is None
+    assert map_error(text_only("HTTP Error 429: Too Many Requests"), resolving=False).retry_after is None

@@ -20,6 +20,7 @@ from ..safety import NetworkPolicy
 from ..secrets import SecretBox
 from ..store.base import JobStore
 from .cookies import CookieSet, parse_cookies
+from .pacer import HostPacer
 from .proxies import ProxyPool, ProxyRule, parse_proxy
 from .ratelimit import Throttle, TokenBucket
 from .settings import JobSources, SourceSettings, impersonation_for
@@ -45,6 +46,8 @@ class SourceBook:
         self._engine_bucket = (
             TokenBucket(settings.total_rate, time.monotonic()) if settings.total_rate else None
         )
+        # every job's requests to a host, paced together (connections, requests/s, back-off)
+        self.pacer = HostPacer(settings.hosts)
 
     def __repr__(self) -> str:
         return "SourceBook()"
@@ -118,6 +121,8 @@ class SourceBook:
             limit_rate=job_rate,
             extractor_args=settings.extractor_args,
             throttle=Throttle(*buckets),
+            pacer=self.pacer,
+            job_id=job.id,
         )
 
     def engine_sources(self, url: str) -> JobSources:
@@ -126,4 +131,5 @@ class SourceBook:
         return JobSources(
             cookies=settings.cookies, proxies=settings.proxies, limit_rate=settings.limit_rate,
             impersonate=impersonation_for(url, settings.impersonate), extractor_args=settings.extractor_args,
+            pacer=self.pacer,
         )  # fmt: skip

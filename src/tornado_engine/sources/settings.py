@@ -16,7 +16,9 @@ from typing import Any
 
 from ..errors import InvalidRequest
 from .cookies import CookieSet, parse_cookies
+from .hostpace import HostPolicy
 from .impersonation import check_extractor_args, check_target
+from .pacer import HostPacer
 from .proxies import ProxyPool, ProxyRule, parse_proxy
 from .ratelimit import Throttle, parse_rate
 
@@ -37,6 +39,8 @@ class SourceSettings:
     total_rate: int | None = None  # bytes/s for all the jobs of this process together
     impersonate: Mapping[str, str] = field(default_factory=dict)  # host (or "*") -> target
     extractor_args: Mapping[str, Mapping[str, list[str]]] = field(default_factory=dict)
+    # per source host (registrable domain), every job of this process: connections, requests/s, back-off
+    hosts: HostPolicy = field(default_factory=HostPolicy)
 
     @classmethod
     def build(
@@ -49,6 +53,9 @@ class SourceSettings:
         total_rate: str | int | None = None,
         impersonate: str | Mapping[str, str] | None = None,
         extractor_args: Mapping[str, Mapping[str, str | Iterable[str]]] | None = None,
+        host_connections: int | None = None,
+        host_rate: float | None = None,
+        host_backoff: tuple[float, float] | None = None,
     ) -> SourceSettings:
         """Parsed and checked; InvalidRequest (never quoting a secret) on a bad value."""
         if isinstance(proxy, str):
@@ -63,6 +70,7 @@ class SourceSettings:
             total_rate=parse_rate(total_rate, "total_rate") if total_rate is not None else None,
             impersonate={_host(h): check_target(t) for h, t in (impersonate or {}).items()},
             extractor_args=check_extractor_args(extractor_args or {}),
+            hosts=HostPolicy(host_connections, host_rate, *(host_backoff or ())),
         )
 
 
@@ -100,6 +108,9 @@ class JobSources:
     # the network guard charges this job's traffic to ``throttle``: yt-dlp's own ``ratelimit`` would be a
     # second limiter in series, and two in series lose ~40% (1.2 MiB/s measured for a 2 MiB/s cap)
     metered: bool = False
+    # the engine's per-host pacer, and whose connections these are (the job id) to it
+    pacer: HostPacer | None = field(default=None, repr=False, compare=False)
+    job_id: str = ""
 
     def secrets(self) -> list[str]:
         """What must never show: cookie values and proxy credentials (for redaction)."""

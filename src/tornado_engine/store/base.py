@@ -87,6 +87,7 @@ class UsageTotals:
     stored_bytes: int
     reserved_bytes: int
     by_backend: dict[str, int] = field(default_factory=dict)  # stored bytes per storage scheme
+    host_waits: int = 0  # the jobs' waits for a source host's back-off (Job.host_waits)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,10 @@ class JobStore(Protocol):
     async def set_batch_paused(self, batch_id: str, paused: bool) -> None: ...
 
     async def usage(self, owner: str | None) -> UsageTotals: ...
+
+    async def live_workers(self, exclude: str) -> int:
+        """Workers other than ``exclude`` holding a lease that has not expired (running jobs now)."""
+        ...
 
     async def get_tenant(self, owner: str) -> dict[str, object] | None: ...
 

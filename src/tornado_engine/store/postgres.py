@@ -177,12 +177,19 @@ class PostgresStore:
         async def totals(conn: Conn) -> UsageTotals:
             rows = await fetch_all(conn, Q["usage"], (owner, owner))
             backends = await fetch_all(conn, Q["usage_by_backend"], (owner, owner))
+            waits = await fetch_all(conn, Q["usage_host_waits"], (owner, owner))
             return UsageTotals(
                 {r[0]: r[1] for r in rows}, sum(int(r[2]) for r in rows), sum(int(r[3]) for r in rows),
-                {str(b or "unknown"): int(n) for b, n in backends},
+                {str(b or "unknown"): int(n) for b, n in backends}, int(waits[0][0] or 0),
             )  # fmt: skip
 
         return await self._run(totals, idempotent=True)
+
+    async def live_workers(self, exclude: str) -> int:
+        async def count(conn: Conn) -> int:
+            return int((await fetch_all(conn, Q["live_workers"], (exclude,)))[0][0])
+
+        return await self._run(count, idempotent=True)
 
     async def get_tenant(self, owner: str) -> dict[str, object] | None:
         found: dict[str, object] | None = await self._tenants.submit(owner)

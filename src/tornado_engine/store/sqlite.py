@@ -208,12 +208,19 @@ class SQLiteStore:
         def totals(conn: sqlite3.Connection) -> UsageTotals:
             rows = conn.execute(Q["usage"], (owner,)).fetchall()
             backends = conn.execute(Q["usage_by_backend"], (owner,)).fetchall()
+            waits = conn.execute(Q["usage_host_waits"], (owner,)).fetchone()[0]
             return UsageTotals(
                 {r[0]: r[1] for r in rows}, sum(r[2] or 0 for r in rows), sum(r[3] or 0 for r in rows),
-                {str(b or "unknown"): int(n) for b, n in backends},
+                {str(b or "unknown"): int(n) for b, n in backends}, int(waits or 0),
             )  # fmt: skip
 
         return await self._run(totals, write=False)
+
+    async def live_workers(self, exclude: str) -> int:
+        def count(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(Q["live_workers"], (now_ms(), exclude)).fetchone()[0])
+
+        return await self._run(count, write=False)
 
     async def get_tenant(self, owner: str) -> dict[str, object] | None:
         def get(conn: sqlite3.Connection) -> dict[str, object] | None:

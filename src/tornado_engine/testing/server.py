@@ -17,9 +17,15 @@ Routes (all paths are relative to ``root``):
 - ``/cookie/<name>/<file>``: 403 unless the request's ``Cookie`` header carries ``<name>`` with the value
   set in :attr:`MediaServer.cookies` (kept out of the URL: it is a secret); then the file, as ``/<file>``.
 - ``/redirect/<host:port>/<path>``: a 302 to ``http://<host:port>/<path>`` (another host, a refused one).
+- ``/storm/<n>/<file>``: a 429 storm: the first ``n`` requests to ``/storm/`` routes get ``429`` with
+  ``Retry-After: 2`` (:attr:`MediaServer.storm_retry_after`), the later ones the file, as ``/<file>``.
 
 Every request's path and headers are kept in :attr:`MediaServer.seen`, and the connections
-accepted counted in :attr:`MediaServer.connections` (to prove a proxy carried them all).
+accepted counted in :attr:`MediaServer.connections` (to prove a proxy carried them all). Each answer is
+logged in :attr:`MediaServer.timeline` as (``time.monotonic()`` when the request arrived, its route: the
+path's first segment, status); :meth:`MediaServer.peak_connections` says how many connections were in use
+at once (from accept to the end of their last answer: the client's close reaches the server a moment
+later, and counting that moment would see a limit passed that the client kept).
 
 Every file has validators, an ``ETag`` and a ``Last-Modified`` (from its size and modification time, or
 set with :meth:`MediaServer.set_validators`), and ``If-Range`` is honoured (a range whose condition fails
@@ -74,7 +80,7 @@ _CONTENT_TYPES: dict[str, str] = {
 
 _STATUS_RE = re.compile(r"/status/(\d{3})(?:/|$)")
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)$")
-_FAULT_MODES = frozenset({"drop", "short", "slow", "drip", "cookie"})
+_FAULT_MODES = frozenset({"drop", "short", "slow", "drip", "cookie", "storm"})
 _DRIP_RE = re.compile(r"(\d+)/(\d+(?:\.\d+)?)/(.+)$")
 _CHUNK = 16 * 1024
 
@@ -123,6 +129,7 @@ class _Server(ThreadingHTTPServer):
         self.seen: list[tuple[str, dict[str, str]]] = []  # (path, headers) of every request
         self.connections = [0]  # accepted, in a list the MediaServer shares across restarts
         self.cookies: dict[str, str] = {}  # what /cookie/<name>/ wants
+        self.stats = _Stats()
         super().__init__(addr, _Handler)
 
     def handle_error(self, request: object, client_address: object) -> None:
@@ -148,19 +155,57 @@ class _Server(ThreadingHTTPServer):
                 s.shutdown(socket.SHUT_RDWR)
 
 
+class _Stats:
+    """What the server saw: answers in time, and the peaks of connections and requests at once."""
+
+    def __init__(self) -> None:
+        self.timeline: list[tuple[float, str, int]] = []  # (arrived, route, status)
+        self.spans: list[tuple[float, float, str]] = []  # connections: (accepted, last answered, 1st route)
+        self.storm_seen = 0  # requests to /storm/ routes so far
+        self.storm_retry_after = 2
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     timeout = 60  # idle keep-alive connections do not live forever
+    arrived = 0.0
+    route = ""
+    first_route: str | None = None
+
+    def setup(self) -> None:
+        self.accepted = self.answered = time.monotonic()
+        super().setup()
+
+    def finish(self) -> None:
+        with self.server.lock:
+            self.server.stats.spans.append((self.accepted, self.answered, self.first_route or ""))
+        super().finish()
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        with self.server.lock:
+            self.server.stats.timeline.append((self.arrived, self.route, code))
+        super().send_response(code, message)
+
     def do_HEAD(self) -> None:
-        self._serve(head=True)
+        self._counted(head=True)
 
     def do_GET(self) -> None:
-        self._serve(head=False)
+        self._counted(head=False)
+
+    def _counted(self, head: bool) -> None:
+        self.arrived = time.monotonic()
+        path = urllib.parse.urlsplit(self.path).path
+        self.route = path[1:].partition("/")[0] if path.count("/") > 1 else ""
+        if self.first_route is None:
+            self.first_route = self.route
+        try:
+            self._serve(head)
+        finally:
+            self.answered = time.monotonic()
 
     def _empty(self, code: int, headers: dict[str, str] | None = None) -> None:
         self.send_response(code)
@@ -194,6 +239,13 @@ class _Handler(BaseHTTPRequestHandler):
             if gated is None:
                 return self._empty(403)
             rest = gated
+        if mode == "storm":
+            n, _, rest = rest.partition("/")
+            with self.server.lock:
+                self.server.stats.storm_seen += 1
+                storming = self.server.stats.storm_seen <= int(n or 0)
+            if storming:
+                return self._empty(429, {"Retry-After": str(self.server.stats.storm_retry_after)})
         root = self.server.root
         fs = os.path.realpath(os.path.join(root, rest))
         if not fs.startswith(root + os.sep) or not os.path.isfile(fs):
@@ -443,6 +495,35 @@ class MediaServer:
         self.seen: list[tuple[str, dict[str, str]]] = []  # (path, headers) of every request
         self._connections = [0]
         self.cookies: dict[str, str] = {}  # name -> the value /cookie/<name>/<file> wants
+        self._stats = _Stats()
+
+    @property
+    def timeline(self) -> list[tuple[float, str, int]]:
+        """(``time.monotonic()`` when it arrived, route, status) of every answer, in order."""
+        return self._stats.timeline
+
+    def peak_connections(self, route: str | None = None) -> int:
+        """The most connections in use at once (of those closed so far), or of those whose first request
+        was for ``route`` (the path's first segment; "" for a file at the root)."""
+        with self._stats_lock():
+            spans = [(a, b) for a, b, r in self._stats.spans if route is None or r == route]
+        edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])  # an end before a start
+        peak = level = 0
+        for _, step in edges:
+            level += step
+            peak = max(peak, level)
+        return peak
+
+    def _stats_lock(self) -> threading.Lock | contextlib.nullcontext[None]:
+        return self._server.lock if self._server is not None else contextlib.nullcontext()
+
+    @property
+    def storm_retry_after(self) -> int:
+        return self._stats.storm_retry_after
+
+    @storm_retry_after.setter
+    def storm_retry_after(self, seconds: int) -> None:
+        self._stats.storm_retry_after = seconds
 
     def set_validators(self, rel: str, *, etag: str, last_modified: str) -> None:
         """Serve the file at ``rel`` with these validators from now on (a "new version" of it)."""
@@ -470,6 +551,7 @@ class MediaServer:
         # What the test reads (hits, the log) survives stop() and a restart.
         srv = _Server((self.host, self._port), str(self.root), self.slow_bytes_per_sec, self._shared)
         srv.seen, srv.connections, srv.cookies = self.seen, self._connections, self.cookies
+        srv.stats = self._stats
         self._server = srv
         self._port = srv.server_address[1]
         self._thread = threading.Thread(

@@ -43,8 +43,12 @@ Connections beyond each download's first come from an engine-wide budget (:data:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import threading
 import time
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,7 @@ from ...errors import JobCancelled, StageError
 from ...options import MediaOptions
 from ...progress import ProgressCallback
 from ...safety import NetworkPolicy
+from ...sources.pacer import HostPacer
 from ...sources.settings import JobSources
 from ...ytdlp import download_params, map_error
 from ..downloader import DownloadResult
@@ -104,13 +109,14 @@ def download_sync(
         paths, ids = [job_dir / source.filename], [source.format_id]
     started = time.monotonic()
     try:
-        jar = sources.cookies.jar() if sources is not None and sources.cookies else None
-        throttle = sources.throttle if sources is not None else None
-        session = Session(source, policy, proxy, cancel, socket_timeout, stall, jar, throttle)
-        if isinstance(source, FastDash):
-            size = fetch_dash(source, paths, session, tuning, on_progress)
-        else:
-            size = fetch_file(source, paths[0], session, tuning, on_progress)
+        with _host_connections(source, sources, tuning, cancel) as (tuning, pacer):
+            jar = sources.cookies.jar() if sources is not None and sources.cookies else None
+            throttle = sources.throttle if sources is not None else None
+            session = Session(source, policy, proxy, cancel, socket_timeout, stall, jar, throttle, pacer)
+            if isinstance(source, FastDash):
+                size = fetch_dash(source, paths, session, tuning, on_progress)
+            else:
+                size = fetch_file(source, paths[0], session, tuning, on_progress)
     except (Fallback, NetError) as exc:
         if cancel.is_set():  # what was written stays: the runner removes a cancelled job's folder
             raise JobCancelled("cancelled during download") from None
@@ -134,6 +140,21 @@ def download_sync(
         params.update(sources.ytdlp_params() if sources is not None else {})
         side = fetch_side_files(info, job_dir, params, options)
     return DownloadResult(paths, ids, size, seconds, side)
+
+
+@contextlib.contextmanager
+def _host_connections(
+    source: FastSource | FastDash, sources: JobSources | None, tuning: FastPathTuning, cancel: threading.Event
+) -> Iterator[tuple[FastPathTuning, tuple[HostPacer, str] | None]]:
+    """The download's connections to its host, held from the engine's per-host pacer (waiting for one
+    at least): the tuning for as many as it got, and the pacer each request asks."""
+    pacer = sources.pacer if sources is not None else None
+    if pacer is None or sources is None:
+        yield tuning, None
+        return
+    host = urllib.parse.urlsplit(source.url).hostname or ""
+    with pacer.hold(host, sources.job_id, tuning.connections, cancel) as got:
+        yield dataclasses.replace(tuning, connections=got), (pacer, sources.job_id)
 
 
 def _remove(paths: list[Path]) -> None:

@@ -19,9 +19,12 @@ import urllib.request
 from dataclasses import dataclass
 
 from ...bounds import StallMeter, StallPolicy
-from ...errors import DownloadError, InvalidRequest, JobCancelled
+from ...errors import DownloadError, InvalidRequest, JobCancelled, StageError
 from ...safety import BlockedAddress, NetworkPolicy
+from ...sources.hostpace import parse_retry_after
+from ...sources.pacer import HostPacer
 from ...sources.ratelimit import Throttle
+from ...ytdlp import map_error
 from ._signals import Fallback, NetError, Stopped
 from .eligibility import FastDash, FastSource
 from .tuning import TICK
@@ -70,6 +73,7 @@ class Session:
         stall: StallPolicy | None = None,
         cookies: http.cookiejar.CookieJar | None = None,
         throttle: Throttle | None = None,
+        pacer: tuple[HostPacer, str] | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(source.url)
         self.https = parts.scheme.lower() == "https"
@@ -88,6 +92,7 @@ class Session:
         # matched per request URL by http.cookiejar (domain, path, secure, expiry), as yt-dlp's jar does
         self.cookies = cookies
         self.throttle = throttle
+        self.pacer = pacer  # the engine's per-host pacer and the job (its owner there)
         # one meter for all the download's connections: the source's total rate is what counts
         self.meter: StallMeter | None = stall.meter(time.monotonic()) if stall is not None else None
         self.addresses: list[str] = []
@@ -231,8 +236,21 @@ class Session:
             headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
         return Response(int(code), reason, headers, bytes(data[end + 4 :]))
 
+    def http_error(self, response: Response) -> StageError:
+        """The error for an HTTP failure status, as yt-dlp's would be, with the source's ``Retry-After``;
+        a 429 (or a 503 with ``Retry-After``) starts the host's back-off: every job's requests wait."""
+        error = map_error(Exception(f"HTTP Error {response.status}: {response.reason or 'Error'}"),
+                          resolving=False)  # fmt: skip
+        error.retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
+        if self.pacer is not None and (response.status == 429 or error.retry_after is not None):
+            self.pacer[0].back_off(self.host, error.retry_after)
+        return error
+
     def ask(self, sock: socket.socket, url: str, span: tuple[int, int] | None = None) -> Response:
-        """Send a GET of ``url`` (on this origin; bytes ``span`` of it) and read the response's head."""
+        """Send a GET of ``url`` (on this origin; bytes ``span`` of it) and read the response's head,
+        after the host's pacer allows a request."""
+        if self.pacer is not None:
+            self.pacer[0].request(self.host, self.pacer[1], self.cancel)
         parts = urllib.parse.urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         lines = [f"GET {target} HTTP/1.1", f"Host: {self.host_header}"]

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from ...errors import StageError
 from ...progress import ProgressCallback
-from ...ytdlp import map_error
 from ._signals import Fallback, NetError, Stopped
 from .connection import Response, Session
 from .eligibility import FastDash
@@ -138,9 +137,7 @@ class _Fragments:
         if status != 200:
             if probe or 300 <= status < 400 or status == 206:
                 raise Fallback(f"HTTP {status} for a fragment")
-            error = map_error(
-                Exception(f"HTTP Error {status}: {response.reason or 'Error'}"), resolving=False
-            )
+            error = self.session.http_error(response)
             if status >= 500 or status == 429:
                 raise _Retry(error)
             raise error

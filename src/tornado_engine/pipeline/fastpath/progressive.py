@@ -22,7 +22,6 @@ from ... import partialfile
 from ...errors import StageError
 from ...partial import Partial, Span, Validators, add_span, done_bytes, missing, should_resume
 from ...progress import ProgressCallback
-from ...ytdlp import map_error
 from ._signals import Fallback, NetError, Stopped
 from .connection import Response, Session
 from .eligibility import FastSource
@@ -36,7 +35,7 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
 
 def _check_partial(
-    response: Response, start: int, end: int, total: int | None, *, probe: bool
+    session: Session, response: Response, start: int, end: int, total: int | None, *, probe: bool
 ) -> tuple[int, int]:
     """(last byte, total) of a 206 that is exactly what was asked for; else fall back or fail.
 
@@ -46,7 +45,7 @@ def _check_partial(
     if status != 206 and (probe or status in (200, 416) or 300 <= status < 400):
         raise Fallback(f"HTTP {status} to a range request")
     if status != 206:
-        raise map_error(Exception(f"HTTP Error {status}: {response.reason or 'Error'}"), resolving=False)
+        raise session.http_error(response)
     h = response.headers
     if h.get("content-encoding", "identity").lower() not in ("identity", "") or "transfer-encoding" in h:
         raise Fallback("encoded or chunked body")
@@ -177,7 +176,7 @@ class _Transfer:
                 sock = self.session.connect()
             try:
                 response = self.session.ask(sock, self.url, (start, end))
-                _check_partial(response, start, end, self.total, probe=False)
+                _check_partial(self.session, response, start, end, self.total, probe=False)
                 return sock, start, end, response
             except NetError:
                 sock.close()
@@ -248,7 +247,7 @@ def _probe(
             raise Fallback(str(exc)) from None
         if saved is not None and response.status in (200, 416):
             raise _Restart  # If-Range sent the whole new version, or the file is shorter now
-        end, total = _check_partial(response, start, stop - 1, None, probe=True)
+        end, total = _check_partial(session, response, start, stop - 1, None, probe=True)
         if source.expected_size and source.expected_size != total:
             raise Fallback("the server's size differs from the resolved one")
         current = Validators.from_headers(response.headers, total)

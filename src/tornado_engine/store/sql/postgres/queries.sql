@@ -49,6 +49,16 @@ WHERE id IN (SELECT id FROM tornado_jobs WHERE batch_id = %s ORDER BY id FOR UPD
 SELECT status, count(*), coalesce(sum(stored_bytes), 0), coalesce(sum(reserved_bytes), 0)
 FROM tornado_jobs WHERE (%s::text IS NULL OR owner = %s) GROUP BY status
 
+-- name: usage_host_waits
+-- the jobs' waits for a source host's back-off (Job.host_waits); apart from usage, which top reads often
+SELECT coalesce(sum((data->>'host_waits')::bigint), 0) FROM tornado_jobs
+WHERE (%s::text IS NULL OR owner = %s)
+
+-- name: live_workers
+-- other workers holding a live lease (they make requests to sources now): the per-host pacing's share
+SELECT count(DISTINCT lease_owner) FROM tornado_jobs
+WHERE status = 'Processing' AND lease_expires_at > now() AND lease_owner <> %s
+
 -- name: usage_by_backend
 SELECT split_part(data->>'storage_url', ':', 1), sum(stored_bytes)
 FROM tornado_jobs WHERE (%s::text IS NULL OR owner = %s) AND stored_bytes > 0 GROUP BY 1

@@ -38,6 +38,15 @@ UPDATE jobs SET paused = ? WHERE batch_id = ?
 SELECT status, COUNT(*), SUM(stored_bytes), SUM(reserved_bytes) FROM jobs
 WHERE (?1 IS NULL OR owner = ?1) GROUP BY status
 
+-- name: usage_host_waits
+-- the jobs' waits for a source host's back-off (Job.host_waits); apart from usage, which top reads often
+SELECT SUM(json_extract(data, '$.host_waits')) FROM jobs WHERE (?1 IS NULL OR owner = ?1)
+
+-- name: live_workers
+-- other workers holding a live lease (they make requests to sources now): the per-host pacing's share
+SELECT COUNT(DISTINCT lease_owner) FROM jobs
+WHERE status = 'Processing' AND lease_expires_at > ?1 AND lease_owner <> ?2
+
 -- name: usage_by_backend
 SELECT substr(url, 1, instr(url, ':') - 1), SUM(stored_bytes)
 FROM (SELECT stored_bytes, json_extract(data, '$.storage_url') AS url FROM jobs
