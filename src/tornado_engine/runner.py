@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import logging
 import shutil
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor
@@ -230,7 +231,9 @@ class JobRunner:
         """One try at resolve -> admit -> download, holding one io slot throughout."""
         async with ctx.acquire("io"):
             with run.story.stage_run("resolve"):
+                started = time.monotonic()
                 resolved = await resolve(ctx)
+                run.job.resolve_duration_ms = int((time.monotonic() - started) * 1000)
                 run.record(resolved)
             await run.save()  # usage() counts the space reservation from now on
             await self._admit(run.job, ctx.quota, resolved)

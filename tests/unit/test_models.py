@@ -622,6 +622,17 @@ def test_record_round_trip() -> None:
     assert back == job
     assert back.status is Status.COMPLETED and back.step is Step.FINISHED
     assert back.to_record() == record
+    assert json.loads(job.record_text()) == record  # the text the stores write: the same record
+
+
+def test_from_record_fills_what_an_older_record_lacks() -> None:
+    record = make_job().to_record()
+    for name in ("store_write_ms", "side_keys", "created_at"):
+        del record[name]
+    job = Job.from_record(record)
+    assert job.store_write_ms is None and job.side_keys == [] and job.created_at > 0 and job.live is None
+    with pytest.raises(KeyError):
+        Job.from_record({k: v for k, v in record.items() if k != "id"})
 
 
 def test_from_record_ignores_unknown_keys() -> None:
