@@ -447,9 +447,13 @@ class Job:
         return data
 
     def record_text(self) -> str:
-        """:meth:`to_record` as compact JSON text, as the stores keep it. The request's part (half of the
-        text, and of the encoding time) is encoded once per request object: a job is written ~5 times."""
-        data = {name: getattr(self, name) for name in _RECORD_FIELDS if name != "request"}
+        """:meth:`to_record` as compact JSON text, as the stores keep it, without the fields that are None
+        by default and now (most of them until a job ends; :meth:`from_record` fills them in). The
+        request's part is encoded once per request object: a job is written ~5 times per attempt."""
+        values = self.__dict__
+        data = {
+            name: value for name in _TEXT_FIELDS if (value := values[name]) is not None or name in _KEEP_NULL
+        }
         data["side_keys"] = list(self.side_keys)
         data["status"] = self.status.value
         data["step"] = self.step.value
@@ -487,6 +491,9 @@ class Job:
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Job) if f.name != "live")
 _RECORD_SET = frozenset(_RECORD_FIELDS)
+_TEXT_FIELDS = tuple(name for name in _RECORD_FIELDS if name != "request")
+# a None in these would not read back as None: kept even when None
+_KEEP_NULL = frozenset(f.name for f in dataclasses.fields(Job) if f.default is not None)
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Job) if f.default is not dataclasses.MISSING}
 _FACTORIES = [
     (f.name, f.default_factory)
