@@ -331,6 +331,7 @@ class Tracker:
 
         self._terminal = TERMINAL
         self.finished: dict[str, Any] = {}  # job id -> terminal Event
+        self.finished_wall: dict[str, float] = {}  # job id -> time.time() when its terminal event came
         self.first_event: dict[str, float] = {}
         self._changed = asyncio.Event()
         self.hooks: list[Callable[[Any], None]] = []
@@ -342,6 +343,7 @@ class Tracker:
                 hook(event)
             if event.status in self._terminal and event.job_id not in self.finished:
                 self.finished[event.job_id] = event
+                self.finished_wall[event.job_id] = time.time()
                 self._changed.set()
 
         engine.hub.publish = counting

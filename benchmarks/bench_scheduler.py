@@ -242,7 +242,8 @@ async def pg_runs(report: Report, admin: str, count: int, synchronous_commit: st
         measure = f"PostgreSQL, {processes} worker process(es): jobs/s"
         if synchronous_commit:
             measure += f" (synchronous_commit={synchronous_commit})"
-        report.value(measure, f"{r['rate']:,.0f}", ">= 2,000", r["rate"] >= 2000 and not failed, detail)
+        goal = 1500 if processes == 1 else 2000  # issue 15: one PostgreSQL worker >= 1,500 jobs/s
+        report.value(measure, f"{r['rate']:,.0f}", f">= {goal:,}", r["rate"] >= goal and not failed, detail)
 
 
 def postgres_reachable(admin: str) -> bool:

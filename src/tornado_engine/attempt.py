@@ -170,9 +170,16 @@ class Attempt:
                 outbox += progress_messages(job, Step.FINISHED)
             if outbox:
                 job.webhook_status = "pending"
+        started = time.perf_counter()
         await self._store.save(job, self.token, outbox)
         if job.is_terminal:
             self.story.finished()
+        else:
+            self._count_write(started)
+
+    def _count_write(self, started: float) -> None:
+        ms = int((time.perf_counter() - started) * 1000)
+        self.job.store_write_ms = (self.job.store_write_ms or 0) + ms
 
     def emit(self, step: Step, stage_percent: float, **extra: Any) -> None:
         job = self.job
@@ -223,7 +230,9 @@ class Attempt:
         self.job.step = step
         await self.save()
         if events := progress_messages(self.job, step):
+            started = time.perf_counter()
             await self._store.enqueue(events)
+            self._count_write(started)
         self.emit(step, 0.0)
 
     def record(self, result: Result) -> None:

@@ -54,6 +54,8 @@ def _verbosity_level(args: argparse.Namespace) -> str | None:
     return "debug" if verbose >= 2 else "info" if verbose == 1 else None
 
 
+# made once: json.dumps with options builds a new encoder per call
+_encode = json.JSONEncoder(default=str, ensure_ascii=False).encode
 _second: tuple[int, str] = (-1, "")  # the last second formatted: a worker logs many lines in each
 
 
@@ -102,4 +104,4 @@ class JsonFormatter(logging.Formatter):
             out[key] = fields[key]
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str, ensure_ascii=False)
+        return _encode(out)

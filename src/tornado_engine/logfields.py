@@ -13,8 +13,7 @@ import contextvars
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from .models import Job
 
@@ -26,8 +25,7 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
-class JobFields:
+class JobFields(NamedTuple):  # made per attempt: a tuple is cheaper than a frozen dataclass
     job_id: str | None  # None: a batch as a whole
     batch_id: str | None
     tenant: str

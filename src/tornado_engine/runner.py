@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import logging
 import shutil
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor
@@ -266,7 +267,9 @@ class JobRunner:
         await run.clear_host()
         async with ctx.acquire("io"):
             with run.story.stage_run("resolve"):
+                started = time.monotonic()
                 resolved = await resolve(ctx)
+                run.job.resolve_duration_ms = int((time.monotonic() - started) * 1000)
                 run.record(resolved)
             await run.save()  # usage() counts the space reservation from now on (and reuse sees the keys)
             await self._admit(run.job, ctx.quota, resolved)

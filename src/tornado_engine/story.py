@@ -6,7 +6,8 @@ write; :func:`webhook_outcome` after each delivery. Log records carry the job's 
 (:mod:`tornado_engine.logfields`); metrics and spans go through :mod:`tornado_engine.telemetry`.
 
 Loggers: ``tornado_engine.job`` (submitted, claimed, retried, finished: a worker shows its INFO lines
-by default) and ``tornado_engine.stage`` (each stage's start and end).
+by default) and ``tornado_engine.stage`` (each stage's end at INFO, with its duration, so one line tells a
+stage; its start at DEBUG). Nothing is formatted for a logger that is not enabled for the level.
 """
 
 from __future__ import annotations
@@ -112,13 +113,14 @@ class AttemptStory:
         wait = (job.queue_wait_ms or 0) / 1000
         if job.attempts == 1:
             _m.queue_wait.record(wait)
-        _log.info("claimed by %s (attempt %d, waited %.3f s)", self.worker, job.attempts, wait,
-                  extra={"worker": self.worker, "queue_wait_s": wait})  # fmt: skip
+        if _log.isEnabledFor(logging.INFO):
+            _log.info("claimed by %s (attempt %d, waited %.3f s)", self.worker, job.attempts, wait,
+                      extra={"worker": self.worker, "queue_wait_s": wait})  # fmt: skip
 
     @contextlib.contextmanager
     def stage_run(self, name: str) -> Iterator[None]:
         """One try at one stage (resolve, download, mux, upload): its span, start and end lines, time."""
-        _stage_log.info("%s started", name, extra={"stage": name})
+        _stage_log.debug("%s started", name, extra={"stage": name})
         started = time.monotonic()
         kind: str | None = None
         with span(f"tornado.{name}", {"tornado.job.id": self.job.id}) as current:
@@ -139,6 +141,8 @@ class AttemptStory:
     def _stage_end(self, stage: _Stage, seconds: float, kind: str | None) -> None:
         attributes = {"tornado.stage": stage.name, "error.type": kind or ""}
         _m.stage_duration.record(seconds, attributes)
+        if not _stage_log.isEnabledFor(logging.INFO):
+            return
         found = ", ".join(f"{k} {v}" for k, v in stage.fields.items())
         extra = {"stage": stage.name, "duration_s": round(seconds, 3), "error_kind": kind, **stage.fields}
         if kind is None:
@@ -188,6 +192,8 @@ class AttemptStory:
         self.span.set_attribute("tornado.job.status", status)
         if kind:
             self.span.set_attribute("error.type", kind)
+        if not _log.isEnabledFor(logging.INFO):
+            return
         extra = {"status": status, "error_kind": kind, "total_s": total, "size": job.file_size}
         tail = f" ({kind}: {job.error})" if kind else f" ({job.error})" if job.error else ""
         _log.info("finished %s in %.3f s%s", status, total, tail, extra=extra)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -69,15 +70,14 @@ class Submitter:
         ``create_playlist``), unless playlists are not looked for (``expand_playlists=False``, or an
         idempotency key: the URL is then one job, as it was before)."""
         request = await self._prepare(owner, request, idempotency_key)
-        if self._playlists.expand and idempotency_key is None:
-            playlist = await self._probe(request)
-            if playlist is not None:
-                raise InvalidRequest(
-                    f"This URL is a playlist of {len(playlist.entries)} entries: create_playlist() (or "
-                    "submit()) makes a batch of one job per entry",
-                    field="url",
-                )
-        return await self._insert_job(owner, request, idempotency_key)
+        playlist, probe_ms = await self._look(request, idempotency_key)
+        if playlist is not None:
+            raise InvalidRequest(
+                f"This URL is a playlist of {len(playlist.entries)} entries: create_playlist() (or "
+                "submit()) makes a batch of one job per entry",
+                field="url",
+            )
+        return await self._insert_job(owner, request, idempotency_key, probe_ms)
 
     async def create_playlist(self, owner: str, request: JobRequest | dict[str, Any]) -> BatchCreated:
         """A playlist, channel or show URL as a batch of one job per entry; any other URL is refused."""
@@ -92,11 +92,10 @@ class Submitter:
     ) -> JobCreated | BatchCreated:
         """TornadoAPI's POST /jobs: one job, or for a playlist URL a batch of one job per entry."""
         request = await self._prepare(owner, request, idempotency_key)
-        if self._playlists.expand and idempotency_key is None:
-            playlist = await self._probe(request)
-            if playlist is not None:
-                return await self._create_playlist_batch(owner, request, playlist)
-        return await self._insert_job(owner, request, idempotency_key)
+        playlist, probe_ms = await self._look(request, idempotency_key)
+        if playlist is not None:
+            return await self._create_playlist_batch(owner, request, playlist)
+        return await self._insert_job(owner, request, idempotency_key, probe_ms)
 
     async def _prepare(
         self, owner: str, request: JobRequest | dict[str, Any], idempotency_key: str | None
@@ -122,8 +121,21 @@ class Submitter:
             slot=self._runtime.resolve_slot,
         )  # fmt: skip
 
-    async def _insert_job(self, owner: str, request: JobRequest, idempotency_key: str | None) -> JobCreated:
+    async def _look(
+        self, request: JobRequest, idempotency_key: str | None
+    ) -> tuple[Playlist | None, int | None]:
+        """The playlist behind the URL, if one is looked for, and how long the look took (ms)."""
+        if not self._playlists.expand or idempotency_key is not None:
+            return None, None
+        started = time.monotonic()
+        playlist = await self._probe(request)
+        return playlist, int((time.monotonic() - started) * 1000)
+
+    async def _insert_job(
+        self, owner: str, request: JobRequest, idempotency_key: str | None, probe_ms: int | None
+    ) -> JobCreated:
         job = self._new_job(owner, request)
+        job.probe_duration_ms = probe_ms
         stored = await self._store.insert_jobs([job], None, idempotency_key)
         if stored[0].id == job.id:  # not an earlier job found by its idempotency key
             submitted(stored)
@@ -131,21 +143,38 @@ class Submitter:
         return JobCreated(job_id=stored[0].id)
 
     async def _check_urls(self, request: JobRequest) -> None:
-        """SSRF guard at the boundary: the source and webhook hosts must resolve to allowed addresses.
-
-        A source host that does not resolve (now) is no bad request: the network guard judges every
-        address when the source is fetched, and the DNS failure ends the job as a network failure."""
-        loop, executor, check = asyncio.get_running_loop(), self._runtime.executor, self._network.check_url
-        with contextlib.suppress(UnresolvableHost):
-            await loop.run_in_executor(executor, check, request.url, "url")
-        if request.storage:  # a job's own storage: its extra installed before the job is stored
-            await loop.run_in_executor(executor, StorageTarget(request.storage).check)
-        for endpoint in storage_endpoints(request.storage) if request.storage else ():
-            await loop.run_in_executor(executor, check, endpoint, "storage")
-        if request.webhook_url:
-            await loop.run_in_executor(executor, check, request.webhook_url, "webhook_url")
+        """SSRF guard at the boundary: the source and webhook hosts must resolve to allowed addresses
+        (one hop to a thread for all of a request's hosts)."""
+        await asyncio.get_running_loop().run_in_executor(self._runtime.executor, self._check_hosts, request)
         if request.impersonate:  # the [impersonate] extra installed before the job is stored
             check_target(request.impersonate)
+
+    def _check_hosts(self, request: JobRequest) -> None:
+        """Blocking (DNS). A source host that does not resolve (now) is no bad request: the network guard
+        judges every address when the source is fetched, and the DNS failure ends the job as a network
+        failure."""
+        check = self._network.check_url
+        with contextlib.suppress(UnresolvableHost):
+            check(request.url, "url")
+        if request.storage:  # a job's own storage: its extra installed before the job is stored
+            StorageTarget(request.storage).check()
+            for endpoint in storage_endpoints(request.storage):
+                check(endpoint, "storage")
+        if request.webhook_url:
+            check(request.webhook_url, "webhook_url")
+
+    def _check_each(self, requests: list[JobRequest]) -> list[InvalidRequest | None]:
+        """Blocking: :meth:`_check_hosts` for each request, its refusal or None."""
+        problems: list[InvalidRequest | None] = []
+        for request in requests:
+            try:
+                self._check_hosts(request)
+                if request.impersonate:
+                    check_target(request.impersonate)
+                problems.append(None)
+            except InvalidRequest as exc:
+                problems.append(exc)
+        return problems
 
     def _new_job(
         self, owner: str, request: JobRequest, batch_id: str | None = None, title: str | None = None
@@ -198,16 +227,23 @@ class Submitter:
             raise InvalidRequest("shared options must not contain 'url'", field="url")
         await self._jobs.check_storage_quota(owner)
         batch_id = _new_id()
-        jobs, errors = [], []
+        jobs, errors, valid = [], [], []
         for index, item in enumerate(items):
             fields = {**shared, **(item if isinstance(item, dict) else {"url": item})}
             try:
-                request = JobRequest(**fields)
-                await self._check_urls(request)
-                jobs.append(self._new_job(owner, request, batch_id))
+                valid.append((index, fields, JobRequest(**fields)))
             except InvalidRequest as exc:
-                url = fields.get("url") if isinstance(fields.get("url"), str) else None
-                errors.append(BulkError(index=index, url=url, error=exc.message))
+                errors.append(_bulk_error(index, fields, exc))
+        # every entry's hosts in one hop to a thread, not one per entry
+        problems = await asyncio.get_running_loop().run_in_executor(
+            self._runtime.executor, self._check_each, [request for _, _, request in valid]
+        )
+        for (index, fields, request), problem in zip(valid, problems, strict=True):
+            if problem is None:
+                jobs.append(self._new_job(owner, request, batch_id))
+            else:
+                errors.append(_bulk_error(index, fields, problem))
+        errors.sort(key=lambda error: error.index)
         if jobs:
             paused = bool(jobs[0].request.paused)
             record = BatchRecord(batch_id, owner, now_ms(), paused, None, shared.get("folder"),
@@ -257,6 +293,11 @@ class Submitter:
             return (self._runtime.options.ffmpeg or locate_ffmpeg()).ffprobe
         except FFmpegNotFound:
             return None
+
+
+def _bulk_error(index: int, fields: dict[str, Any], exc: InvalidRequest) -> BulkError:
+    url = fields.get("url") if isinstance(fields.get("url"), str) else None
+    return BulkError(index=index, url=url, error=exc.message)
 
 
 # a file name's 255 bytes, less the extension (".webm") and a " (n)" for a title the show repeats

@@ -622,6 +622,22 @@ def test_record_round_trip() -> None:
     assert back == job
     assert back.status is Status.COMPLETED and back.step is Step.FINISHED
     assert back.to_record() == record
+    # the text the stores write: the record less its None fields, read back as the same job
+    written = json.loads(job.record_text())
+    assert written.items() <= record.items() and {k for k in record if k not in written} <= {
+        k for k, v in record.items() if v is None
+    }
+    assert Job.from_record(written) == job == Job.from_record(json.loads(make_job().record_text()) | record)
+
+
+def test_from_record_fills_what_an_older_record_lacks() -> None:
+    record = make_job().to_record()
+    for name in ("store_write_ms", "side_keys", "created_at"):
+        del record[name]
+    job = Job.from_record(record)
+    assert job.store_write_ms is None and job.side_keys == [] and job.created_at > 0 and job.live is None
+    with pytest.raises(KeyError):
+        Job.from_record({k: v for k, v in record.items() if k != "id"})
 
 
 def test_from_record_ignores_unknown_keys() -> None:

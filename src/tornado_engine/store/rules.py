@@ -59,7 +59,7 @@ def job_columns(job: Job) -> tuple[str, int, int, str]:
     bytes count while a Completed job's file exists; reserved bytes while the job may still store one."""
     stored = job.file_size or 0 if job.status is Status.COMPLETED and not job.file_deleted_at else 0
     reserved = job.reserved_bytes if job.status in (Status.PENDING, Status.PROCESSING) else 0
-    return job.status.value, stored, reserved, dumps(job.to_record())
+    return job.status.value, stored, reserved, job.record_text()
 
 
 def job_from_record(status: str, record: dict[str, Any], progress: Mapping[str, Any] | None = None) -> Job:
