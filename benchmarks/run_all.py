@@ -20,8 +20,16 @@ from pathlib import Path
 from _common import Row, print_table
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["big_progressive", "big_dash", "many_small", "scheduler", "wide", "s3_upload"]
-QUICK_RUNS = {"big_progressive": 3, "big_dash": 3, "many_small": 2, "scheduler": 2, "wide": 1, "s3_upload": 3}
+ORDER = ["big_progressive", "big_dash", "many_small", "scheduler", "wide", "s3_upload", "storage_upload"]
+QUICK_RUNS = {
+    "big_progressive": 3,
+    "big_dash": 3,
+    "many_small": 2,
+    "scheduler": 2,
+    "wide": 1,
+    "s3_upload": 3,
+    "storage_upload": 3,
+}
 
 
 def main() -> None:
