@@ -13,6 +13,8 @@ Target: engine throughput >= 1.0x the SDK's default call.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import statistics
 import sys
 import time
@@ -21,12 +23,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _common import CACHE, REPO, Report, arguments, big_media
+from _common import CACHE, REPO, Report, arguments, big_media, child, free_port, fresh_dir
 
 from tornado_engine.storage import AzureBlobConfig, GCSConfig, StorageTarget
 
 sys.path.insert(0, str(REPO / "tests"))  # the test suite's emulator launchers
-from storage_servers.launchers import AZURITE_ACCOUNT, AZURITE_KEY, azurite, gcs_emulator
+from storage_servers.launchers import AZURITE_ACCOUNT, AZURITE_KEY, azurite_dir, azurite_main, gcs_emulator
 
 BUCKET = "bench"
 Upload = Callable[[Path, str], None]
@@ -46,10 +48,24 @@ def _service_account() -> str:
 
 
 @contextmanager
+def azurite_on_disk() -> Iterator[str]:
+    """Azurite keeping blobs on disk: the test suite's in-memory one holds 512 MB, a few runs of this file."""
+    recorded = azurite_dir() / "node-path"
+    node = recorded.read_text().strip() if recorded.is_file() else "node"
+    folder = fresh_dir(CACHE / "azurite-data")
+    port = free_port()
+    argv = [node, str(azurite_main()), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+            "--location", str(folder), "--skipApiVersionCheck", "--disableTelemetry"]  # fmt: skip
+    with child(argv, port, CACHE / "azurite.log"):
+        yield f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
 def azure_sides() -> Iterator[tuple[StorageTarget, dict[str, Upload], Callable[[str], int]]]:
     from azure.storage.blob import BlobServiceClient
 
-    with azurite(CACHE) as endpoint:
+    with azurite_on_disk() as endpoint:
         conn = (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
                 f"BlobEndpoint={endpoint};")  # fmt: skip
         container = BlobServiceClient.from_connection_string(conn).create_container(BUCKET)
@@ -142,7 +158,9 @@ def main() -> None:
         name, make = sides[backend]
         report = Report(name)
         measure(report, name, make, source, args.runs)
-        report.notes.append(f"{source.stat().st_size / 2**20:.0f} MiB file; emulator on 127.0.0.1")
+        load = os.getloadavg()[0]
+        mib = source.stat().st_size / 2**20
+        report.notes.append(f"{mib:.0f} MiB file; load average at the end {load:.1f}")
         reports.append(report)
     rows, notes = [r for rep in reports for r in rep.rows], [n for rep in reports for n in rep.notes]
     merged = Report("storage-upload", rows, notes)

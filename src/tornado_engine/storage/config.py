@@ -88,6 +88,9 @@ class S3Config(_Config):
     region: str | None = None
     endpoint_url: str | None = None  # None = AWS; e.g. https://<account>.r2.cloudflarestorage.com
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    # boto3's upload_file default (10 threads): parts go up from threads, so on a busy machine more of
+    # them get more CPU time (4 gave 0.96x boto3's throughput on moto at load 18, 10 gave 1.20x)
+    concurrency: int = Field(default=10, ge=1, le=64)
 
     def describe(self) -> str:
         return f"S3 bucket {self.bucket!r} at {self.endpoint_url or 'AWS'}"
