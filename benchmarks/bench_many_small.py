@@ -78,7 +78,7 @@ async def engine_batch(
         if bulk.errors:
             raise RuntimeError(f"refused at submit: {bulk.errors[:3]}")
         ids += bulk.job_ids
-    await tracker.wait(ids, timeout=1800)
+    await tracker.wait(ids, timeout=1800, engine=engine)
     elapsed = time.perf_counter() - started
     if cpu is not None:
         cpu.append((cpu_seconds() - cpu_started) / len(urls))
