@@ -348,12 +348,25 @@ class Tracker:
 
         engine.hub.publish = counting
 
-    async def wait(self, job_ids: list[str], timeout: float) -> None:
+    async def wait(self, job_ids: list[str], timeout: float, engine: Any = None) -> None:
+        """Until every job in ``job_ids`` has ended. With ``engine``, a quiet second also asks the store for
+        the jobs still missing: a terminal event published from a worker thread sets the asyncio.Event
+        without waking the loop (seen as a benchmark idle forever with every job Completed)."""
         wanted = set(job_ids)
         async with asyncio.timeout(timeout):
             while not wanted <= self.finished.keys():
                 self._changed.clear()
-                await self._changed.wait()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), 1.0)
+                except TimeoutError:
+                    if engine is not None:
+                        await self._ask_store(engine, wanted - self.finished.keys())
+
+    async def _ask_store(self, engine: Any, missing: set[str]) -> None:
+        for job_id in list(missing)[:100]:
+            job = await engine.get_job(job_id)
+            if job.status in self._terminal:
+                self.finished.setdefault(job_id, job)
 
 
 async def check_completed(engine: Any, job_ids: list[str]) -> list[Any]:

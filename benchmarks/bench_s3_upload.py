@@ -2,15 +2,16 @@
 
 Both write the same ~150 MB file to the same moto server (its own process, on 127.0.0.1), alternating,
 and each object is deleted after its run. Engine: ``StorageTarget(S3Config(...)).put(file, key)``, what
-the Uploader stage calls (a multipart upload over s3fs's client keeping the config's ``concurrency`` parts
-of ``part_size`` in flight, then a signed URL), with the config's defaults (8 MiB, 4) and with concurrency
-raised to boto3's 10 threads. Baseline: boto3's
-``upload_file`` with its default TransferConfig (8 MiB parts, 10 threads). Target: engine throughput
->= 0.9x boto3's.
+the Uploader stage calls (a multipart upload through a botocore client, the config's ``concurrency``
+threads each sending one part of ``part_size`` at a time, then a signed URL), with the config's defaults
+(8 MiB, 10 threads: boto3's) and with concurrency 4 (the default before issue 15). Baseline:
+boto3's ``upload_file`` with its default TransferConfig (8 MiB parts, 10 threads). Target: engine
+throughput >= 1.0x boto3's (issue 15; 0.9x in issue 8).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from pathlib import Path
@@ -44,7 +45,7 @@ def main() -> None:
     endpoint = f"http://127.0.0.1:{port}"
     boto: list[float] = []
     engine: list[float] = []
-    engine10: list[float] = []
+    engine4: list[float] = []
     moto = [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
     with child(moto, port, CACHE / "moto.log"):
         client = boto3_client(endpoint)
@@ -54,8 +55,8 @@ def main() -> None:
             fields = {"bucket": BUCKET, "access_key_id": KEY_ID, "secret_access_key": SECRET}
             return S3Config.model_validate({**fields, "endpoint_url": endpoint, "region": REGION, **extra})
 
-        default, wide = StorageTarget(config()), StorageTarget(config(concurrency=10))
-        for target in (default, wide):  # warm-up, untimed: clients, connections, credentials
+        default, narrow = StorageTarget(config()), StorageTarget(config(concurrency=4))
+        for target in (default, narrow):  # warm-up, untimed: clients, connections, credentials
             target.delete(target.put(source, "warmup.mp4").key)
         client.upload_file(str(source), BUCKET, "warmup.mp4")
         client.delete_object(Bucket=BUCKET, Key="warmup.mp4")
@@ -66,23 +67,24 @@ def main() -> None:
             boto.append(time.perf_counter() - started)
             assert client.head_object(Bucket=BUCKET, Key=f"boto3-{i}.mp4")["ContentLength"] == size
             client.delete_object(Bucket=BUCKET, Key=f"boto3-{i}.mp4")
-            for target, times in ((default, engine), (wide, engine10)):
+            for target, times in ((default, engine), (narrow, engine4)):
                 started = time.perf_counter()
                 stored = target.put(Path(source), f"engine-{i}.mp4")
                 times.append(time.perf_counter() - started)
                 assert stored.size == size and target.exists(stored.key)
                 target.delete(stored.key)
-            line = f"boto3 {boto[-1]:.2f} s, engine {engine[-1]:.2f} s, concurrency 10 {engine10[-1]:.2f} s"
+            line = f"boto3 {boto[-1]:.2f} s, engine {engine[-1]:.2f} s, concurrency 4 {engine4[-1]:.2f} s"
             print(f"run {i + 1}: {line}", flush=True)
     mib = size / 2**20
-    for name, times in (("defaults", engine), ("concurrency 10", engine10)):
+    for name, times in (("defaults", engine), ("concurrency 4", engine4)):
         e, b = statistics.median(times), statistics.median(boto)
         ratio = b / e  # throughput ratio: the same bytes in less time is more
         all_times = f"{'/'.join(f'{t:.2f}' for t in times)} vs {'/'.join(f'{t:.2f}' for t in boto)} s"
         detail = f"{mib / e:.0f} MiB/s vs boto3 {mib / b:.0f} MiB/s (median of {len(times)}; {all_times})"
         measure = f"engine storage ({name}) / boto3 upload_file, throughput"
-        report.value(measure, f"{ratio:.2f}x", ">= 0.9x", ratio >= 0.9, detail)
-    report.notes.append(f"{mib:.0f} MiB file; moto {endpoint}")
+        report.value(measure, f"{ratio:.2f}x", ">= 1.0x", ratio >= 1.0, detail)
+    load = os.getloadavg()[0]
+    report.notes.append(f"{mib:.0f} MiB file; moto {endpoint}; load average at the end {load:.1f}")
     report.emit(args.json)
 
 

@@ -2,8 +2,9 @@
 
 yt-dlp's generic extractor knows a plain file's URL and extension, nothing of its duration or picture.
 This reads the first :data:`HEAD_BYTES` with a ranged GET through the network guard (the same proxy and
-policy as every yt-dlp request), writes them into a sparse file of the source's size and runs ffprobe on
-it; an MP4 whose index (``moov``) is at the end needs a second ranged read of the last :data:`TAIL_BYTES`.
+policy as every yt-dlp request), writes them into a sparse file of the source's size and probes it
+(in-process where it can); an MP4 whose index (``moov``) is at the end needs a second ranged read of the
+last :data:`TAIL_BYTES`.
 Never more than those two reads, each under ``socket_timeout`` and an overall time budget; a source that
 refuses ranges is read for its head only. Any failure just means no probe: the metadata stays as yt-dlp
 found it.
@@ -114,7 +115,7 @@ async def probe_head(
 
 async def _ffprobe(path: Path, ffprobe: str) -> MediaInfo | None:
     try:
-        media = await muxer.probe(path, ffprobe, timeout=_PROBE_SECONDS)
+        media = await muxer.probe(path, ffprobe, timeout=_PROBE_SECONDS, audio_bit_rate=False)
     except MuxError:
         return None
     return media if media.streams else None

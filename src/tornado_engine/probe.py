@@ -16,7 +16,7 @@ from typing import Any, Literal
 from .codecs import Container
 from .errors import MuxError
 
-__all__ = ["MediaInfo", "StreamInfo", "StreamKind", "detect_container", "parse_probe"]
+__all__ = ["MediaInfo", "StreamInfo", "StreamKind", "detect_container", "normal_rotation", "parse_probe"]
 
 StreamKind = Literal["video", "audio", "subtitle", "other"]
 
@@ -36,6 +36,7 @@ class StreamInfo:
     language: str | None = None
     default: bool = False
     attached_pic: bool = False  # cover art: a "video" stream that is one picture
+    rotation: int = 0  # the display matrix's rotation in degrees, as ffprobe prints it (-90: shown upright)
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,17 @@ class MediaInfo:
         return tuple(s for s in self.streams if s.kind == kind)
 
 
-def _float(value: Any) -> float | None:
+def _signed(value: Any) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return number if math.isfinite(number) and number >= 0 else None
+    return number if math.isfinite(number) else None
+
+
+def _float(value: Any) -> float | None:
+    number = _signed(value)
+    return number if number is not None and number >= 0 else None
 
 
 def _int(value: Any) -> int | None:
@@ -76,6 +82,21 @@ def _stream_duration(raw: Mapping[str, Any]) -> float | None:
     if isinstance(text, str) and (m := _HMS.match(text.strip())):
         return int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
     return None
+
+
+def _rotation(raw: Mapping[str, Any]) -> int:
+    # ffprobe >= 5 puts it in the display matrix side data; older ones wrote a "rotate" tag (opposite sign)
+    for side in raw.get("side_data_list") or ():
+        if isinstance(side, Mapping) and (value := _signed(side.get("rotation"))) is not None:
+            return normal_rotation(value)
+    tag = _signed((raw.get("tags") or {}).get("rotate"))
+    return normal_rotation(-tag) if tag is not None else 0
+
+
+def normal_rotation(degrees: float) -> int:
+    """Degrees rounded and brought into (-180, 180], as ffprobe prints them: 270 -> -90, -180 -> 180."""
+    value = round(degrees) % 360
+    return value - 360 if value > 180 else value
 
 
 def parse_probe(data: Mapping[str, Any], path: Path | str | None = None) -> MediaInfo:
@@ -105,6 +126,7 @@ def parse_probe(data: Mapping[str, Any], path: Path | str | None = None) -> Medi
                 language=tags.get("language"),
                 default=bool(disposition.get("default")),
                 attached_pic=bool(disposition.get("attached_pic")),
+                rotation=_rotation(raw),
             )
         )
     duration = _float(fmt.get("duration"))

@@ -59,7 +59,8 @@ def _plan(ctx: StageContext, inputs: Sequence[MediaInfo]) -> MuxPlan:
 async def mux(ctx: StageContext, fetched: Fetched) -> Muxed:
     """Raises MuxError (unreadable input, ffmpeg failure, failed verification, the quota) or JobCancelled."""
     started = time.monotonic()
-    inputs = [await muxer.probe(path, ctx.ffmpeg.ffprobe) for path in fetched.files]
+    exact = ctx.options.audio_only  # only an audio-only job's label reads the audio bit rate
+    inputs = [await muxer.probe(path, ctx.ffmpeg.ffprobe, audio_bit_rate=exact) for path in fetched.files]
     plan: MuxPlan | None = None
     try:
         plan = _plan(ctx, inputs)

@@ -1,5 +1,7 @@
 """Muxer: probe the downloaded streams, run the ffmpeg plan, check what it wrote.
 
+Probes run in-process where PyAV can tell (:mod:`tornado_engine.avprobe`), else as an ffprobe process.
+
 ffmpeg runs as an asyncio subprocess (stdin closed); ``-progress pipe:1`` gives the percent. Cancelling,
 whether by the ``cancel`` event or by cancelling the awaiting task, kills ffmpeg, waits for it and removes
 the partial output, so no process or half-written file outlives the job.
@@ -22,6 +24,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import avprobe
 from ..diskspace import mentions_disk_full
 from ..errors import ErrorKind, FFmpegNotFound, JobCancelled, MuxError
 from ..ffmpeg import FFmpegPaths, MediaInfo, MuxPlan, build_args, parse_probe, verify_output
@@ -80,9 +83,18 @@ def _last_lines(text: str, limit: int = 3) -> str:
     return " | ".join(lines[-limit:])[-400:] or "no error output"
 
 
-async def probe(path: Path | str, ffprobe: str, *, timeout: float = _PROBE_TIMEOUT) -> MediaInfo:
-    """ffprobe ``path`` (local files only). Failures raise ``MuxError(kind='invalid_media')``."""
+async def probe(
+    path: Path | str, ffprobe: str, *, timeout: float = _PROBE_TIMEOUT, audio_bit_rate: bool = True
+) -> MediaInfo:
+    """Probe ``path`` (local files only): in-process (PyAV, in a thread) where it can tell, else ffprobe.
+    ``audio_bit_rate``: the caller uses audio bit rates (see :mod:`tornado_engine.avprobe`). Failures
+    (always ffprobe's verdict) raise ``MuxError(kind='invalid_media')``."""
     path = Path(os.path.abspath(path))
+    info = await asyncio.to_thread(avprobe.probe_file, path, audio_bit_rate=audio_bit_rate)
+    return info if info is not None else await _ffprobe(path, ffprobe, timeout)
+
+
+async def _ffprobe(path: Path, ffprobe: str, timeout: float) -> MediaInfo:
     proc = await _spawn(
         ffprobe,
         "-v",
@@ -183,7 +195,7 @@ async def mux(
                 kind, reason = "disk_full", "No space left on device"
             raise MuxError(f"ffmpeg failed (exit {proc.returncode}): {reason}", kind=kind)
         try:
-            result = await probe(output, paths.ffprobe)
+            result = await probe(output, paths.ffprobe, audio_bit_rate=False)
             verify_output(plan, result, duration=expected)
         except MuxError as exc:
             exc.kind = "verify_failed"  # an unreadable output is a failed check too

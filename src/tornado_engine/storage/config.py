@@ -88,6 +88,9 @@ class S3Config(_Config):
     region: str | None = None
     endpoint_url: str | None = None  # None = AWS; e.g. https://<account>.r2.cloudflarestorage.com
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    # boto3's upload_file default (10 threads): parts go up from threads, so on a busy machine more of
+    # them get more CPU time (4 gave 0.96x boto3's throughput on moto at load 18, 10 gave 1.20x)
+    concurrency: int = Field(default=10, ge=1, le=64)
 
     def describe(self) -> str:
         return f"S3 bucket {self.bucket!r} at {self.endpoint_url or 'AWS'}"
@@ -144,6 +147,9 @@ class GCSConfig(_Config):
     project: str | None = None  # default: the key's project_id
     endpoint_url: str | None = None  # None = https://storage.googleapis.com
     emulator: bool = False  # data calls without OAuth (emulators take none); signing still uses the key
+    # the resumable upload's chunk, sent one after the other: google-cloud-storage's default (100 MiB).
+    # 8 MiB chunks were 18 round trips for 145 MiB, 0.36x upload_from_filename against the emulator.
+    part_size: int = Field(default=100 * _MIB, ge=5 * _MIB, le=5 * 1024 * _MIB)
 
     @field_validator("service_account_json")
     @classmethod
