@@ -14,11 +14,14 @@ import contextlib
 import weakref
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
 
 from .progress import Event
 from .states import TERMINAL, Status
 
 __all__ = ["DEFAULT_STREAM_BUFFER", "EventHub", "is_progress"]
+
+_M = TypeVar("_M", bound=Any)
 
 DEFAULT_STREAM_BUFFER = 1000  # progress events an engine-wide subscriber may have unread
 
@@ -65,7 +68,7 @@ class EventHub:
     def __init__(self) -> None:
         self._queues: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
         self._last: dict[str, Event] = {}
-        self._finished: dict[str, asyncio.Event] = {}
+        self._finished: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._feeds: set[_Feed] = set()
         self._closed = False
 
@@ -77,7 +80,7 @@ class EventHub:
         """Hand ``event`` to its job's subscribers; a terminal one also wakes the job's waiters."""
         if event.status in TERMINAL:
             self._last.pop(event.job_id, None)
-            if done := self._finished.get(event.job_id):
+            for done in self._finished.get(event.job_id, ()):
                 done.set()
         else:
             self._last[event.job_id] = event
@@ -125,18 +128,33 @@ class EventHub:
 
     @contextlib.contextmanager
     def watch(self, job_id: str) -> Iterator[asyncio.Event]:
-        """An event set when ``job_id``'s terminal event is published here; waiters of one job share it."""
-        done = self._finished.setdefault(job_id, asyncio.Event())
+        """An event set when ``job_id``'s terminal event is published here (one per waiter: a waiter that
+        leaves does not take the others' away)."""
+        done = asyncio.Event()
+        self._finished[job_id].add(done)
         try:
             yield done
         finally:
-            self._finished.pop(job_id, None)
+            _leave(self._finished, job_id, done)
 
-    async def subscribe(self, job_id: str, first: Event | None) -> AsyncIterator[Event]:
-        """Yield events until a terminal one. ``first``: the job's state as read from the store."""
+    @contextlib.contextmanager
+    def listen(self, job_id: str) -> Iterator[asyncio.Queue[Event]]:
+        """``job_id``'s events from now on, queued. Listen *before* reading the job's stored state: an
+        event published while the store is read is then queued, never lost between the two."""
         queue: asyncio.Queue[Event] = asyncio.Queue()
         self._queues[job_id].add(queue)
         try:
+            yield queue
+        finally:
+            _leave(self._queues, job_id, queue)
+
+    def latest(self, job_id: str) -> Event | None:
+        """The last event of a running job published here (None once it ended, or never seen)."""
+        return self._last.get(job_id)
+
+    async def subscribe(self, job_id: str, first: Event | None) -> AsyncIterator[Event]:
+        """Yield events until a terminal one. ``first``: the job's state as read from the store."""
+        with self.listen(job_id) as queue:
             latest = self._last.get(job_id) or first
             if latest is not None:
                 yield latest
@@ -147,7 +165,11 @@ class EventHub:
                 yield event
                 if event.status in TERMINAL:
                     return
-        finally:
-            self._queues[job_id].discard(queue)
-            if not self._queues[job_id]:
-                del self._queues[job_id]
+
+
+def _leave(table: dict[str, set[_M]], job_id: str, member: _M) -> None:
+    members = table.get(job_id)
+    if members is not None:
+        members.discard(member)
+        if not members:
+            del table[job_id]

@@ -19,7 +19,7 @@ from .progress import Event, job_percent
 from .results import BatchStatus, Quota, RenameResult, Usage, batch_status
 from .runtime import Runtime
 from .scheduler import is_dead_local_owner
-from .states import Status
+from .states import TERMINAL, Status
 from .store.base import BatchRecord, JobStore
 from .story import cancelled_before_start
 from .sweep import remove_job_folders
@@ -74,19 +74,27 @@ class Lifecycle:
                         await asyncio.wait_for(done.wait(), self._runtime.options.poll_interval)
 
     async def events(self, owner: str, job_id: str) -> AsyncIterator[Event]:
-        """The job's events from its stored state on, until a terminal one."""
-        job = await self.get_job(owner, job_id)
-        first = Event(
-            job.id,
-            job.status,
-            job.step,
-            100.0 if job.is_terminal else job_percent(job.step, 0),
-            message=job.error,
-            batch_id=job.batch_id,
-            owner=job.owner,
-        )
-        async for event in self._runtime.hub.subscribe(job_id, first):
-            yield event
+        """The job's events from its stored state on, until a terminal one. It listens before it reads the
+        store, so an event published meanwhile is not lost; after a quiet ``poll_interval`` it reads the
+        store again, so a job another process runs (or one whose end was missed here) moves and ends too."""
+        hub = self._runtime.hub
+        with hub.listen(job_id) as queue:
+            job = await self.get_job(owner, job_id)
+            event = (None if job.is_terminal else hub.latest(job_id)) or _stored_state(job)
+            while True:
+                yield event
+                if event.status in TERMINAL:
+                    return
+                event = await self._next_event(owner, job_id, queue, event)
+
+    async def _next_event(self, owner: str, job_id: str, queue: asyncio.Queue[Event], shown: Event) -> Event:
+        """The next event published here, or the stored state once it differs from what was ``shown``."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(queue.get(), self._runtime.options.poll_interval)
+            stored = _stored_state(await self.get_job(owner, job_id))
+            if (stored.status, stored.step, stored.percent) != (shown.status, shown.step, shown.percent):
+                return stored
 
     def stream(self, owner: str | None, batch_id: str | None, buffer: int) -> AsyncIterator[Event]:
         """Every job's events from now on (``owner``'s only, unless None; one batch's, if given), as
@@ -243,3 +251,15 @@ class Lifecycle:
         totals = await self._store.usage(owner)
         if totals.stored_bytes + totals.reserved_bytes >= quota.storage_bytes:
             raise QuotaExceeded("Storage quota exceeded")
+
+
+def _stored_state(job: Job) -> Event:
+    """The job as the store has it, as an event (with its worker's stored progress while it runs)."""
+    live = job.live if job.live is not None and job.live.step is job.step and not job.is_terminal else None
+    if live is None:
+        percent = 100.0 if job.is_terminal else job_percent(job.step, 0)
+        return Event(job.id, job.status, job.step, percent, message=job.error, batch_id=job.batch_id,
+                     owner=job.owner)  # fmt: skip
+    return Event(job.id, job.status, job.step, live.percent, live.stage_percent, live.bytes_done,
+                 live.bytes_total, live.speed_bps, live.eta_seconds, batch_id=job.batch_id,
+                 owner=job.owner)  # fmt: skip

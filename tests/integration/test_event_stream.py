@@ -82,3 +82,19 @@ async def test_bad_stream_arguments_are_refused(engine: Engine) -> None:
         engine.events(buffer=0)
     with pytest.raises(InvalidRequest, match="not both"):
         engine.events("job-1", batch_id="batch-1")
+
+
+async def test_a_jobs_events_end_when_another_engine_runs_it(tmp_path: Path) -> None:
+    """No event of the job is published here: the stored state moves the stream along and ends it (it
+    used to wait forever, as it did for a job that ended while its stored state was being read)."""
+    stages = NoopStages(stage_seconds=0.3, file_size=10)
+    async with (
+        noop_engine(data_dir=tmp_path, poll_interval=0.05, stages=stages),
+        noop_engine(data_dir=tmp_path, run_jobs=False, poll_interval=0.05) as reader,
+    ):
+        created = await reader.create_job({"url": f"{URL}/elsewhere"})
+        seen = await asyncio.wait_for(_until_ended(reader.events(created.job_id), 1), 30)
+    assert seen[-1].status is Status.COMPLETED and seen[-1].percent == 100.0
+    steps = [e.step for e in seen]
+    assert steps == sorted(set(steps), key=steps.index)  # in order, each step once at least
+    assert len(set(steps)) >= 2  # it moved along before it ended, read from the store

@@ -170,13 +170,15 @@ def test_publish_without_subscribers_needs_no_loop() -> None:
 
 def test_watch_is_set_by_the_jobs_terminal_event_only() -> None:
     hub = EventHub()
-    with hub.watch("j1") as done, hub.watch("j1") as same:
-        assert same is done  # waiters of one job share one signal
+    with hub.watch("j1") as done, hub.watch("j1") as other:
+        with hub.watch("j1") as leaving:
+            assert leaving is not done
+        # a waiter that left takes nothing from the others
         hub.publish(ev(pct=50))
         hub.publish(ev(Status.COMPLETED, Step.FINISHED, 100, job="j2"))
-        assert not done.is_set()
+        assert not done.is_set() and not other.is_set()
         hub.publish(ev(Status.FAILED, Step.MUXING, 60))
-        assert done.is_set()
+        assert done.is_set() and other.is_set() and not leaving.is_set()
     assert "j1" not in hub._finished  # nothing kept once the waiters are gone
     hub.publish(ev(Status.COMPLETED, Step.FINISHED, 100))  # no waiter: nothing to set, nothing kept
     assert not hub._finished
