@@ -226,56 +226,21 @@ class _Handler(BaseHTTPRequestHandler):
         if self._answered(path, head):
             return
 
-        mode, _, rest = path[1:].partition("/")
-        if mode not in _FAULT_MODES:
-            mode, rest = "", path[1:]
-        drip: tuple[int, float] | None = None
-        if mode == "drip":
-            if (m := _DRIP_RE.match(rest)) is None or int(m[1]) < 1:
-                return self._empty(400)
-            drip, rest = (int(m[1]), float(m[2])), m[3]
-        if mode == "cookie":
-            gated = self._cookie_gate(rest)
-            if gated is None:
-                return self._empty(403)
-            rest = gated
-        if mode == "storm":
-            n, _, rest = rest.partition("/")
-            with self.server.lock:
-                self.server.stats.storm_seen += 1
-                storming = self.server.stats.storm_seen <= int(n or 0)
-            if storming:
-                return self._empty(429, {"Retry-After": str(self.server.stats.storm_retry_after)})
+        route = self._route(path)
+        if route is None:
+            return
+        mode, rest, drip = route
         root = self.server.root
         fs = os.path.realpath(os.path.join(root, rest))
         if not fs.startswith(root + os.sep) or not os.path.isfile(fs):
             return self._empty(404)
 
         size = os.path.getsize(fs)
-        start, end = 0, size - 1
-        partial = False
         etag, modified = self._validators(fs)
-        rng = _RANGE_RE.match(self.headers.get("Range", "").strip()) if mode != "short" else None
-        condition = self.headers.get("If-Range")
-        if (
-            condition is not None
-            and self.server.shared.if_range
-            and condition.strip() not in (etag, modified)
-        ):
-            rng = None  # the client's copy is of another version: it gets the whole file
-        if rng and (rng[1] or rng[2]):
-            if rng[1]:
-                start = int(rng[1])
-                end = min(int(rng[2]), size - 1) if rng[2] else size - 1
-            else:  # suffix range: the last N bytes
-                start, end = max(0, size - int(rng[2])), size - 1
-                if int(rng[2]) == 0:
-                    start = size
-            if start >= size:
-                return self._empty(416, {"Content-Range": f"bytes */{size}"})
-            partial = start <= end  # "bytes=5-3" is invalid: RFC 9110 says ignore the header
-            if not partial:
-                start, end = 0, size - 1
+        span = self._span(size, (etag, modified), ranged=mode != "short")
+        if span is None:
+            return self._empty(416, {"Content-Range": f"bytes */{size}"})
+        start, end, partial = span
 
         length = end - start + 1
         self.send_response(206 if partial else 200)
@@ -313,6 +278,54 @@ class _Handler(BaseHTTPRequestHandler):
             # SO_LINGER 0 makes close() send RST, so the client sees "Connection reset by peer".
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
+
+    def _route(self, path: str) -> tuple[str, str, tuple[int, float] | None] | None:
+        """(fault mode, file path, drip) of a file route; None once answered (a 400, 403 or 429)."""
+        mode, _, rest = path[1:].partition("/")
+        if mode not in _FAULT_MODES:
+            mode, rest = "", path[1:]
+        drip: tuple[int, float] | None = None
+        if mode == "drip":
+            if (m := _DRIP_RE.match(rest)) is None or int(m[1]) < 1:
+                self._empty(400)
+                return None
+            drip, rest = (int(m[1]), float(m[2])), m[3]
+        if mode == "cookie":
+            gated = self._cookie_gate(rest)
+            if gated is None:
+                self._empty(403)
+                return None
+            rest = gated
+        if mode == "storm":
+            n, _, rest = rest.partition("/")
+            with self.server.lock:
+                self.server.stats.storm_seen += 1
+                storming = self.server.stats.storm_seen <= int(n or 0)
+            if storming:
+                self._empty(429, {"Retry-After": str(self.server.stats.storm_retry_after)})
+                return None
+        return mode, rest, drip
+
+    def _span(self, size: int, validators: tuple[str, str], *, ranged: bool) -> tuple[int, int, bool] | None:
+        """(start, end, partial) the request's Range (and If-Range) asks for; None: unsatisfiable (416)."""
+        rng = _RANGE_RE.match(self.headers.get("Range", "").strip()) if ranged else None
+        condition = self.headers.get("If-Range")
+        if condition is not None and self.server.shared.if_range and condition.strip() not in validators:
+            rng = None  # the client's copy is of another version: it gets the whole file
+        if not (rng and (rng[1] or rng[2])):
+            return 0, size - 1, False
+        if rng[1]:
+            start = int(rng[1])
+            end = min(int(rng[2]), size - 1) if rng[2] else size - 1
+        else:  # suffix range: the last N bytes
+            start, end = max(0, size - int(rng[2])), size - 1
+            if int(rng[2]) == 0:
+                start = size
+        if start >= size:
+            return None
+        if start > end:  # "bytes=5-3" is invalid: RFC 9110 says ignore the header
+            return 0, size - 1, False
+        return start, end, True
 
     def _answered(self, path: str, head: bool) -> bool:
         """The routes that serve no file: ``/status/``, ``/huge/``, ``/redirect/``."""
