@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tornado_engine import Engine, JobCreated, JobRequest
 from tornado_engine.models import Job
+from tornado_engine.progress import Event
 
 
 async def run_job(engine: Engine, timeout: float = 120, **fields: object) -> Job:
@@ -18,6 +19,17 @@ async def run_job(engine: Engine, timeout: float = 120, **fields: object) -> Job
     created = await engine.create_job(JobRequest(**fields))
     assert isinstance(created, JobCreated), "a single media URL was expected, not a playlist"
     return await engine.wait(created.job_id, timeout=timeout)
+
+
+def record_events(engine: Engine, into: list[Event]) -> None:
+    """Append every event ``engine`` publishes to ``into``, as it is published (any job, any tenant)."""
+    publish = engine.hub.publish
+
+    def keep(event: Event) -> None:
+        into.append(event)
+        publish(event)
+
+    engine.hub.publish = keep  # type: ignore[method-assign]
 
 
 def local_path(url: str | None) -> Path:

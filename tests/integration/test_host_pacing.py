@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobkit import record_events
 
 from tornado_engine import Engine, JobRequest, RetryPolicy, Status
 from tornado_engine.models import Job
@@ -29,19 +30,13 @@ async def _engine(tmp_path: Path, events: list[Event], **sources: Any) -> AsyncI
     async with Engine.open(data_dir=tmp_path / "engine", poll_interval=0.05, expand_playlists=False,
                            retry=RetryPolicy(max_retries=3, base_delay=0.2),
                            sources=SourceSettings.build(**sources)) as engine:  # fmt: skip
-        publish = engine.hub.publish
-
-        def keep(event: Event) -> None:
-            events.append(event)
-            publish(event)
-
-        engine.hub.publish = keep  # type: ignore[method-assign]
+        record_events(engine, events)
         yield engine
 
 
 async def _run_all(engine: Engine, urls: list[str]) -> list[Job]:
     created = [await engine.create_job(JobRequest(url=url)) for url in urls]
-    ids = [c.job_id for c in created]  # type: ignore[union-attr]
+    ids = [c.job_id for c in created]
     return list(await asyncio.gather(*(engine.wait(i, timeout=90) for i in ids)))
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobkit import run_job
+from jobkit import record_events, run_job
 from proxykit import self_signed, upstream_proxy
 
 from tornado_engine import Engine, RetryPolicy, Status
@@ -46,13 +46,7 @@ async def _engine(tmp_path: Path, events: list[Event], **sources: Any) -> AsyncI
     async with Engine.open(data_dir=tmp_path / "engine", poll_interval=0.1, expand_playlists=False,
                            retry=RetryPolicy(max_retries=0), sources=SourceSettings.build(**sources),
                            ) as engine:  # fmt: skip
-        publish = engine.hub.publish
-
-        def keep(event: Event) -> None:
-            events.append(event)
-            publish(event)
-
-        engine.hub.publish = keep  # type: ignore[method-assign]
+        record_events(engine, events)
         yield engine
 
 
