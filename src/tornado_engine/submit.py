@@ -19,7 +19,7 @@ from .ffmpeg import locate_ffmpeg
 from .lifecycle import Lifecycle
 from .metadata import MediaMetadata, extract_metadata
 from .models import Job, JobCreated, JobRequest, has_control_chars, name_from_title, now_ms
-from .pipeline.playlist import Playlist, probe_playlist
+from .pipeline.playlist import Playlist, names_a_media_file, probe_playlist
 from .results import BatchCreated, BulkCreated, BulkError, EpisodeRef
 from .runtime import Runtime
 from .safety import NetworkPolicy
@@ -124,8 +124,9 @@ class Submitter:
     async def _look(
         self, request: JobRequest, idempotency_key: str | None
     ) -> tuple[Playlist | None, int | None]:
-        """The playlist behind the URL, if one is looked for, and how long the look took (ms)."""
-        if not self._playlists.expand or idempotency_key is not None:
+        """The playlist behind the URL, if one is looked for, and how long the look took (ms). A URL that
+        names a media file is one item: not looked at (a create_job then needs no yt-dlp)."""
+        if not self._playlists.expand or idempotency_key is not None or names_a_media_file(request.url):
             return None, None
         started = time.monotonic()
         playlist = await self._probe(request)

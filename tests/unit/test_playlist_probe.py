@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tornado_engine.pipeline.playlist import _single_video
+from tornado_engine.pipeline.playlist import _single_video, names_a_media_file
 
 
 @pytest.mark.parametrize(
@@ -24,3 +24,21 @@ from tornado_engine.pipeline.playlist import _single_video
 )
 def test_only_a_single_video_skips_processing(info: Any, single: bool) -> None:
     assert _single_video(info) is single
+
+
+@pytest.mark.parametrize(
+    ("url", "direct"),
+    [
+        ("https://cdn.example.com/v/clip.mp4", True),
+        ("https://cdn.example.com/v/clip.WEBM?token=x#t=3", True),
+        ("https://example.com/a/episode.mp3", True),
+        ("https://example.com/live/master.m3u8", False),  # a manifest: the probe judges it (bounds too)
+        ("https://example.com/dash/stream.mpd", False),
+        ("https://example.com/feed.xml", False),
+        ("https://example.com/watch?v=clip.mp4", False),  # the name is in the query, not the path
+        ("https://example.com/.mp4", False),
+        ("https://example.com/channel/videos", False),
+    ],
+)
+def test_a_url_naming_a_media_file_needs_no_playlist_probe(url: str, direct: bool) -> None:
+    assert names_a_media_file(url) is direct

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import tempfile
+import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager
@@ -18,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from ..bounds import ResolveBounds
+from ..safety import is_media_extension
 from ..ytdlp import base_params
 from ..ytdlp_loader import load_ytdlp
 
-__all__ = ["Playlist", "PlaylistEntry", "probe_playlist"]
+__all__ = ["Playlist", "PlaylistEntry", "names_a_media_file", "probe_playlist"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,13 @@ def _probe_sync(
         if len(entries) >= max_entries:
             break
     return Playlist(url, info.get("title"), entries)
+
+
+def names_a_media_file(url: str) -> bool:
+    """Whether ``url``'s path ends in a media file's name (``.mp4``, ``.webm``, ``.mp3`` ...): one item,
+    never a playlist, so it needs no probe (manifests, ``.m3u8``/``.mpd``, are not media files here)."""
+    path = urllib.parse.urlsplit(url).path
+    return is_media_extension(path.rsplit("/", 1)[-1])
 
 
 async def probe_playlist(
