@@ -1,7 +1,8 @@
 """ops overhead: the scheduler benchmark's SQLite burst with and without logging + metrics.
 
 "plain": the library as shipped (a NullHandler, the OpenTelemetry API without an SDK: no-ops).
-"ops": every ``tornado_engine`` record at INFO to a file (the CLI's JSON format, job fields on each) and an
+"ops": logging set up as ``worker --log-level info --log-format json`` does (every record at INFO as a
+JSON line with the job's fields, written to stderr, here a file, by the CLI's writing thread) and an
 OpenTelemetry SDK meter provider (an in-memory reader, collected once at the end) recording every metric.
 Each run is its own process (a global meter provider is set once per process); the two kinds alternate,
 and the result is the ratio of their median jobs/s. Target: ops at most 10% slower.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import statistics
 import subprocess
 import sys
@@ -25,45 +25,42 @@ from bench_scheduler import submit
 from tornado_engine.testing.noop import noop_engine
 
 
-def _instrument(log_file: Path) -> object:
+def _instrument() -> object:
     from opentelemetry import metrics
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from tornado_engine.cli_logs import JsonFormatter
+    from tornado_engine.cli_logs import configure_logging
 
-    handler = logging.FileHandler(log_file)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("tornado_engine")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    configure_logging(argparse.Namespace(log_level="info", log_format="json"), worker=True)
     reader = InMemoryMetricReader()
     metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
     return reader
 
 
 async def _child(kind: str, count: int, work: Path) -> None:
-    reader = _instrument(work / "engine.log") if kind == "ops" else None
+    reader = _instrument() if kind == "ops" else None
     async with noop_engine(data_dir=work / "engine", poll_interval=0.05) as engine:
         tracker = Tracker(engine)
         started, cpu = time.perf_counter(), time.process_time()
         ids = await submit(engine, count)
         await tracker.wait(ids, timeout=1800)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    lines = 0
     if reader is not None:
         reader.get_metrics_data()  # type: ignore[attr-defined]
-        lines = sum(1 for _ in open(work / "engine.log"))  # noqa: SIM115
-    print(json.dumps({"rate": count / elapsed, "cpu_us": cpu / count * 1e6, "log_lines": lines}), flush=True)
+    print(json.dumps({"rate": count / elapsed, "cpu_us": cpu / count * 1e6}), flush=True)
 
 
 def _run(kind: str, count: int, index: int) -> dict[str, float]:
     work = fresh_dir(CACHE / "work" / "ops_overhead" / f"{kind}{index}")
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--jobs", str(count), "--work", str(work)],
-        capture_output=True, text=True, check=True, timeout=3600,
-    )  # fmt: skip
+    log = work / "stderr.log"
+    with open(log, "w") as stderr:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", kind, "--jobs", str(count), "--work", str(work)],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, check=True, timeout=3600,
+        )  # fmt: skip
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["log_lines"] = sum(1 for line in log.read_text().splitlines() if line.startswith("{"))
     return result
 
 

@@ -10,10 +10,14 @@ JSON format writes one object per line with stable keys: ``ts``, ``level``, ``lo
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .logfields import FIELDS
@@ -35,12 +39,17 @@ def add_logging_options(parser: argparse.ArgumentParser) -> None:
 
 def configure_logging(args: argparse.Namespace, *, worker: bool = False) -> None:
     """Send records to stderr as ``args`` say; a ``worker`` without ``--log-level`` still says each job's
-    start and end and its own start and stop (the ``tornado_engine.job`` and ``.worker`` loggers at INFO)."""
+    start and end and its own start and stop (the ``tornado_engine.job`` and ``.worker`` loggers at INFO).
+    Nothing changes when the root logger already has handlers (a host configured logging)."""
     level = getattr(args, "log_level", None) or _verbosity_level(args)
+    root = logging.getLogger()
+    if root.handlers:
+        return
     handler = logging.StreamHandler(sys.stderr)
     json_lines = getattr(args, "log_format", "text") == "json"
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
-    logging.basicConfig(level=(level or "warning").upper(), handlers=[handler])
+    root.addHandler(_off_the_loop(handler))
+    root.setLevel((level or "warning").upper())
     if level is None and worker:
         for name in ("tornado_engine.job", "tornado_engine.worker"):
             logging.getLogger(name).setLevel(logging.INFO)
@@ -54,8 +63,47 @@ def _verbosity_level(args: argparse.Namespace) -> str | None:
     return "debug" if verbose >= 2 else "info" if verbose == 1 else None
 
 
-# made once: json.dumps with options builds a new encoder per call
-_encode = json.JSONEncoder(default=str, ensure_ascii=False).encode
+class _Enqueue(logging.handlers.QueueHandler):
+    """Hands records to the writing thread with their message and traceback already made text (what the
+    record refers to may change or be freed afterwards), and nothing else done on the caller's thread."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.msg, record.args = record.getMessage(), None
+        if record.exc_info:
+            record.exc_text = _traceback(record)
+            record.exc_info = None  # its frames would stay alive in the queue
+        return record
+
+
+def _off_the_loop(handler: logging.Handler) -> logging.Handler:
+    """Formatting and writing in a thread of their own: a slow or blocked stderr (a full pipe, a paused
+    log collector) must not stall the event loop, whose heartbeats keep the worker's leases."""
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, handler)
+    listener.start()
+    atexit.register(listener.stop)  # writes what is queued before the process ends
+    return _Enqueue(records)
+
+
+def _traceback(record: logging.LogRecord) -> str:
+    if record.exc_text:
+        return record.exc_text
+    return logging.Formatter().formatException(record.exc_info) if record.exc_info else ""
+
+
+def _json_encoder() -> Callable[[object], str]:
+    """``json.JSONEncoder(default=str, ensure_ascii=False).encode`` without its per-call set-up (it builds
+    the C encoder on each call: half of a log line's JSON time)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator in this interpreter
+        return json.JSONEncoder(default=str, ensure_ascii=False).encode
+    chunks = make(None, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
+    return lambda value: "".join(chunks(value, 0))
+
+
+_encode = _json_encoder()
+# a record's own attributes come first: the event's ``extra`` fields (and a host factory's) follow them
+_OWN = len(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
 _second: tuple[int, str] = (-1, "")  # the last second formatted: a worker logs many lines in each
 
 
@@ -80,8 +128,8 @@ class TextFormatter(logging.Formatter):
         )
         head = f"{_timestamp(record)} {record.levelname} {record.name}"
         text = f"{head} [{fields}]: {record.getMessage()}" if fields else f"{head}: {record.getMessage()}"
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:
+            text += "\n" + _traceback(record)
         return text
 
 
@@ -100,8 +148,9 @@ class JsonFormatter(logging.Formatter):
             "tenant": fields.get("tenant"),
             "attempt": fields.get("attempt"),
         }
-        for key in [k for k in fields if k not in _STANDARD and k[0] != "_"]:
-            out[key] = fields[key]
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+        for key in list(fields)[_OWN:]:
+            if key not in _STANDARD and key[0] != "_":
+                out[key] = fields[key]
+        if record.exc_info or record.exc_text:
+            out["exc"] = _traceback(record)
         return _encode(out)

@@ -6,13 +6,14 @@ import argparse
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tornado_engine.cli_logs import JsonFormatter, TextFormatter
+from tornado_engine.cli_logs import JsonFormatter, TextFormatter, _off_the_loop
 from tornado_engine.cli_ops import run_health
 from tornado_engine.logfields import ContextExecutor, job_fields
 from tornado_engine.models import Job, JobRequest
@@ -97,3 +98,42 @@ def test_health_is_the_age_of_the_file(tmp_path: Path, capsys: pytest.CaptureFix
     os.utime(path, (stale, stale))  # the lease loop stopped touching it a minute ago
     code, out = verdict(10)
     assert code == 1 and out["healthy"] is False and float(str(out["age_s"])) >= 59
+
+
+class _Gate(logging.Handler):
+    """A writer stuck until the gate opens (a full stderr pipe, a paused log collector)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = threading.Event()
+        self.lines: list[str] = []
+        self.setFormatter(JsonFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.open.wait(30)
+        self.lines.append(self.format(record))
+
+
+def test_the_cli_writes_off_the_callers_thread_and_keeps_tracebacks() -> None:
+    gate = _Gate()
+    handler = _off_the_loop(gate)
+    logger = logging.getLogger("tornado_engine.test_cli_logs.off_loop")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("first %s", "line")  # returns although the writer is stuck
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("internal fault")
+        assert gate.lines == []
+        gate.open.set()
+        for _ in range(300):
+            if len(gate.lines) == 2:
+                break
+            time.sleep(0.01)
+    finally:
+        logger.removeHandler(handler)
+    first, second = (json.loads(line) for line in gate.lines)
+    assert first["message"] == "first line"
+    assert second["message"] == "internal fault" and "ValueError: boom" in second["exc"]
