@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import logging
-import logging.handlers
 import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from .logfields import FIELDS
 
 __all__ = ["JsonFormatter", "TextFormatter", "add_logging_options", "configure_logging"]
 
 _LEVELS = ("debug", "info", "warning", "error")
+_BATCH = 1000  # records written together at most
+_EXIT_WAIT = 5.0  # seconds the process waits at exit for its last lines
 # what every LogRecord has: the rest of its attributes are an event's ``extra`` fields
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", *FIELDS}
 
@@ -45,10 +48,8 @@ def configure_logging(args: argparse.Namespace, *, worker: bool = False) -> None
     root = logging.getLogger()
     if root.handlers:
         return
-    handler = logging.StreamHandler(sys.stderr)
     json_lines = getattr(args, "log_format", "text") == "json"
-    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
-    root.addHandler(_off_the_loop(handler))
+    root.addHandler(_off_the_loop(sys.stderr, JsonFormatter() if json_lines else TextFormatter()))
     root.setLevel((level or "warning").upper())
     if level is None and worker:
         for name in ("tornado_engine.job", "tornado_engine.worker"):
@@ -63,25 +64,71 @@ def _verbosity_level(args: argparse.Namespace) -> str | None:
     return "debug" if verbose >= 2 else "info" if verbose == 1 else None
 
 
-class _Enqueue(logging.handlers.QueueHandler):
-    """Hands records to the writing thread with their message and traceback already made text (what the
-    record refers to may change or be freed afterwards), and nothing else done on the caller's thread."""
+class _Enqueue(logging.Handler):
+    """Hands records to the writing thread with their message and traceback already made text (what a
+    record refers to may change or be freed afterwards); nothing else is done on the caller's thread."""
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        record.msg, record.args = record.getMessage(), None
+    def __init__(self, records: queue.SimpleQueue[logging.LogRecord | None]) -> None:
+        super().__init__()
+        self._records = records
+
+    def handle(self, record: logging.LogRecord) -> bool:  # no handler lock: the queue is thread-safe
+        if not self.filter(record):
+            return False
+        try:
+            record.msg, record.args = record.getMessage(), None
+        except Exception:  # a bad format string: said on stderr as logging says it, the caller goes on
+            self.handleError(record)
+            return False
         if record.exc_info:
             record.exc_text = _traceback(record)
             record.exc_info = None  # its frames would stay alive in the queue
-        return record
+        self._records.put(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
 
 
-def _off_the_loop(handler: logging.Handler) -> logging.Handler:
+def _write(
+    records: queue.SimpleQueue[logging.LogRecord | None], stream: TextIO, formatter: logging.Formatter
+) -> None:
+    """The writing thread: whatever is queued when it wakes is formatted and written at once, flushed once."""
+    while True:
+        batch = [records.get()]
+        with contextlib.suppress(queue.Empty):
+            while len(batch) < _BATCH:
+                batch.append(records.get_nowait())
+        lines = [_formatted(formatter, record) for record in batch if record is not None]
+        if lines:
+            with contextlib.suppress(OSError, ValueError):  # stderr closed: nothing is left to tell
+                stream.write("\n".join(lines) + "\n")
+                stream.flush()
+        if None in batch:
+            return
+
+
+def _formatted(formatter: logging.Formatter, record: logging.LogRecord) -> str:
+    try:
+        return formatter.format(record)
+    except Exception as exc:  # a field the format cannot show: the line is kept, the process goes on
+        return f"{record.levelname} {record.name}: {record.msg} (not formatted: {type(exc).__name__})"
+
+
+def _off_the_loop(stream: TextIO, formatter: logging.Formatter) -> logging.Handler:
     """Formatting and writing in a thread of their own: a slow or blocked stderr (a full pipe, a paused
     log collector) must not stall the event loop, whose heartbeats keep the worker's leases."""
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, handler)
-    listener.start()
-    atexit.register(listener.stop)  # writes what is queued before the process ends
+    records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+    writer = threading.Thread(
+        target=_write, args=(records, stream, formatter), name="tornado-log", daemon=True
+    )
+    writer.start()
+
+    def finish() -> None:  # what is queued is written before the process ends (unless stderr is stuck)
+        records.put(None)
+        writer.join(_EXIT_WAIT)
+
+    atexit.register(finish)
     return _Enqueue(records)
 
 

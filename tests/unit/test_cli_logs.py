@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -100,23 +101,21 @@ def test_health_is_the_age_of_the_file(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 1 and out["healthy"] is False and float(str(out["age_s"])) >= 59
 
 
-class _Gate(logging.Handler):
-    """A writer stuck until the gate opens (a full stderr pipe, a paused log collector)."""
+class _Gate(io.StringIO):
+    """A stderr stuck until the gate opens (a full pipe, a paused log collector)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.open = threading.Event()
-        self.lines: list[str] = []
-        self.setFormatter(JsonFormatter())
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def write(self, text: str) -> int:
         self.open.wait(30)
-        self.lines.append(self.format(record))
+        return super().write(text)
 
 
 def test_the_cli_writes_off_the_callers_thread_and_keeps_tracebacks() -> None:
-    gate = _Gate()
-    handler = _off_the_loop(gate)
+    stream = _Gate()
+    handler = _off_the_loop(stream, JsonFormatter())
     logger = logging.getLogger("tornado_engine.test_cli_logs.off_loop")
     logger.addHandler(handler)
     logger.propagate = False
@@ -126,14 +125,15 @@ def test_the_cli_writes_off_the_callers_thread_and_keeps_tracebacks() -> None:
             raise ValueError("boom")
         except ValueError:
             logger.exception("internal fault")
-        assert gate.lines == []
-        gate.open.set()
+        logger.warning("bad %d format", "x")  # reported by logging; the caller goes on
+        assert stream.getvalue() == ""
+        stream.open.set()
         for _ in range(300):
-            if len(gate.lines) == 2:
+            if stream.getvalue().count("\n") == 2:
                 break
             time.sleep(0.01)
     finally:
         logger.removeHandler(handler)
-    first, second = (json.loads(line) for line in gate.lines)
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
     assert first["message"] == "first line"
     assert second["message"] == "internal fault" and "ValueError: boom" in second["exc"]
