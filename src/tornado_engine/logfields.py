@@ -32,6 +32,7 @@ class JobFields(NamedTuple):  # made per attempt: a tuple is cheaper than a froz
     attempt: int | None
 
 
+_OUTSIDE = (None, None, None, None)  # a record made outside any job
 _current: contextvars.ContextVar[JobFields | None] = contextvars.ContextVar("tornado_job", default=None)
 
 
@@ -80,11 +81,7 @@ def _install() -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        fields = _current.get()
-        record.job_id = fields.job_id if fields else None
-        record.batch_id = fields.batch_id if fields else None
-        record.tenant = fields.tenant if fields else None
-        record.attempt = fields.attempt if fields else None
+        record.job_id, record.batch_id, record.tenant, record.attempt = _current.get() or _OUTSIDE
         return record
 
     factory._tornado_fields = True  # type: ignore[attr-defined]
