@@ -21,9 +21,9 @@ from _common import Row, print_table
 
 HERE = Path(__file__).resolve().parent
 ORDER = ["big_progressive", "big_dash", "many_small", "scheduler", "wide", "s3_upload", "scaleout", "width",
-         "storage_upload"]  # fmt: skip
+         "storage_upload", "ops_overhead"]  # fmt: skip
 QUICK_RUNS = {"big_progressive": 3, "big_dash": 3, "many_small": 2, "scheduler": 2, "wide": 1, "s3_upload": 3,
-              "scaleout": 1, "width": 1, "storage_upload": 3}  # fmt: skip
+              "scaleout": 1, "width": 1, "storage_upload": 3, "ops_overhead": 3}  # fmt: skip
 
 
 def main() -> None:
