@@ -90,6 +90,9 @@ async def main() -> None:
     parser.add_argument("--resolves", type=int, help="real jobs beside them (200; 50 with --quick)")
     parser.add_argument("--stage-seconds", type=float, help="wait per no-op stage (30; 15 with --quick)")
     parser.add_argument("--stacks", type=int, default=0, help="print the N stacks seen most when late")
+    parser.add_argument(
+        "--format", help="the real jobs' format (e.g. mkv: each remuxes with an ffmpeg child); default: kept"
+    )
     parser.add_argument("--late-ms", type=float, default=150, help="the watchdog's threshold (150 ms)")
     parser.add_argument(
         "--burn", type=int, default=0,
@@ -138,7 +141,10 @@ async def main() -> None:
             try:
                 real_ids: list[str] = []
                 for i in range(0, real, 100):  # create_bulk takes 100 URLs at most
-                    chunk = [f"{base}/slow/{p}" for p in paths[i : i + 100]]
+                    chunk: list[str | dict[str, Any]] = [
+                        {"url": f"{base}/slow/{p}", **({"format": args.format} if args.format else {})}
+                        for p in paths[i : i + 100]
+                    ]
                     real_ids += (await engine.create_bulk(chunk)).job_ids
                 await all_ended(engine, len(real_ids))
                 overlap = len(tracker.finished) == 0  # the real jobs ran while all the slow ones did
