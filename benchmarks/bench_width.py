@@ -131,13 +131,14 @@ async def main() -> None:
             sampler.sample()
             rss_wide = sampler.peak_rss
             probing = True
-            lag_task = asyncio.create_task(probe_lag(lags, lambda: probing, watchdog))
-            watchdog.start()
             burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.burn)]
             floor_probe = subprocess.Popen(  # the same measure in an idle process: the machine's share
                 [sys.executable, str(Path(__file__).with_name("lag_probe.py"))],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             )  # fmt: skip
+            # measured from here: the harness's own spawns above are not the engine's
+            lag_task = asyncio.create_task(probe_lag(lags, lambda: probing, watchdog))
+            watchdog.start()
             try:
                 real_ids: list[str] = []
                 for i in range(0, real, 100):  # create_bulk takes 100 URLs at most
