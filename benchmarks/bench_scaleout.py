@@ -85,9 +85,10 @@ async def burst(admin: str, processes: int, count: int) -> dict[str, Any]:
 
 async def paced(
     admin: str, processes: int, count: int, listen: bool, synchronous_commit: str | None = None
-) -> tuple[list[float], list[float]]:
-    """Queue-to-start (ms) of ``count`` jobs submitted one by one at 20/s to idle workers, and the part of
-    it after ``create_job`` returned (the insert committed): the wake-up and the claim."""
+) -> tuple[list[float], list[float], list[float]]:
+    """Queue-to-start (ms) of ``count`` jobs submitted one by one at 20/s to idle workers, the part of it
+    after ``create_job`` returned (the insert committed: the wake-up and the claim), and the part before
+    (the submit: created_at to the insert's COMMIT)."""
     work = fresh_dir(CACHE / "work" / "scaleout" / f"paced-{'listen' if listen else 'poll'}")
     rate = 20.0
     with pg_database(admin, synchronous_commit) as dsn:
@@ -107,7 +108,8 @@ async def paced(
                 await _all_ended(submitter, count)
                 jobs = [await submitter.get_job(job_id) for job_id in ids]
                 after = [float((j.started_at or 0) - at) for j, at in zip(jobs, committed, strict=True)]
-                return await queue_waits(submitter, ids), after
+                waits = await queue_waits(submitter, ids)
+                return waits, after, [w - a for w, a in zip(waits, after, strict=True)]
 
 
 async def scaling(report: Report, admin: str, per_worker: int, runs: int) -> None:
@@ -161,6 +163,7 @@ async def main() -> None:
     parser.add_argument("--paced", type=int, help="paced jobs per side (200; 60 with --quick)")
     parser.add_argument("--concurrency", type=int, default=10, help="jobs at once per worker")
     parser.add_argument("--stage-seconds", type=float, default=0.1, help="wait per stage (3 stages)")
+    parser.add_argument("--paced-only", action="store_true", help="only the paced queue-to-start sides")
     args = parser.parse_args()
     CONCURRENCY.update(per_worker=args.concurrency, stage_seconds=args.stage_seconds)
     report = Report("scaleout")
@@ -168,12 +171,13 @@ async def main() -> None:
         report.notes.append("PostgreSQL not reachable: no rows")
         report.emit(args.json)
         return
-    await scaling(report, args.postgres, args.jobs_per_worker or (60 if args.quick else 150), args.runs)
+    if not args.paced_only:
+        await scaling(report, args.postgres, args.jobs_per_worker or (60 if args.quick else 150), args.runs)
     count = args.paced or (60 if args.quick else 200)
     sides = [("LISTEN/NOTIFY", True, None), ("polling only (--no-listen, as before)", False, None),
              ("LISTEN/NOTIFY, what-if synchronous_commit=off", True, "off")]  # fmt: skip
     for how, listen, synchronous_commit in sides:
-        waits, after = await paced(args.postgres, 3, count, listen, synchronous_commit)
+        waits, after, before = await paced(args.postgres, 3, count, listen, synchronous_commit)
         p50, p99 = percentile(waits, 50), percentile(waits, 99)
         first = how == "LISTEN/NOTIFY"
         report.value(
@@ -183,7 +187,8 @@ async def main() -> None:
             p50 <= 10 if first else None,
             f"{count} jobs one by one at 20/s from another process; workers poll every 0.5 s; from "
             f"create_job's return (the insert committed) to the start: p50 {percentile(after, 50):.0f} ms"
-            f" / p99 {percentile(after, 99):.0f} ms; load average {os.getloadavg()[0]:.1f}",
+            f" / p99 {percentile(after, 99):.0f} ms; before it (created_at to the insert's COMMIT): p50 "
+            f"{percentile(before, 50):.0f} ms; load average {os.getloadavg()[0]:.1f}",
         )
         print(f"paced, {how}: p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True)
     report.emit(args.json)

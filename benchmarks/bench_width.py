@@ -10,9 +10,9 @@ Measured while both run: the event loop's lag (how late a 10 ms sleep wakes: p50
 between each engine's heartbeats (late: more than 2 s apart, the cadence being 1 s and a lease 30 s),
 peak RSS (with the 2,000 alone, then with the real jobs too), peak open fds against the soft limit
 (which the engine raises toward what its concurrency may need at start: fdlimit.py), every job Completed.
-Targets: RSS <= 1.5 GB, loop lag p99 <= 50 ms, late heartbeats 0, no fd exhaustion. ``--pidfd-watcher``
-(a what-if, Python 3.11): child processes (ffprobe, ffmpeg) watched through pidfds on the loop instead of
-asyncio's default of starting one thread per child, whose start the loop waits for.
+Targets: RSS <= 1.5 GB, loop lag p99 <= 50 ms, late heartbeats 0, no fd exhaustion. While it runs, a
+watchdog thread samples the loop thread's stack whenever the loop is > 150 ms late (loop_watchdog.py):
+the report names the stacks seen most, and ``--stacks N`` prints the N most common to stderr.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from _common import (
     small_media,
 )
 from bench_scheduler import percentile, submit
+from loop_watchdog import LoopWatchdog
 
 from tornado_engine import Engine, PoolLimits
 from tornado_engine.testing.noop import NoopStages, noop_engine
@@ -74,10 +75,11 @@ async def all_ended(engine: Engine, count: int) -> None:
         await asyncio.sleep(0.5)
 
 
-async def probe_lag(lags: list[float], running: Callable[[], bool]) -> None:
+async def probe_lag(lags: list[float], running: Callable[[], bool], watchdog: LoopWatchdog) -> None:
     """How late a 10 ms sleep wakes, again and again, while ``running()``."""
     while running():
         started = time.perf_counter()
+        watchdog.tick()
         await asyncio.sleep(0.01)
         lags.append(time.perf_counter() - started - 0.01)
 
@@ -87,23 +89,25 @@ async def main() -> None:
     parser.add_argument("--jobs", type=int, help="slow no-op jobs (2,000; 500 with --quick)")
     parser.add_argument("--resolves", type=int, help="real jobs beside them (200; 50 with --quick)")
     parser.add_argument("--stage-seconds", type=float, help="wait per no-op stage (30; 15 with --quick)")
+    parser.add_argument("--stacks", type=int, default=0, help="print the N stacks seen most when late")
     parser.add_argument(
-        "--pidfd-watcher", action="store_true",
-        help="what-if (Python 3.11, Linux): asyncio's PidfdChildWatcher instead of a thread per child",
+        "--format", help="the real jobs' format (e.g. mkv: each remuxes with an ffmpeg child); default: kept"
+    )
+    parser.add_argument("--late-ms", type=float, default=150, help="the watchdog's threshold (150 ms)")
+    parser.add_argument(
+        "--burn", type=int, default=0,
+        help="N busy processes while the real jobs run: a loaded machine, the same for every run compared",
     )  # fmt: skip
     args = parser.parse_args()
-    if args.pidfd_watcher and sys.version_info < (3, 12):
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(asyncio.get_running_loop())
-        asyncio.set_child_watcher(watcher)
     count, real = args.jobs or (500 if args.quick else 2000), args.resolves or (50 if args.quick else 200)
     stage_seconds = args.stage_seconds or (15.0 if args.quick else 30.0)
-    report = Report("width (what-if: PidfdChildWatcher)" if args.pidfd_watcher else "width")
+    report = Report("width")
     soft_before = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     paths = small_media(real)
     in_flight: set[str] = set()
     gaps: dict[str, list[float]] = {"slow": [], "real": []}
     lags: list[float] = []
+    watchdog = LoopWatchdog(threshold=args.late_ms / 1000)
     rss_before = rss_bytes()[0]
     with media_server(CACHE, slow_bytes_per_sec=256 * 1024) as base, Sampler(interval=0.25) as sampler:
         async with (
@@ -127,21 +131,31 @@ async def main() -> None:
             sampler.sample()
             rss_wide = sampler.peak_rss
             probing = True
-            lag_task = asyncio.create_task(probe_lag(lags, lambda: probing))
+            burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.burn)]
             floor_probe = subprocess.Popen(  # the same measure in an idle process: the machine's share
                 [sys.executable, str(Path(__file__).with_name("lag_probe.py"))],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             )  # fmt: skip
+            # measured from here: the harness's own spawns above are not the engine's
+            lag_task = asyncio.create_task(probe_lag(lags, lambda: probing, watchdog))
+            watchdog.start()
             try:
                 real_ids: list[str] = []
                 for i in range(0, real, 100):  # create_bulk takes 100 URLs at most
-                    chunk = [f"{base}/slow/{p}" for p in paths[i : i + 100]]
+                    chunk: list[str | dict[str, Any]] = [
+                        {"url": f"{base}/slow/{p}", **({"format": args.format} if args.format else {})}
+                        for p in paths[i : i + 100]
+                    ]
                     real_ids += (await engine.create_bulk(chunk)).job_ids
                 await all_ended(engine, len(real_ids))
                 overlap = len(tracker.finished) == 0  # the real jobs ran while all the slow ones did
             finally:
                 probing = False
                 await lag_task
+                watchdog.stop()
+                for burner in burners:
+                    burner.kill()
+                    burner.wait()
                 floor = [float(x) / 1000 for x in json.loads(floor_probe.communicate()[0])]
             real_seconds = time.perf_counter() - started - ramp
             await all_ended(wide, len(ids))
@@ -182,8 +196,11 @@ async def main() -> None:
         f"{len(lags)} samples of a 10 ms sleep, max {max(lags) * 1000:.0f} ms; an idle loop in another "
         f"process at the same time (the machine's share): p50 {percentile(floor, 50) * 1000:.1f} ms / p99 "
         f"{percentile(floor, 99) * 1000:.1f} ms, max {max(floor) * 1000:.0f} ms; load average "
-        f"{load[0]:.1f}/{load[1]:.1f}",
+        f"{load[0]:.1f}/{load[1]:.1f}{f' ({args.burn} busy processes beside)' if args.burn else ''}; "
+        f"watchdog: {watchdog.summary()}",
     )
+    for where, n in watchdog.stacks.most_common(args.stacks):
+        print(f"{n:5d}  {where}", file=sys.stderr)
     late = {name: sum(1 for g in values if g > LATE) for name, values in gaps.items()}
     worst = max(max(values, default=0.0) for values in gaps.values())
     median = statistics.median(gaps["slow"] + gaps["real"])

@@ -17,7 +17,10 @@ import pytest
 
 from tornado_engine.errors import FFmpegNotFound, JobCancelled, MuxError
 from tornado_engine.ffmpeg import FFmpegPaths, MuxPlan, StreamPlan, find_ffmpeg, plan_mux
+from tornado_engine.pipeline import muxer
+from tornado_engine.pipeline import spawn as spawn_module
 from tornado_engine.pipeline.muxer import mux, probe
+from tornado_engine.pipeline.spawn import Child
 
 pytestmark = pytest.mark.integration
 
@@ -153,16 +156,16 @@ def long_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def spy_processes(monkeypatch: pytest.MonkeyPatch) -> list[asyncio.subprocess.Process]:
-    procs: list[asyncio.subprocess.Process] = []
-    real = asyncio.create_subprocess_exec
+def spy_processes(monkeypatch: pytest.MonkeyPatch) -> list[Child]:
+    procs: list[Child] = []
+    real = spawn_module.spawn
 
-    async def spawn(*args: Any, **kw: Any) -> asyncio.subprocess.Process:
+    async def spawn(*args: str, **kw: Any) -> Child:
         proc = await real(*args, **kw)
         procs.append(proc)
         return proc
 
-    monkeypatch.setattr(asyncio, "create_subprocess_exec", spawn)
+    monkeypatch.setattr(muxer, "spawn", spawn)
     return procs
 
 

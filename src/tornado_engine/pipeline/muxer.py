@@ -2,9 +2,9 @@
 
 Probes run in-process where PyAV can tell (:mod:`tornado_engine.avprobe`), else as an ffprobe process.
 
-ffmpeg runs as an asyncio subprocess (stdin closed); ``-progress pipe:1`` gives the percent. Cancelling,
-whether by the ``cancel`` event or by cancelling the awaiting task, kills ffmpeg, waits for it and removes
-the partial output, so no process or half-written file outlives the job.
+ffmpeg runs as a child started off the event loop (:mod:`.spawn`; stdin closed); ``-progress pipe:1``
+gives the percent. Cancelling, whether by the ``cancel`` event or by cancelling the awaiting task, kills
+ffmpeg, waits for it and removes the partial output, so no process or half-written file outlives the job.
 
 Failure kinds (see :mod:`tornado_engine.retry`): ``invalid_media`` (ffprobe/ffmpeg cannot read an input),
 ``mux_failed`` (ffmpeg failed otherwise), ``verify_failed`` (the output does not match the plan).
@@ -15,12 +15,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import os
 import re
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,11 +25,11 @@ from .. import avprobe
 from ..diskspace import mentions_disk_full
 from ..errors import ErrorKind, FFmpegNotFound, JobCancelled, MuxError
 from ..ffmpeg import FFmpegPaths, MediaInfo, MuxPlan, build_args, parse_probe, verify_output
+from .spawn import Child, spawn
 
 __all__ = ["mux", "probe"]
 
 _PROBE_TIMEOUT = 60.0
-_PR_SET_PDEATHSIG = 1
 _STDERR_LINES = 20
 # ffmpeg messages that mean the input itself is bad, not the conversion.
 _BAD_INPUT = (
@@ -44,33 +41,15 @@ _BAD_INPUT = (
 )
 
 
-def _die_with_parent() -> None:
-    """In the forked child: ask Linux to SIGKILL ffmpeg when the engine process dies (even by kill -9),
-    since ffmpeg ignores its closed pipes and would transcode on. Elsewhere a no-op."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+async def _kill(proc: Child) -> None:
+    await proc.close()  # kills at once if it still runs: no orphan even if the wait is interrupted
 
 
-async def _kill(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()  # synchronous SIGKILL: the child dies even if the wait below is interrupted
-        await proc.wait()
-
-
-async def _spawn(*args: str, die_with_parent: bool = True) -> asyncio.subprocess.Process:
-    # A preexec_fn makes Python fork and run code in the child (~16 ms on the event loop, against ~1 ms
-    # for the vfork it uses otherwise): worth it for ffmpeg, which can run for minutes, not for a probe
-    # of a local file, which ends by itself in milliseconds (and has a timeout here).
+async def _spawn(*args: str, die_with_parent: bool = True) -> Child:
+    # Off the event loop (see spawn.py). ffmpeg, which can run for minutes, dies with the engine; a probe
+    # of a local file ends by itself in milliseconds (and has a timeout here).
     try:
-        return await asyncio.create_subprocess_exec(
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            preexec_fn=_die_with_parent if die_with_parent else None,
-        )
+        return await spawn(*args, die_with_parent=die_with_parent)
     except OSError as exc:  # binary removed or not executable since locate_ffmpeg()
         raise FFmpegNotFound(f"cannot run {args[0]}: {exc.strerror or exc}") from exc
 
@@ -169,7 +148,6 @@ async def mux(
     output = Path(os.path.abspath(output))
     expected = duration if duration is not None else plan.duration
     proc = await _spawn(*build_args(plan, output, paths.ffmpeg))
-    assert proc.stdout is not None and proc.stderr is not None
     tail: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
     reader = asyncio.create_task(_read_progress(proc.stdout, expected, on_progress))
     errors = asyncio.create_task(_read_tail(proc.stderr, tail))
