@@ -1,0 +1,152 @@
+"""A local file into a GCS resumable upload session: the whole file in one request, from the calling thread.
+
+Why not gcsfs's ``put_file``: it reads each chunk into memory and sends it from its one event-loop thread
+with aiohttp, which copies the chunk twice more (aiohttp joins headers and body; asyncio's transport keeps
+what the socket did not take at once): 0.5 s of CPU per 145 MiB where google-cloud-storage spends 0.15 s,
+0.66x its throughput against the emulator. Here the bytes go from the file to the socket with
+``sendfile`` (no copy in Python; over TLS, Python's fallback reads and sends blocks), ``slice`` bytes
+between two progress reports, and the whole file is one request, as Google advises for a resumable upload
+whose size is known (chunks only add round trips; the emulator also re-copies what it holds per chunk).
+
+The session URI is itself the credential of the upload (no Authorization header goes with the bytes);
+it is never put in an error text. GCS makes the object only when the last byte is in: anything raised
+before that (a failed request, a progress report that raises: a cancel) deletes the session, so nothing
+is left; raised by the last report, after the object exists, it also deletes the object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import ssl
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .base import Progress
+
+__all__ = ["GCSUploadError", "ResumableUpload"]
+
+_TIMEOUT = 60.0  # seconds a socket may block (a send or the reply), as botocore's read timeout
+_CLEANUP_TIMEOUT = 10.0  # seconds the session's deletion may take after a failure
+
+
+class GCSUploadError(OSError):
+    """The session refused the bytes: ``status`` and the service's ``message`` (read by errors.classify)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{message} (HTTP {status})" if message else f"HTTP {status}")
+        self.status = status
+        self.message = message or f"HTTP {status}"
+
+
+def _refusal(status: int, body: bytes) -> GCSUploadError:
+    """The JSON API's ``{"error": {"message": ...}}`` when there is one, else the first line of text."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        error = json.loads(text)["error"]
+        message = str(error.get("message", "") if isinstance(error, dict) else error)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        message = text.splitlines()[0][:200] if text else ""
+    return GCSUploadError(status, message)
+
+
+def _early_refusal(conn: http.client.HTTPConnection) -> GCSUploadError | None:
+    """The answer a server gave before it stopped reading the body (an unknown session: 404), if any."""
+    try:
+        response = conn.getresponse()
+        return _refusal(response.status, response.read())
+    except Exception:
+        return None
+
+
+class ResumableUpload:
+    """One session (``location``, from gcsfs's authorized POST) and the file it is for."""
+
+    def __init__(self, location: str, local: Path, size: int, slice_bytes: int) -> None:
+        assert size > 0  # an empty file is one simple upload (see GCSBackend.upload)
+        self.url = urllib.parse.urlsplit(location)
+        self.local = local
+        self.size = size
+        self.slice = max(1, slice_bytes)
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        host, port = self.url.hostname or "", self.url.port
+        if self.url.scheme == "https":
+            return http.client.HTTPSConnection(
+                host, port, timeout=timeout, context=ssl.create_default_context()
+            )
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+
+    def _target(self) -> str:
+        return f"{self.url.path}?{self.url.query}" if self.url.query else self.url.path
+
+    def run(self, on_progress: Progress | None, forget: Callable[[], None]) -> dict[str, Any]:
+        """Send the file; returns the object's resource. ``forget`` deletes the object (a late cancel)."""
+        created = False
+        try:
+            resource = self._send(on_progress)
+            created = True
+            if int(resource.get("size", self.size)) != self.size:
+                raise OSError(f"GCS holds {resource.get('size')} bytes of a {self.size}-byte upload")
+            if on_progress is not None:
+                on_progress(self.size, self.size)
+            return resource
+        except BaseException:
+            if created:
+                with contextlib.suppress(Exception):
+                    forget()
+            else:
+                self._cancel()
+            raise
+
+    def _send(self, on_progress: Progress | None) -> dict[str, Any]:
+        conn = self._connection(_TIMEOUT)
+        try:
+            conn.putrequest("PUT", self._target(), skip_accept_encoding=True)
+            conn.putheader("Content-Length", str(self.size))
+            conn.putheader("Content-Range", f"bytes 0-{self.size - 1}/{self.size}")  # all of it, at once
+            conn.endheaders()
+            refusal = None
+            try:
+                self._send_body(conn, on_progress)
+            except (BrokenPipeError, ConnectionResetError):  # it may have answered before reading
+                refusal = _early_refusal(conn)
+                if refusal is None:
+                    raise
+            if refusal is not None:  # raised out here, so the reset is not its cause (not transient)
+                raise refusal
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
+        if response.status not in (200, 201):
+            raise _refusal(response.status, body)
+        resource: dict[str, Any] = json.loads(body) if body.strip() else {}
+        return resource
+
+    def _send_body(self, conn: http.client.HTTPConnection, on_progress: Progress | None) -> None:
+        sock = conn.sock
+        assert sock is not None  # endheaders() connected it
+        sent = 0
+        with open(self.local, "rb") as f:
+            while sent < self.size:
+                count = min(self.slice, self.size - sent)
+                done = sock.sendfile(f, sent, count)
+                if done != count:
+                    raise OSError(f"{self.local} changed while it was uploaded (short read at {sent})")
+                sent += done
+                if on_progress is not None and sent < self.size:  # the last one: once GCS has it
+                    on_progress(sent, self.size)
+
+    def _cancel(self) -> None:
+        """Delete the session (GCS answers 499): best effort, the first failure is the news."""
+        with contextlib.suppress(Exception):
+            conn = self._connection(_CLEANUP_TIMEOUT)
+            try:
+                conn.request("DELETE", self._target(), headers={"Content-Length": "0"})
+                conn.getresponse().read()
+            finally:
+                conn.close()

@@ -1,0 +1,114 @@
+"""GCS resumable uploads (the one-request sender in storage/gcs_upload.py) against gcp-storage-emulator on
+127.0.0.1: the object is the file byte for byte with gcsfs's content type, progress comes every
+``part_size`` bytes and ends on the size, a cancel or a failure leaves no object, and a refused or
+unreachable session maps to the right kind without the session URI in the text."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from storage_fixtures import BUCKET, PART
+
+from storage_servers import free_port
+from tornado_engine.errors import UploadError
+from tornado_engine.storage import GCSConfig, StorageTarget, classify
+from tornado_engine.storage.gcs_upload import ResumableUpload
+
+pytestmark = pytest.mark.integration
+
+SIZE = 2 * PART + 2**20  # 11 MiB: over gcsfs's 5 MiB switch, three progress slices of 5 MiB
+
+
+@pytest.fixture(scope="module")
+def payload(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    data = os.urandom(SIZE)
+    path = tmp_path_factory.mktemp("gcs") / "clip.mp4"
+    path.write_bytes(data)
+    return path, data
+
+
+@pytest.fixture
+def target(gcs_endpoint: str, service_account: tuple[str, Any]) -> StorageTarget:
+    config = GCSConfig(bucket=BUCKET, endpoint_url=gcs_endpoint, emulator=True, part_size=PART,
+                       service_account_json=service_account[0])  # fmt: skip
+    return StorageTarget(config)
+
+
+def _resource(endpoint: str, full_key: str) -> dict[str, Any] | None:
+    quoted = urllib.parse.quote(full_key, safe="")
+    try:
+        with urllib.request.urlopen(f"{endpoint}/storage/v1/b/{BUCKET}/o/{quoted}", timeout=10) as response:
+            found: dict[str, Any] = json.loads(response.read())
+            return found
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 404:
+            return None
+        raise
+
+
+def test_one_request_byte_for_byte(
+    target: StorageTarget, gcs_endpoint: str, payload: tuple[Path, bytes]
+) -> None:
+    local, data = payload
+    progress: list[int] = []
+    stored = target.put(local, "gcs/clip.mp4", on_progress=lambda done, total: progress.append(done))
+    assert progress == [PART, 2 * PART, SIZE]  # every part_size bytes, the last once GCS has it all
+    resource = _resource(gcs_endpoint, stored.key)
+    assert resource is not None and int(resource["size"]) == SIZE
+    assert resource["contentType"] == "video/mp4"  # guessed from the file name, as gcsfs does
+    quoted = urllib.parse.quote(stored.key, safe="")
+    with urllib.request.urlopen(f"{gcs_endpoint}/storage/v1/b/{BUCKET}/o/{quoted}?alt=media") as response:
+        assert response.read() == data
+    target.delete(stored.key)
+
+
+class Stop(BaseException):
+    """What a cancel looks like to the uploading thread: not an Exception, so nothing maps it."""
+
+
+@pytest.mark.parametrize("raised", [Stop, RuntimeError])
+@pytest.mark.parametrize("at", [PART, SIZE])
+def test_raised_from_a_report_leaves_no_object(
+    target: StorageTarget,
+    gcs_endpoint: str,
+    payload: tuple[Path, bytes],
+    raised: type[BaseException],
+    at: int,
+) -> None:
+    local, _ = payload
+
+    def stop(done: int, total: int) -> None:
+        if done == at:  # mid-way (the session is deleted) or at the end (the object exists by then)
+            raise raised("stop")
+
+    expected = UploadError if issubclass(raised, Exception) else raised  # errors are mapped, cancels not
+    with pytest.raises(expected):
+        target.put(local, "gcs/stopped.mp4", on_progress=stop)
+    assert _resource(gcs_endpoint, "videos/gcs/stopped.mp4") is None
+
+
+def test_refused_session_is_mapped_without_its_uri(gcs_endpoint: str, payload: tuple[Path, bytes]) -> None:
+    local, _ = payload
+    session = f"{gcs_endpoint}/upload/storage/v1/b/{BUCKET}/o?uploadType=resumable&upload_id=secret-id"
+    with pytest.raises(OSError) as caught:
+        ResumableUpload(session, local, SIZE, PART).run(None, forget=lambda: None)
+    info = classify(caught.value)
+    assert (info.status, info.kind, info.not_found) == (404, "storage_error", True)
+    assert "secret-id" not in str(caught.value)
+
+
+def test_unreachable_session_is_transient(payload: tuple[Path, bytes]) -> None:
+    local, _ = payload
+    session = f"http://127.0.0.1:{free_port()}/upload/storage/v1/b/{BUCKET}/o?upload_id=secret-id"
+    with pytest.raises(OSError) as caught:
+        ResumableUpload(session, local, SIZE, PART).run(None, forget=lambda: None)
+    assert classify(caught.value).kind == "storage_transient"
+    assert "secret-id" not in str(caught.value)
