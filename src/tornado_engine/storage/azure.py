@@ -3,8 +3,11 @@
 adlfs reaches a custom endpoint (Azurite, sovereign clouds) only through a connection string, so every
 way in (account key, SAS token, connection string) is turned into one. Block uploads are controlled by
 the SDK client's ``max_single_put_size`` / ``max_block_size``, which adlfs does not expose: they are set
-on its service client after construction. Signing needs the account key; with a SAS token only, the
-URL is the blob URL with that SAS appended.
+on its service client after construction. Each block (or single put) carries its MD5
+(``validate_content``), which the service checks: Azure computes a CRC64 of every block that comes without
+one, and Azurite does that in JavaScript (2.7 s of its CPU per 145 MiB against 0.6 s when it checks an
+MD5; 3x ``upload_blob``'s throughput with the SDK's defaults). Signing needs the account key; with a SAS
+token only, the URL is the blob URL with that SAS appended.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class AzureBackend(FsspecBackend):
         return f"{scheme}://{self.conn.get('AccountName', '')}.blob.{suffix}"
 
     def put_options(self, size: int) -> dict[str, Any]:
-        return {"max_concurrency": self.config.concurrency}
+        return {"max_concurrency": self.config.concurrency, "validate_content": True}  # MD5s: see above
 
     def write_unit(self, size: int) -> int:
         return parts_unit(size, self.config.part_size, self.config.concurrency)
