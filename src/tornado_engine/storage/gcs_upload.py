@@ -7,6 +7,8 @@ what the socket did not take at once): 0.5 s of CPU per 145 MiB where google-clo
 ``sendfile`` (no copy in Python; over TLS, Python's fallback reads and sends blocks), ``slice`` bytes
 between two progress reports, and the whole file is one request, as Google advises for a resumable upload
 whose size is known (chunks only add round trips; the emulator also re-copies what it holds per chunk).
+A request that breaks (a reset, a timeout, a 5xx) asks the session how many bytes it holds and sends the
+rest, up to ``_RESUMES`` times, as gcsfs retried each chunk.
 
 The session URI is itself the credential of the upload (no Authorization header goes with the bytes);
 it is never put in an error text. GCS makes the object only when the last byte is in: anything raised
@@ -20,6 +22,7 @@ import contextlib
 import http.client
 import json
 import ssl
+import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +34,9 @@ __all__ = ["GCSUploadError", "ResumableUpload"]
 
 _TIMEOUT = 60.0  # seconds a socket may block (a send or the reply), as botocore's read timeout
 _CLEANUP_TIMEOUT = 10.0  # seconds the session's deletion may take after a failure
+_RESUMES = 3  # a broken request is resumed this many times from what the session holds
+_RESUMABLE = {500, 502, 503, 504}  # answers after which Google says to resume (also: resets, timeouts)
+_BACKOFF = 0.25  # seconds before the first resume, doubled each time
 
 
 class GCSUploadError(OSError):
@@ -87,7 +93,7 @@ class ResumableUpload:
         """Send the file; returns the object's resource. ``forget`` deletes the object (a late cancel)."""
         created = False
         try:
-            resource = self._send(on_progress)
+            resource = self._send_all(on_progress)
             created = True
             if int(resource.get("size", self.size)) != self.size:
                 raise OSError(f"GCS holds {resource.get('size')} bytes of a {self.size}-byte upload")
@@ -102,16 +108,32 @@ class ResumableUpload:
                 self._cancel()
             raise
 
-    def _send(self, on_progress: Progress | None) -> dict[str, Any]:
+    def _send_all(self, on_progress: Progress | None) -> dict[str, Any]:
+        """The request, resumed from what the session holds when it breaks (a reset, a timeout, a 5xx)."""
+        for attempt in range(_RESUMES + 1):
+            try:
+                offset = 0
+                if attempt:
+                    offset, resource = self._status()
+                    if resource is not None:  # it broke after the last byte: the object is there
+                        return resource
+                return self._send(offset, on_progress)
+            except (ConnectionError, TimeoutError, http.client.HTTPException, GCSUploadError) as exc:
+                if attempt == _RESUMES or (isinstance(exc, GCSUploadError) and exc.status not in _RESUMABLE):
+                    raise
+            time.sleep(_BACKOFF * 2**attempt)
+        raise AssertionError("unreachable")  # the last attempt returned or raised
+
+    def _send(self, offset: int, on_progress: Progress | None) -> dict[str, Any]:
         conn = self._connection(_TIMEOUT)
         try:
             conn.putrequest("PUT", self._target(), skip_accept_encoding=True)
-            conn.putheader("Content-Length", str(self.size))
-            conn.putheader("Content-Range", f"bytes 0-{self.size - 1}/{self.size}")  # all of it, at once
+            conn.putheader("Content-Length", str(self.size - offset))
+            conn.putheader("Content-Range", f"bytes {offset}-{self.size - 1}/{self.size}")  # all the rest
             conn.endheaders()
             refusal = None
             try:
-                self._send_body(conn, on_progress)
+                self._send_body(conn, offset, on_progress)
             except (BrokenPipeError, ConnectionResetError):  # it may have answered before reading
                 refusal = _early_refusal(conn)
                 if refusal is None:
@@ -127,10 +149,26 @@ class ResumableUpload:
         resource: dict[str, Any] = json.loads(body) if body.strip() else {}
         return resource
 
-    def _send_body(self, conn: http.client.HTTPConnection, on_progress: Progress | None) -> None:
+    def _status(self) -> tuple[int, dict[str, Any] | None]:
+        """How many bytes the session holds (308 and its ``Range``), or the object if it is complete."""
+        conn = self._connection(_TIMEOUT)
+        try:
+            conn.request("PUT", self._target(), headers={"Content-Range": f"bytes */{self.size}"}, body=b"")
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
+        if response.status in (200, 201):
+            return self.size, json.loads(body) if body.strip() else {}
+        if response.status != 308:
+            raise _refusal(response.status, body)
+        held = response.getheader("Range", "")  # "bytes=0-N"; none when it holds nothing
+        return (int(held.rsplit("-", 1)[1]) + 1 if held else 0), None
+
+    def _send_body(self, conn: http.client.HTTPConnection, offset: int, on_progress: Progress | None) -> None:
         sock = conn.sock
         assert sock is not None  # endheaders() connected it
-        sent = 0
+        sent = offset
         with open(self.local, "rb") as f:
             while sent < self.size:
                 count = min(self.slice, self.size - sent)
