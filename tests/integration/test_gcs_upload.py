@@ -6,11 +6,8 @@ without the session URI in the text."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,6 +17,7 @@ from typing import Any
 
 import pytest
 from storage_fixtures import BUCKET, PART
+from tamperkit import TamperingProxy
 
 from storage_servers import free_port
 from tornado_engine.errors import UploadError
@@ -119,68 +117,22 @@ def test_unreachable_session_is_transient(payload: tuple[Path, bytes]) -> None:
     assert "secret-id" not in str(caught.value)
 
 
-class CuttingProxy:
-    """TCP on 127.0.0.1 to ``upstream``; the first connection whose client sends more than ``after`` bytes
-    is cut there (both sides closed), as a network that drops a long upload would."""
-
-    def __init__(self, upstream: str, after: int) -> None:
-        host, port = upstream.removeprefix("http://").split(":")
-        self.upstream, self.after = (host, int(port)), after
-        self.cuts = 0
-        self.forwarded = 0  # bytes clients sent that reached the upstream
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True, name="cutting-proxy").start()
-
-    def _accept(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                client, _ = self._listener.accept()
-                server = socket.create_connection(self.upstream)
-                threading.Thread(target=self._up, args=(client, server), daemon=True).start()
-                threading.Thread(target=self._down, args=(server, client), daemon=True).start()
-
-    def _up(self, client: socket.socket, server: socket.socket) -> None:
-        sent = 0
-        with contextlib.suppress(OSError):
-            while data := client.recv(65536):
-                if self.cuts == 0 and sent + len(data) > self.after:
-                    self.cuts += 1
-                    server.sendall(data[: self.after - sent])
-                    self.forwarded += self.after - sent
-                    break
-                server.sendall(data)
-                sent += len(data)
-                self.forwarded += len(data)
-        for sock in (client, server):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def _down(self, server: socket.socket, client: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := server.recv(65536):
-                client.sendall(data)
-
-    def close(self) -> None:
-        self._listener.close()
-
-
 @pytest.fixture
-def proxy(gcs_endpoint: str) -> Iterator[CuttingProxy]:
-    cutting = CuttingProxy(gcs_endpoint, after=3 * 2**20)
+def proxy(gcs_endpoint: str) -> Iterator[TamperingProxy]:
+    cutting = TamperingProxy(gcs_endpoint, 3 * 2**20, "cut")
     yield cutting
     cutting.close()
 
 
 def test_a_cut_request_is_resumed_where_the_session_stopped(
-    proxy: CuttingProxy, gcs_endpoint: str, service_account: tuple[str, Any], payload: tuple[Path, bytes]
+    proxy: TamperingProxy, gcs_endpoint: str, service_account: tuple[str, Any], payload: tuple[Path, bytes]
 ) -> None:
     local, data = payload
     config = GCSConfig(bucket=BUCKET, endpoint_url=proxy.url, emulator=True, part_size=PART,
                        service_account_json=service_account[0])  # fmt: skip
     target = StorageTarget(config)
     stored = target.put(local, "gcs/resumed.mp4")
-    assert proxy.cuts == 1
+    assert proxy.spoiled == 1
     assert proxy.forwarded < SIZE + 2**20  # the rest was sent, not the whole file again
     quoted = urllib.parse.quote(stored.key, safe="")
     with urllib.request.urlopen(f"{gcs_endpoint}/storage/v1/b/{BUCKET}/o/{quoted}?alt=media") as response:
