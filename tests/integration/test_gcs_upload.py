@@ -21,8 +21,8 @@ from tamperkit import TamperingProxy
 
 from storage_servers import free_port
 from tornado_engine.errors import UploadError
-from tornado_engine.storage import GCSConfig, StorageTarget, classify
-from tornado_engine.storage.gcs_upload import ResumableUpload
+from tornado_engine.storage import GCSConfig, StorageTarget, classify, gcs_upload
+from tornado_engine.storage.gcs_upload import ResumableUpload, crc32c_b64
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +67,7 @@ def test_one_request_byte_for_byte(
     resource = _resource(gcs_endpoint, stored.key)
     assert resource is not None and int(resource["size"]) == SIZE
     assert resource["contentType"] == "video/mp4"  # guessed from the file name, as gcsfs does
+    assert resource["crc32c"] == crc32c_b64(local)  # what the upload checked
     quoted = urllib.parse.quote(stored.key, safe="")
     with urllib.request.urlopen(f"{gcs_endpoint}/storage/v1/b/{BUCKET}/o/{quoted}?alt=media") as response:
         assert response.read() == data
@@ -108,8 +109,11 @@ def test_refused_session_is_mapped_without_its_uri(gcs_endpoint: str, payload: t
     assert "secret-id" not in str(caught.value)
 
 
-def test_unreachable_session_is_transient(payload: tuple[Path, bytes]) -> None:
+def test_unreachable_session_is_transient(
+    payload: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
     local, _ = payload
+    monkeypatch.setattr(gcs_upload, "_BACKOFF", 0.0)  # each resume finds the port closed too
     session = f"http://127.0.0.1:{free_port()}/upload/storage/v1/b/{BUCKET}/o?upload_id=secret-id"
     with pytest.raises(OSError) as caught:
         ResumableUpload(session, local, SIZE, PART).run(None, forget=lambda: None)
@@ -118,12 +122,13 @@ def test_unreachable_session_is_transient(payload: tuple[Path, bytes]) -> None:
 
 
 @pytest.fixture
-def proxy(gcs_endpoint: str) -> Iterator[TamperingProxy]:
-    cutting = TamperingProxy(gcs_endpoint, 3 * 2**20, "cut")
-    yield cutting
-    cutting.close()
+def proxy(request: pytest.FixtureRequest, gcs_endpoint: str) -> Iterator[TamperingProxy]:
+    tampering = TamperingProxy(gcs_endpoint, 3 * 2**20, request.param)
+    yield tampering
+    tampering.close()
 
 
+@pytest.mark.parametrize("proxy", ["cut"], indirect=True)
 def test_a_cut_request_is_resumed_where_the_session_stopped(
     proxy: TamperingProxy, gcs_endpoint: str, service_account: tuple[str, Any], payload: tuple[Path, bytes]
 ) -> None:
@@ -138,3 +143,19 @@ def test_a_cut_request_is_resumed_where_the_session_stopped(
     with urllib.request.urlopen(f"{gcs_endpoint}/storage/v1/b/{BUCKET}/o/{quoted}?alt=media") as response:
         assert response.read() == data
     target.delete(stored.key)
+
+
+@pytest.mark.parametrize("proxy", ["flip"], indirect=True)
+def test_bytes_changed_on_the_way_are_refused(
+    proxy: TamperingProxy, gcs_endpoint: str, service_account: tuple[str, Any], payload: tuple[Path, bytes]
+) -> None:
+    """The emulator checks nothing: the CRC32C it reports differs from the file's, so the upload fails
+    and the object it made is deleted."""
+    local, _ = payload
+    config = GCSConfig(bucket=BUCKET, endpoint_url=proxy.url, emulator=True, part_size=PART,
+                       service_account_json=service_account[0])  # fmt: skip
+    with pytest.raises(UploadError) as caught:
+        StorageTarget(config).put(local, "gcs/corrupted.mp4")
+    assert proxy.spoiled == 1
+    assert "CRC32C mismatch" in caught.value.message, caught.value.message
+    assert _resource(gcs_endpoint, "videos/gcs/corrupted.mp4") is None

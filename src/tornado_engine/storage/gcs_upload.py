@@ -8,7 +8,9 @@ what the socket did not take at once): 0.5 s of CPU per 145 MiB where google-clo
 between two progress reports, and the whole file is one request, as Google advises for a resumable upload
 whose size is known (chunks only add round trips; the emulator also re-copies what it holds per chunk).
 A request that breaks (a reset, a timeout, a 5xx) asks the session how many bytes it holds and sends the
-rest, up to ``_RESUMES`` times, as gcsfs retried each chunk.
+rest, up to ``_RESUMES`` times, as gcsfs retried each chunk. The object's size and CRC32C are checked
+against the file's (read in another thread while the bytes go), as google-cloud-storage does; a mismatch
+deletes the object.
 
 The session URI is itself the credential of the upload (no Authorization header goes with the bytes);
 it is never put in an error text. GCS makes the object only when the last byte is in: anything raised
@@ -18,6 +20,8 @@ is left; raised by the last report, after the object exists, it also deletes the
 
 from __future__ import annotations
 
+import base64
+import concurrent.futures
 import contextlib
 import http.client
 import json
@@ -30,13 +34,14 @@ from typing import Any
 
 from .base import Progress
 
-__all__ = ["GCSUploadError", "ResumableUpload"]
+__all__ = ["GCSUploadError", "ResumableUpload", "crc32c_b64"]
 
 _TIMEOUT = 60.0  # seconds a socket may block (a send or the reply), as botocore's read timeout
 _CLEANUP_TIMEOUT = 10.0  # seconds the session's deletion may take after a failure
 _RESUMES = 3  # a broken request is resumed this many times from what the session holds
 _RESUMABLE = {500, 502, 503, 504}  # answers after which Google says to resume (also: resets, timeouts)
 _BACKOFF = 0.25  # seconds before the first resume, doubled each time
+_CRC_BLOCK = 8 * 2**20
 
 
 class GCSUploadError(OSError):
@@ -46,6 +51,17 @@ class GCSUploadError(OSError):
         super().__init__(f"{message} (HTTP {status})" if message else f"HTTP {status}")
         self.status = status
         self.message = message or f"HTTP {status}"
+
+
+def crc32c_b64(local: Path) -> str:
+    """The file's CRC32C as GCS gives it in an object's ``crc32c``: base64 of 4 big-endian bytes."""
+    import google_crc32c  # google-cloud-storage's own dependency (the [gcs] extra)
+
+    crc = 0
+    with open(local, "rb") as f:
+        while block := f.read(_CRC_BLOCK):
+            crc = google_crc32c.extend(crc, block)
+    return base64.b64encode(crc.to_bytes(4, "big")).decode()
 
 
 def _refusal(status: int, body: bytes) -> GCSUploadError:
@@ -91,12 +107,13 @@ class ResumableUpload:
 
     def run(self, on_progress: Progress | None, forget: Callable[[], None]) -> dict[str, Any]:
         """Send the file; returns the object's resource. ``forget`` deletes the object (a late cancel)."""
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gcs-crc32c")
+        checksum = pool.submit(crc32c_b64, self.local)  # read beside the sending (sendfile reads none)
         created = False
         try:
             resource = self._send_all(on_progress)
             created = True
-            if int(resource.get("size", self.size)) != self.size:
-                raise OSError(f"GCS holds {resource.get('size')} bytes of a {self.size}-byte upload")
+            self._verify(resource, checksum.result())
             if on_progress is not None:
                 on_progress(self.size, self.size)
             return resource
@@ -107,6 +124,15 @@ class ResumableUpload:
             else:
                 self._cancel()
             raise
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _verify(self, resource: dict[str, Any], crc32c: str) -> None:
+        """What GCS holds is the file: its size, and its CRC32C (as google-cloud-storage checks)."""
+        if int(resource.get("size", self.size)) != self.size:
+            raise OSError(f"GCS holds {resource.get('size')} bytes of a {self.size}-byte upload")
+        if resource.get("crc32c", crc32c) != crc32c:
+            raise OSError("GCS holds other bytes than the file's (CRC32C mismatch): changed on the way")
 
     def _send_all(self, on_progress: Progress | None) -> dict[str, Any]:
         """The request, resumed from what the session holds when it breaks (a reset, a timeout, a 5xx)."""
