@@ -1,11 +1,13 @@
 """A TCP proxy on 127.0.0.1 that spoils the first upload passing through it, for the storage tests: it cuts
 the connection (a network that drops a long upload) or flips one byte (a corrupted transfer) once the
-client has sent ``after`` bytes on one connection. Later connections pass untouched."""
+client has sent ``after`` bytes on one connection (``"none"``: neither). Later connections pass untouched.
+With ``tls``, it takes TLS from clients and forwards plain TCP (a TLS endpoint in front of an emulator)."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 from typing import Literal
 
@@ -13,9 +15,15 @@ __all__ = ["TamperingProxy"]
 
 
 class TamperingProxy:
-    def __init__(self, upstream: str, after: int, action: Literal["cut", "flip"]) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        after: int,
+        action: Literal["cut", "flip", "none"],
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         host, port = upstream.removeprefix("http://").split("/")[0].split(":")
-        self.upstream, self.after, self.action = (host, int(port)), after, action
+        self.upstream, self.after, self.action, self.tls = (host, int(port)), after, action, tls
         self.spoiled = 0  # connections cut or corrupted
         self.forwarded = 0  # bytes clients sent that reached the upstream
         self._lock = threading.Lock()
@@ -27,13 +35,15 @@ class TamperingProxy:
         with contextlib.suppress(OSError):
             while True:
                 client, _ = self._listener.accept()
+                if self.tls is not None:
+                    client = self.tls.wrap_socket(client, server_side=True)
                 server = socket.create_connection(self.upstream)
                 threading.Thread(target=self._up, args=(client, server), daemon=True).start()
                 threading.Thread(target=self._down, args=(server, client), daemon=True).start()
 
     def _spoil(self, sent: int, data: bytes) -> bool:
         with self._lock:
-            if self.spoiled or sent + len(data) <= self.after:
+            if self.action == "none" or self.spoiled or sent + len(data) <= self.after:
                 return False
             self.spoiled += 1
             return True

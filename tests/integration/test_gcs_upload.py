@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from proxykit import self_signed
 from storage_fixtures import BUCKET, PART
 from tamperkit import TamperingProxy
 
@@ -159,3 +161,38 @@ def test_bytes_changed_on_the_way_are_refused(
     assert proxy.spoiled == 1
     assert "CRC32C mismatch" in caught.value.message, caught.value.message
     assert _resource(gcs_endpoint, "videos/gcs/corrupted.mp4") is None
+
+
+def _session(endpoint: str, full_key: str) -> str:
+    """A resumable session opened straight on the emulator (what gcsfs does for the backend)."""
+    query = urllib.parse.urlencode({"uploadType": "resumable", "name": full_key})
+    request = urllib.request.Request(f"{endpoint}/upload/storage/v1/b/{BUCKET}/o?{query}", data=b"{}",
+                                     headers={"Content-Type": "application/json"}, method="POST")  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(response.headers["Location"])
+
+
+def test_over_tls(
+    gcs_endpoint: str, payload: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An https session (real GCS): the bytes go through Python to be encrypted, 1 MiB at a time."""
+    local, data = payload
+    cert, key = self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    proxy = TamperingProxy(gcs_endpoint, 0, "none", tls=context)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # ssl.create_default_context() trusts it then
+    try:
+        secure = _session(gcs_endpoint, "videos/gcs/tls.mp4").replace(gcs_endpoint, f"https{proxy.url[4:]}")
+        assert secure.startswith("https://127.0.0.1:")
+        progress: list[int] = []
+        resource = ResumableUpload(secure, local, SIZE, PART).run(
+            lambda d, t: progress.append(d), lambda: None
+        )
+    finally:
+        proxy.close()
+    assert int(resource["size"]) == SIZE and progress == [PART, 2 * PART, SIZE]
+    assert proxy.forwarded >= SIZE
+    quoted = urllib.parse.quote("videos/gcs/tls.mp4", safe="")
+    with urllib.request.urlopen(f"{gcs_endpoint}/storage/v1/b/{BUCKET}/o/{quoted}?alt=media") as response:
+        assert response.read() == data
