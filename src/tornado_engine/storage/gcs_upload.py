@@ -36,7 +36,7 @@ from typing import Any
 
 from .base import Progress
 
-__all__ = ["GCSUploadError", "ResumableUpload", "crc32c_b64"]
+__all__ = ["ResumableUpload", "crc32c_b64"]
 
 _TIMEOUT = 60.0  # seconds a socket may block (a send or the reply), as botocore's read timeout
 _CLEANUP_TIMEOUT = 10.0  # seconds the session's deletion may take after a failure
@@ -47,7 +47,7 @@ _CRC_BLOCK = 8 * 2**20
 _TLS_BLOCK = 2**20
 
 
-class GCSUploadError(OSError):
+class _SessionRefused(OSError):
     """The session refused the bytes: ``status`` and the service's ``message`` (read by errors.classify)."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -67,7 +67,7 @@ def crc32c_b64(local: Path) -> str:
     return base64.b64encode(crc.to_bytes(4, "big")).decode()
 
 
-def _refusal(status: int, body: bytes) -> GCSUploadError:
+def _refusal(status: int, body: bytes) -> _SessionRefused:
     """The JSON API's ``{"error": {"message": ...}}`` when there is one, else the first line of text."""
     text = body.decode("utf-8", "replace").strip()
     try:
@@ -75,7 +75,7 @@ def _refusal(status: int, body: bytes) -> GCSUploadError:
         message = str(error.get("message", "") if isinstance(error, dict) else error)
     except (ValueError, KeyError, TypeError, AttributeError):
         message = text.splitlines()[0][:200] if text else ""
-    return GCSUploadError(status, message)
+    return _SessionRefused(status, message)
 
 
 def _send_plain(sock: socket.socket, f: io.BufferedReader, offset: int, count: int) -> int:
@@ -94,7 +94,7 @@ def _send_tls(sock: socket.socket, f: io.BufferedReader, offset: int, count: int
     return done
 
 
-def _early_refusal(conn: http.client.HTTPConnection) -> GCSUploadError | None:
+def _early_refusal(conn: http.client.HTTPConnection) -> _SessionRefused | None:
     """The answer a server gave before it stopped reading the body (an unknown session: 404), if any."""
     try:
         response = conn.getresponse()
@@ -163,8 +163,8 @@ class ResumableUpload:
                     if resource is not None:  # it broke after the last byte: the object is there
                         return resource
                 return self._send(offset, on_progress)
-            except (ConnectionError, TimeoutError, http.client.HTTPException, GCSUploadError) as exc:
-                if attempt == _RESUMES or (isinstance(exc, GCSUploadError) and exc.status not in _RESUMABLE):
+            except (ConnectionError, TimeoutError, http.client.HTTPException, _SessionRefused) as exc:
+                if attempt == _RESUMES or (isinstance(exc, _SessionRefused) and exc.status not in _RESUMABLE):
                     raise
             time.sleep(_BACKOFF * 2**attempt)
         raise AssertionError("unreachable")  # the last attempt returned or raised
