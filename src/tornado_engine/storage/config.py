@@ -147,9 +147,6 @@ class GCSConfig(_Config):
     project: str | None = None  # default: the key's project_id
     endpoint_url: str | None = None  # None = https://storage.googleapis.com
     emulator: bool = False  # data calls without OAuth (emulators take none); signing still uses the key
-    # the resumable upload's chunk, sent one after the other: google-cloud-storage's default (100 MiB).
-    # 8 MiB chunks were 18 round trips for 145 MiB, 0.36x upload_from_filename against the emulator.
-    part_size: int = Field(default=100 * _MIB, ge=5 * _MIB, le=5 * 1024 * _MIB)
 
     @field_validator("service_account_json")
     @classmethod
