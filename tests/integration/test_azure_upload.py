@@ -113,4 +113,5 @@ def test_a_block_corrupted_on_the_way_is_refused(
         _target(f"{proxy.url}/{account}").put(local, "az/corrupted.mp4")
     assert proxy.spoiled == 1
     assert "Md5Mismatch" in caught.value.message, caught.value.message
+    assert caught.value.kind == "storage_transient"  # spoiled on the way: retried like a reset
     assert not _exists(container, "videos/az/corrupted.mp4")

@@ -47,6 +47,7 @@ _DENIED_CODES = {
 _TRANSIENT_CODES = {
     "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeoutException",
     "InternalError", "ServiceUnavailable", "ServerBusy", "OperationTimedOut", "InternalServerError",
+    "Md5Mismatch", "BadDigest",  # bytes spoiled on the way: sending them again may work
 }  # fmt: skip
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 # Connection-level failures of botocore, aiohttp, requests/urllib3, azure-core and oss2, by class name.
