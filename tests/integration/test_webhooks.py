@@ -111,7 +111,11 @@ async def test_completed_and_failed_jobs_post_signed_events(
                 break
             await asyncio.sleep(0.1)
             job = await engine.get_job(ok.job_id)
-        assert job.to_api()["webhook_status"] == "delivered" and job.webhook_attempts == 1
+        # one attempt, or more when a loaded machine let the 1 s delivery timeout pass: then the same event
+        assert job.to_api()["webhook_status"] == "delivered" and job.webhook_attempts >= 1
+        finals = [c for c in receiver.calls["/ok"] if c["body"]["event"] == "job_completed"]
+        assert 1 <= len(finals) <= job.webhook_attempts
+        assert len({c["headers"]["webhook-id"] for c in finals}) == 1
 
 
 async def test_retries_keep_the_same_id_and_honour_retry_after(
