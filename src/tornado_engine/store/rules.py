@@ -1,7 +1,7 @@
 """What every store decides, written once (pure: no I/O); the stores only speak their SQL dialect.
 
 - A job's row: the columns each write sets together (status, stored and reserved bytes, the record).
-- Terminal statuses, as SQL text for ``status IN (...)``.
+- Terminal statuses, and the open ones, as SQL text for ``status IN (...)``.
 - Which webhook events report a job's end (their delivery is noted in the job's record).
 - A batch is complete when none of its jobs is left open; its completion message carries a neutral
   :class:`BatchSummary` (counts), which the webhook side renders into the payload receivers see.
@@ -23,6 +23,7 @@ from .base import OutboxMessage
 __all__ = [
     "BATCH_COMPLETED",
     "JOB_EVENTS",
+    "OPEN_SQL",
     "TERMINAL_SQL",
     "BatchSummary",
     "OutboxRow",
@@ -43,6 +44,8 @@ __all__ = [
 dumps = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
 
 TERMINAL_SQL = ", ".join(sorted(f"'{s.value}'" for s in TERMINAL))
+# the others (Pending, Processing): ``status IN ({open})`` is one look-up in a (..., status) index
+OPEN_SQL = ", ".join(sorted(f"'{s.value}'" for s in Status if s not in TERMINAL))
 JOB_EVENTS = frozenset({"job_completed", "job_failed", "job_skipped", "job_cancelled"})
 BATCH_COMPLETED = "batch_completed"
 

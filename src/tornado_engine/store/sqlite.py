@@ -71,11 +71,14 @@ class SQLiteStore:
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], _T], *, write: bool = True) -> _T:
-        """Queue ``fn`` for the store's thread; it runs in the next group (see the module's doc)."""
+    async def _run(
+        self, fn: Callable[[sqlite3.Connection], _T], *, write: bool = True, savepoint: bool = True
+    ) -> _T:
+        """Queue ``fn`` for the store's thread; it runs in the next group (see the module's doc).
+        ``savepoint=False``: ``fn`` changes the database in one statement at most (see ``Op``)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
-        self._queue.append(Op(fn, future, write))
+        self._queue.append(Op(fn, future, write, savepoint))
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush(), name="tornado-sqlite-flush")
         return await future
@@ -382,7 +385,8 @@ class SQLiteStore:
                 insert_outbox(conn, rows)
                 after_job_ended(conn, batch_id)
 
-        await self._run(save)
+        # a step's write is one UPDATE (a refused one changes nothing): it needs no savepoint
+        await self._run(save, savepoint=terminal)
 
     async def heartbeat(
         self,

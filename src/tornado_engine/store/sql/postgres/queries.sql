@@ -92,7 +92,7 @@ SELECT 1 FROM tornado_batches WHERE id = ANY(%s::text[]) ORDER BY id FOR UPDATE
 
 -- name: ended_batches
 SELECT b.id FROM unnest(%s::text[]) AS b(id) WHERE NOT EXISTS (
-    SELECT 1 FROM tornado_jobs WHERE batch_id = b.id AND status NOT IN ({terminal}))
+    SELECT 1 FROM tornado_jobs WHERE batch_id = b.id AND status IN ({open}))
 
 -- name: mark_notified
 UPDATE tornado_batches SET notified = true WHERE id = %s AND NOT notified RETURNING owner, data

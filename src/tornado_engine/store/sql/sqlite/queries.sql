@@ -76,7 +76,7 @@ INSERT OR IGNORE INTO outbox (id, owner, job_id, url, event, payload, created_at
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: batch_open
-SELECT EXISTS (SELECT 1 FROM jobs WHERE batch_id = ? AND status NOT IN ({terminal}))
+SELECT EXISTS (SELECT 1 FROM jobs WHERE batch_id = ? AND status IN ({open}))
 
 -- name: mark_batch_notified
 UPDATE batches SET notified = 1 WHERE id = ? AND notified = 0 RETURNING owner, data
