@@ -367,8 +367,8 @@ def test_folder_accepted(value: str, expected: str) -> None:
 
 def test_folder_limit_holds_after_normalization() -> None:
     # U+0958 is a composition exclusion: NFC turns each one into two code points, so a 150-character
-    # folder passes the length check but comes out 300 characters long, and Job.from_record (which
-    # validates the stored request again) can no longer load the job.
+    # folder passes the length check but comes out 300 characters long, and a request validated again
+    # (one a record of another version keeps) could no longer be loaded.
     value = "\u0958" * 150
     try:
         out = check_folder(value)
@@ -644,6 +644,27 @@ def test_from_record_ignores_unknown_keys() -> None:
     record = make_job().to_record()
     record["some_future_field"] = 1
     assert Job.from_record(record) == make_job()
+
+
+def test_a_stored_request_is_read_back_as_it_was_validated() -> None:
+    # JobRequest.from_stored skips the validation it had at submit: the same model for every kind of field
+    req = make(format="MKV", video_codec="h265", audio_bitrate="320k", video_quality=30, filename=" N ",
+               folder="a/b/", webhook_url="https://h.example/x", enable_progress_webhook=True,
+               max_resolution="720p", clip_start="1:00", clip_end=90.5, download_subtitles=True,
+               subtitle_languages=["en", "pt-BR"], download_thumbnail=True, limit_rate="2M", reuse=False)  # fmt: skip
+    job = make_job()
+    job.request = req
+    back = JobRequest.from_stored(json.loads(job.record_text())["request"])
+    assert back == req and repr(back) == repr(req) and hash(back) == hash(req)
+    assert back.model_dump(mode="json") == req.model_dump(mode="json")
+    assert back.subtitle_languages == ("en", "pt-BR") and back.storage is None
+
+
+def test_a_stored_request_this_version_would_not_write_is_validated() -> None:
+    with pytest.raises(InvalidRequest, match="Unknown field"):
+        JobRequest.from_stored({"url": URL, "some_future_option": 1})
+    with pytest.raises(InvalidRequest, match="URL is required"):
+        JobRequest.from_stored({"format": "mp4"})
 
 
 @given(st.text(max_size=60))
