@@ -392,7 +392,9 @@ def _as_invalid_request(exc: ValidationError) -> InvalidRequest:
 # JobRequest.from_stored: the fields, with the defaults of those a record may leave out (all immutable;
 # the URL's None is always replaced)
 _REQUEST_FIELDS = frozenset(JobRequest.model_fields)
-_REQUEST_DEFAULTS = {name: None if f.is_required() else f.default for name, f in JobRequest.model_fields.items()}
+_REQUEST_DEFAULTS = {
+    name: None if f.is_required() else f.default for name, f in JobRequest.model_fields.items()
+}
 
 
 class JobCreated(BaseModel):
@@ -541,18 +543,18 @@ class Job:
         return data
 
     def record_text(self) -> str:
-        """:meth:`to_record` as compact JSON text, as the stores keep it, without the fields that are None
-        by default and now (most of them until a job ends; :meth:`from_record` fills them in). The
-        request's part is encoded once per request object: a job is written ~5 times per attempt."""
+        """:meth:`to_record` as compact JSON text, as the stores keep it, without the fields that are at
+        their defaults (None for most until a job ends, 0 for counters; :meth:`from_record` puts them
+        back), its request likewise. A job is written ~6 times per attempt: its request's part is
+        encoded once per request object."""
         values = self.__dict__
-        data = {
-            name: value for name in _TEXT_FIELDS if (value := values[name]) is not None or name in _KEEP_NULL
-        }
         # status and step are StrEnums, and side_keys is encoded at once: all go in as they are
+        data = {name: value for name, default in _SPARSE if (value := values[name]) is not default
+                and value != default}  # fmt: skip
         cached = values.get("_request_text")
         if cached is None or cached[0] is not self.request:
-            cached = (self.request, _encode(self._request_record()))
-            self.__dict__["_request_text"] = cached
+            text = _encode(self.request.model_dump(mode="json", exclude_defaults=True))
+            cached = values["_request_text"] = (self.request, text)
         return f'{_encode(data)[:-1]},"request":{cached[1]}}}'
 
     def _request_record(self) -> dict[str, Any]:
@@ -583,10 +585,12 @@ class Job:
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Job) if f.name != "live")
 _RECORD_SET = frozenset(_RECORD_FIELDS)
-_TEXT_FIELDS = tuple(name for name in _RECORD_FIELDS if name != "request")
-# a None in these would not read back as None: kept even when None
-_KEEP_NULL = frozenset(f.name for f in dataclasses.fields(Job) if f.default is not None)
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Job) if f.default is not dataclasses.MISSING}
+# record_text leaves out what equals the field's default here; a field without one (nothing equals
+# _ALWAYS), status and step are always written. side_keys' factory makes []: an empty list is left out.
+_ALWAYS = object()
+_SPARSE_DEFAULTS = {**_DEFAULTS, "status": _ALWAYS, "step": _ALWAYS, "side_keys": []}
+_SPARSE = tuple((name, _SPARSE_DEFAULTS.get(name, _ALWAYS)) for name in _RECORD_FIELDS if name != "request")
 _FACTORIES = [
     (f.name, f.default_factory)
     for f in dataclasses.fields(Job)

@@ -622,11 +622,13 @@ def test_record_round_trip() -> None:
     assert back == job
     assert back.status is Status.COMPLETED and back.step is Step.FINISHED
     assert back.to_record() == record
-    # the text the stores write: the record less its None fields, read back as the same job
+    # the text the stores write: the record less the fields at their defaults, read back as the same job
     written = json.loads(job.record_text())
-    assert written.items() <= record.items() and {k for k in record if k not in written} <= {
-        k for k, v in record.items() if v is None
-    }
+    request = written.pop("request")
+    assert written.items() <= record.items() and request.items() <= record["request"].items()
+    assert all(v in (None, 0, "", []) for k, v in record.items() if k not in written and k != "request")
+    assert "audio_codec" not in request and request["format"] == "mkv"  # "copy" is the default
+    written["request"] = request
     assert Job.from_record(written) == job == Job.from_record(json.loads(make_job().record_text()) | record)
 
 
@@ -651,7 +653,8 @@ def test_a_stored_request_is_read_back_as_it_was_validated() -> None:
     req = make(format="MKV", video_codec="h265", audio_bitrate="320k", video_quality=30, filename=" N ",
                folder="a/b/", webhook_url="https://h.example/x", enable_progress_webhook=True,
                max_resolution="720p", clip_start="1:00", clip_end=90.5, download_subtitles=True,
-               subtitle_languages=["en", "pt-BR"], download_thumbnail=True, limit_rate="2M", reuse=False)  # fmt: skip
+               subtitle_languages=["en", "pt-BR"], download_thumbnail=True, limit_rate="2M",
+               reuse=False)  # fmt: skip
     job = make_job()
     job.request = req
     back = JobRequest.from_stored(json.loads(job.record_text())["request"])
