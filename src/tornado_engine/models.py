@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from .codecs import (
     check_combination,
 )
 from .errors import InvalidRequest
+from .jsontext import dumps
 from .progress import LiveProgress
 from .safety import strip_credentials
 from .sources.impersonation import check_target
@@ -553,9 +553,9 @@ class Job:
                 and value != default}  # fmt: skip
         cached = values.get("_request_text")
         if cached is None or cached[0] is not self.request:
-            text = _encode(self.request.model_dump(mode="json", exclude_defaults=True))
+            text = dumps(self.request.model_dump(mode="json", exclude_defaults=True))
             cached = values["_request_text"] = (self.request, text)
-        return f'{_encode(data)[:-1]},"request":{cached[1]}}}'
+        return f'{dumps(data)[:-1]},"request":{cached[1]}}}'
 
     def _request_record(self) -> dict[str, Any]:
         # the request does not change while the job runs: dump it once per request object
@@ -596,4 +596,3 @@ _FACTORIES = [
     for f in dataclasses.fields(Job)
     if f.default_factory is not dataclasses.MISSING
 ]
-_encode = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode

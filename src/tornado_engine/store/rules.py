@@ -9,12 +9,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..jsontext import dumps
 from ..models import Job
 from ..progress import LiveProgress
 from ..states import TERMINAL, Status
@@ -39,9 +39,6 @@ __all__ = [
     "webhook_fields",
 ]
 
-# records are written several times per job: compact, and without the circular-reference bookkeeping
-# (PostgreSQL keeps them in json, not jsonb, columns: a \u0000 in a title is kept as written)
-dumps = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
 
 TERMINAL_SQL = ", ".join(sorted(f"'{s.value}'" for s in TERMINAL))
 # the others (Pending, Processing): ``status IN ({open})`` is one look-up in a (..., status) index
