@@ -14,7 +14,7 @@ from tornado_engine.states import Status
 @pytest.mark.parametrize(
     "value",
     [
-        {"a": 1, "b": [1.5, None, True, False], "c": {"d": "é\u0000\"\\/"}, "e": 10**20, "f": -0.0},
+        {"a": 1, "b": [1.5, None, True, False], "c": {"d": 'é\u0000"\\/'}, "e": 10**20, "f": -0.0},
         [],
         "text",
         None,
