@@ -19,7 +19,7 @@ __all__ = ["dumps"]
 
 def _make() -> Callable[[Any], str]:
     plain = json.JSONEncoder(check_circular=False, separators=(",", ":"))
-    make = json.encoder.c_make_encoder
+    make = getattr(json.encoder, "c_make_encoder", None)  # CPython's accelerator (not in typeshed)
     if make is None:
         return plain.encode
     try:  # json.encoder's own call (markers, default, encoder, indent, separators, sort, skip, NaN)
