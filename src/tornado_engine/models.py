@@ -549,8 +549,11 @@ class Job:
         encoded once per request object."""
         values = self.__dict__
         # status and step are StrEnums, and side_keys is encoded at once: all go in as they are
-        data = {name: value for name, default in _SPARSE if (value := values[name]) is not default
-                and value != default}  # fmt: skip
+        data = {name: values[name] for name in _ALWAYS_WRITTEN}
+        data.update({name: value for name in _NONE_BY_DEFAULT if (value := values[name]) is not None})
+        for name, default in _OTHER_DEFAULTS:  # a None here is kept: it would not read back as None
+            if (value := values[name]) != default:
+                data[name] = value
         cached = values.get("_request_text")
         if cached is None or cached[0] is not self.request:
             text = dumps(self.request.model_dump(mode="json", exclude_defaults=True))
@@ -576,8 +579,8 @@ class Job:
                 values[name] = make()
         values["id"], values["url"] = data["id"], data["url"]  # required: a KeyError names a broken record
         values["request"] = JobRequest.from_stored(data["request"])
-        values["status"] = Status(data["status"])
-        values["step"] = Step(data["step"])
+        values["status"] = _STATUSES.get(data["status"]) or Status(data["status"])  # (names a bad one)
+        values["step"] = _STEPS.get(data["step"]) or Step(data["step"])
         job = object.__new__(cls)
         job.__dict__.update(values)
         return job
@@ -586,11 +589,21 @@ class Job:
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Job) if f.name != "live")
 _RECORD_SET = frozenset(_RECORD_FIELDS)
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Job) if f.default is not dataclasses.MISSING}
-# record_text leaves out what equals the field's default here; a field without one (nothing equals
-# _ALWAYS), status and step are always written. side_keys' factory makes []: an empty list is left out.
-_ALWAYS = object()
-_SPARSE_DEFAULTS = {**_DEFAULTS, "status": _ALWAYS, "step": _ALWAYS, "side_keys": []}
-_SPARSE = tuple((name, _SPARSE_DEFAULTS.get(name, _ALWAYS)) for name in _RECORD_FIELDS if name != "request")
+# record_text leaves out a field at its default: None for most (an identity test), a value for a few
+# (side_keys' factory makes []); the fields without a default, status and step are always written
+_TEXT_DEFAULTS = {**_DEFAULTS, "side_keys": []}
+_ALWAYS_WRITTEN = tuple(
+    n for n in _RECORD_FIELDS if n not in _TEXT_DEFAULTS or n in ("status", "step") if n != "request"
+)
+_NONE_BY_DEFAULT = tuple(n for n in _RECORD_FIELDS if n in _TEXT_DEFAULTS and _TEXT_DEFAULTS[n] is None)
+_OTHER_DEFAULTS = tuple(
+    (n, d)
+    for n, d in _TEXT_DEFAULTS.items()
+    if d is not None and n not in _ALWAYS_WRITTEN and n in _RECORD_SET
+)
+# enum members by value: a dict look-up, not the enum's call (each claim and read makes two)
+_STATUSES = {s.value: s for s in Status}
+_STEPS = {s.value: s for s in Step}
 _FACTORIES = [
     (f.name, f.default_factory)
     for f in dataclasses.fields(Job)

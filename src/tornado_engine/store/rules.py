@@ -66,7 +66,8 @@ def job_from_record(status: str, record: dict[str, Any], progress: Mapping[str, 
     """A stored job; ``progress``, its progress column, shows only while it runs and only for the step
     it is in (a step entered since the last heartbeat makes the stored one the previous step's)."""
     job = Job.from_record(record)
-    job.status = Status(status)  # the column is the truth; the record is rewritten on every write
+    if status != job.status:  # the column is the truth; the record is rewritten on every write
+        job.status = Status(status)
     if progress is not None and job.status is Status.PROCESSING:
         live = LiveProgress.from_dict(progress)
         job.live = live if live.step is job.step else None
