@@ -569,9 +569,11 @@ class Job:
         return dict(cached[1])
 
     @classmethod
-    def from_record(cls, data: dict[str, Any]) -> Job:
+    def from_record(cls, data: dict[str, Any], text: str | None = None) -> Job:
         """A stored record as a Job, without the dataclass's keyword ``__init__`` (~50 arguments, a third
-        of a claim's parsing): the defaults, then what the record has (never "live": its own column)."""
+        of a claim's parsing): the defaults, then what the record has (never "live": its own column).
+        ``text``: the JSON text ``data`` was parsed from; its request's part is kept for the next
+        :meth:`record_text` (a claimed job would encode its request again on its first write)."""
         values = dict(_DEFAULTS)
         values.update({k: v for k, v in data.items() if k in _RECORD_SET})
         for name, make in _FACTORIES:
@@ -581,9 +583,21 @@ class Job:
         values["request"] = JobRequest.from_stored(data["request"])
         values["status"] = _STATUSES.get(data["status"]) or Status(data["status"])  # (names a bad one)
         values["step"] = _STEPS.get(data["step"]) or Step(data["step"])
+        if text is not None and (request_text := _request_text(data, text)) is not None:
+            values["_request_text"] = (values["request"], request_text)
         job = object.__new__(cls)
         job.__dict__.update(values)
         return job
+
+
+def _request_text(data: dict[str, Any], text: str) -> str | None:
+    """The request's part of a record's text, as :meth:`Job.record_text` wrote it: last, compact. The
+    last ``,"request":{`` is its key: in JSON text that can only be a key (a quote in a string is
+    escaped), and no field of the request is called so. None for a record written otherwise."""
+    if next(reversed(data), None) != "request" or not text.endswith("}}"):
+        return None
+    at = text.rfind(',"request":{')
+    return text[at + 11 : -1] if at > 0 else None
 
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Job) if f.name != "live")

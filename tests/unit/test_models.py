@@ -663,6 +663,18 @@ def test_a_stored_request_is_read_back_as_it_was_validated() -> None:
     assert back.subtitle_languages == ("en", "pt-BR") and back.storage is None
 
 
+def test_a_record_read_with_its_text_keeps_its_request_text() -> None:
+    job = make_job(title='a,"request":{"url":"x"}}')  # the key's pattern in a value: escaped in the text
+    job.request = make(format="mkv", folder="f")
+    text = job.record_text()
+    back = Job.from_record(json.loads(text), text)
+    kept = back.__dict__["_request_text"]
+    assert kept[0] is back.request and json.loads(kept[1]) == json.loads(text)["request"]
+    assert back.record_text() == text and back == job
+    older = json.dumps(job.to_record())  # the request in the middle, spaced: read, its text not kept
+    assert "_request_text" not in Job.from_record(json.loads(older), older).__dict__
+
+
 def test_a_stored_request_this_version_would_not_write_is_validated() -> None:
     with pytest.raises(InvalidRequest, match="Unknown field"):
         JobRequest.from_stored({"url": URL, "some_future_option": 1})

@@ -340,7 +340,9 @@ class PostgresStore:
             else:
                 rows = await fetch_all(conn, Q["claim_listed"], (sorted(only), *params))
             rows.sort(key=lambda r: (r[2], r[3]))  # oldest first, as submitted
-            return [Claim(_job(Status.PROCESSING.value, r[1]), r[0]) for r in rows]
+            # the record comes as text (json keeps it as written): its request's part is used again
+            return [Claim(job_from_record(Status.PROCESSING.value, json.loads(r[1]), None, r[1]), r[0])
+                    for r in rows]  # fmt: skip
 
         return await self._run(claim)
 

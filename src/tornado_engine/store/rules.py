@@ -62,10 +62,13 @@ def job_columns(job: Job) -> tuple[str, int, int, str]:
     return job.status.value, stored, reserved, job.record_text()
 
 
-def job_from_record(status: str, record: dict[str, Any], progress: Mapping[str, Any] | None = None) -> Job:
+def job_from_record(
+    status: str, record: dict[str, Any], progress: Mapping[str, Any] | None = None, text: str | None = None
+) -> Job:
     """A stored job; ``progress``, its progress column, shows only while it runs and only for the step
-    it is in (a step entered since the last heartbeat makes the stored one the previous step's)."""
-    job = Job.from_record(record)
+    it is in (a step entered since the last heartbeat makes the stored one the previous step's).
+    ``text``: the record's JSON text, when the store has it (see ``Job.from_record``)."""
+    job = Job.from_record(record, text)
     if status != job.status:  # the column is the truth; the record is rewritten on every write
         job.status = Status(status)
     if progress is not None and job.status is Status.PROCESSING:
