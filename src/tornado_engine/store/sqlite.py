@@ -374,9 +374,14 @@ class SQLiteStore:
         columns = job_columns(job)
         terminal, batch_id = job.is_terminal, job.batch_id
         rows = outbox_rows_due(outbox) if terminal else []
+        params: tuple[object, ...]
+        if job.status is Status.PROCESSING:  # its step's write: status, stored bytes and owner stay
+            query, params = Q["save_step"], (columns[2], columns[3], job.id, token)
+        else:
+            query, params = Q["save"], (*columns, job.id, token)
 
         def save(conn: sqlite3.Connection) -> None:
-            if conn.execute(Q["save"], (*columns, job.id, token)).rowcount != 1:
+            if conn.execute(query, params).rowcount != 1:
                 row = conn.execute(Q["cancel_requested"], (job.id, token)).fetchone()
                 if row and row[0]:
                     raise JobCancelled(f"job {job.id} cancelled")
