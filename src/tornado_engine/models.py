@@ -389,6 +389,8 @@ def _as_invalid_request(exc: ValidationError) -> InvalidRequest:
     return InvalidRequest(message, field=loc)
 
 
+_OPEN = tuple(status for status in Status if status not in TERMINAL)  # Pending, Processing
+
 # JobRequest.from_stored: the fields, with the defaults of those a record may leave out (all immutable;
 # the URL's None is always replaced)
 _REQUEST_FIELDS = frozenset(JobRequest.model_fields)
@@ -504,7 +506,8 @@ class Job:
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in TERMINAL
+        # not a set look-up: an Enum's hash is a Python call, and this is asked several times per write
+        return self.status not in _OPEN
 
     def to_api(self) -> JobAPI:
         """TornadoAPI's GET /jobs/{id} JSON: base fields while active, all once finished, no empty ones."""
