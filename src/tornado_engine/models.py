@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -118,8 +119,14 @@ def now_ms() -> int:
 
 
 def has_control_chars(text: str) -> bool:
-    # Cc = control characters, Cf = format characters (bidi overrides, zero-width joiners...)
+    # Cc = control characters, Cf = format characters (bidi overrides, zero-width joiners...). ASCII has
+    # no Cf and its Cc are 0-31 and 127: one regex pass instead of a category look-up per character
+    if text.isascii():
+        return _ASCII_CONTROL.search(text) is not None
     return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
+
+
+_ASCII_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 class JobRequest(BaseModel):

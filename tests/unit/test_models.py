@@ -11,7 +11,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tornado_engine.errors import InvalidRequest, StoreError
-from tornado_engine.models import Job, JobRequest, check_folder, sanitize_filename
+from tornado_engine.models import Job, JobRequest, check_folder, has_control_chars, sanitize_filename
 from tornado_engine.states import Status, Step
 from tornado_engine.store import open_store
 
@@ -661,6 +661,14 @@ def test_a_stored_request_is_read_back_as_it_was_validated() -> None:
     assert back == req and repr(back) == repr(req) and hash(back) == hash(req)
     assert back.model_dump(mode="json") == req.model_dump(mode="json")
     assert back.subtitle_languages == ("en", "pt-BR") and back.storage is None
+
+
+@pytest.mark.parametrize(
+    "ch", [chr(i) for i in range(128)] + ["\u00ad", "\u202e", "\u200b", "\x85", "é", "日"]
+)
+def test_control_characters_are_categories_cc_and_cf(ch: str) -> None:
+    # ASCII text takes a regex, other text the category of each character: the same answer
+    assert has_control_chars(f"a{ch}b") is (unicodedata.category(ch) in ("Cc", "Cf"))
 
 
 def test_a_record_read_with_its_text_keeps_its_request_text() -> None:
