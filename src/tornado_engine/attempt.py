@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 import urllib.parse
@@ -147,7 +148,7 @@ class Attempt:
         self._store = store
         self._publish = publish
         self._policy = policy
-        self.cancel = threading.Event()  # read by yt-dlp's progress hook, in its thread
+        self._cancel: threading.Event | None = None  # made on first use (see cancel)
         self.cancel_async = asyncio.Event()  # awaited by the muxer and by retry back-offs
         self.storage = storage  # replaced by the tenant's own, if any, when the run starts
         self.uploaded: tuple[StorageTarget, str] | None = None  # the media object, once written
@@ -159,7 +160,19 @@ class Attempt:
         self.finished = asyncio.Event()
         self.story = AttemptStory(self.job, worker)  # its log lines, metrics and spans
         self.pacer: HostPacer | None = None  # the engine's per-host pacer, set when the stages start
-        self.host = urllib.parse.urlsplit(self.job.request.url).hostname or ""
+
+    @property
+    def cancel(self) -> threading.Event:
+        """Set to stop the attempt; read by yt-dlp's progress hook and the fast path, in their threads.
+        Made on first use, on the event loop: stages that never look (the no-op kit) never pay for one."""
+        if self._cancel is None:
+            self._cancel = threading.Event()
+        return self._cancel
+
+    @functools.cached_property
+    def host(self) -> str:
+        """The source URL's host (its pacing and back-off), parsed once when first needed."""
+        return urllib.parse.urlsplit(self.job.request.url).hostname or ""
 
     async def save(self) -> None:
         """Fenced write; a terminal one carries the job's webhook events in the same transaction."""
@@ -222,7 +235,7 @@ class Attempt:
         return self.pacer.back_off(self.host, exc.retry_after)
 
     def check_cancel(self) -> None:
-        if self.cancel.is_set():
+        if self._cancel is not None and self._cancel.is_set():
             raise JobCancelled(f"job {self.job.id} cancelled")
 
     async def enter(self, step: Step) -> None:

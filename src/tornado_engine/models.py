@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
+import re
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -31,6 +31,7 @@ from .codecs import (
     check_combination,
 )
 from .errors import InvalidRequest
+from .jsontext import dumps
 from .progress import LiveProgress
 from .safety import strip_credentials
 from .sources.impersonation import check_target
@@ -118,8 +119,14 @@ def now_ms() -> int:
 
 
 def has_control_chars(text: str) -> bool:
-    # Cc = control characters, Cf = format characters (bidi overrides, zero-width joiners...)
+    # Cc = control characters, Cf = format characters (bidi overrides, zero-width joiners...). ASCII has
+    # no Cf and its Cc are 0-31 and 127: one regex pass instead of a category look-up per character
+    if text.isascii():
+        return _ASCII_CONTROL.search(text) is not None
     return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
+
+
+_ASCII_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 class JobRequest(BaseModel):
@@ -175,6 +182,25 @@ class JobRequest(BaseModel):
         if not isinstance(data, dict):
             raise InvalidRequest("Request body must be an object")
         return cls(**data)
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> JobRequest:
+        """A request as a job record keeps it (validated at submit, then dumped), without validating it
+        again: every claim and read parses one (~2 us instead of ~16). A record this version did not
+        write as it would (an unknown field, no URL) is validated as a caller's request is."""
+        if "url" not in data or not data.keys() <= _REQUEST_FIELDS:
+            return cls.from_dict(dict(data))
+        values = dict(_REQUEST_DEFAULTS)  # every field, in the model's order (its repr's)
+        values.update(data)
+        if (languages := values["subtitle_languages"]) is not None:
+            values["subtitle_languages"] = tuple(languages)  # a JSON array; the model keeps a tuple
+        request = cls.__new__(cls)
+        # what pydantic's model_construct sets, without its per-field alias and default handling
+        object.__setattr__(request, "__dict__", values)
+        object.__setattr__(request, "__pydantic_fields_set__", set(data))
+        object.__setattr__(request, "__pydantic_extra__", None)
+        object.__setattr__(request, "__pydantic_private__", None)
+        return request
 
     @field_validator("url", mode="before")
     @classmethod
@@ -370,6 +396,16 @@ def _as_invalid_request(exc: ValidationError) -> InvalidRequest:
     return InvalidRequest(message, field=loc)
 
 
+_OPEN = tuple(status for status in Status if status not in TERMINAL)  # Pending, Processing
+
+# JobRequest.from_stored: the fields, with the defaults of those a record may leave out (all immutable;
+# the URL's None is always replaced)
+_REQUEST_FIELDS = frozenset(JobRequest.model_fields)
+_REQUEST_DEFAULTS = {
+    name: None if f.is_required() else f.default for name, f in JobRequest.model_fields.items()
+}
+
+
 class JobCreated(BaseModel):
     job_id: str
 
@@ -477,7 +513,8 @@ class Job:
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in TERMINAL
+        # not a set look-up: an Enum's hash is a Python call, and this is asked several times per write
+        return self.status not in _OPEN
 
     def to_api(self) -> JobAPI:
         """TornadoAPI's GET /jobs/{id} JSON: base fields while active, all once finished, no empty ones."""
@@ -516,21 +553,22 @@ class Job:
         return data
 
     def record_text(self) -> str:
-        """:meth:`to_record` as compact JSON text, as the stores keep it, without the fields that are None
-        by default and now (most of them until a job ends; :meth:`from_record` fills them in). The
-        request's part is encoded once per request object: a job is written ~5 times per attempt."""
+        """:meth:`to_record` as compact JSON text, as the stores keep it, without the fields that are at
+        their defaults (None for most until a job ends, 0 for counters; :meth:`from_record` puts them
+        back), its request likewise. A job is written ~6 times per attempt: its request's part is
+        encoded once per request object."""
         values = self.__dict__
-        data = {
-            name: value for name in _TEXT_FIELDS if (value := values[name]) is not None or name in _KEEP_NULL
-        }
-        data["side_keys"] = list(self.side_keys)
-        data["status"] = self.status.value
-        data["step"] = self.step.value
-        cached = self.__dict__.get("_request_text")
+        # status and step are StrEnums, and side_keys is encoded at once: all go in as they are
+        data = {name: values[name] for name in _ALWAYS_WRITTEN}
+        data.update({name: value for name in _NONE_BY_DEFAULT if (value := values[name]) is not None})
+        for name, default in _OTHER_DEFAULTS:  # a None here is kept: it would not read back as None
+            if (value := values[name]) != default:
+                data[name] = value
+        cached = values.get("_request_text")
         if cached is None or cached[0] is not self.request:
-            cached = (self.request, _encode(self._request_record()))
-            self.__dict__["_request_text"] = cached
-        return f'{_encode(data)[:-1]},"request":{cached[1]}}}'
+            text = dumps(self.request.model_dump(mode="json", exclude_defaults=True))
+            cached = values["_request_text"] = (self.request, text)
+        return f'{dumps(data)[:-1]},"request":{cached[1]}}}'
 
     def _request_record(self) -> dict[str, Any]:
         # the request does not change while the job runs: dump it once per request object
@@ -541,32 +579,57 @@ class Job:
         return dict(cached[1])
 
     @classmethod
-    def from_record(cls, data: dict[str, Any]) -> Job:
+    def from_record(cls, data: dict[str, Any], text: str | None = None) -> Job:
         """A stored record as a Job, without the dataclass's keyword ``__init__`` (~50 arguments, a third
-        of a claim's parsing): the defaults, then what the record has (never "live": its own column)."""
+        of a claim's parsing): the defaults, then what the record has (never "live": its own column).
+        ``text``: the JSON text ``data`` was parsed from; its request's part is kept for the next
+        :meth:`record_text` (a claimed job would encode its request again on its first write)."""
         values = dict(_DEFAULTS)
         values.update({k: v for k, v in data.items() if k in _RECORD_SET})
         for name, make in _FACTORIES:
             if name not in values:
                 values[name] = make()
         values["id"], values["url"] = data["id"], data["url"]  # required: a KeyError names a broken record
-        values["request"] = JobRequest.from_dict(dict(data["request"]))
-        values["status"] = Status(data["status"])
-        values["step"] = Step(data["step"])
+        values["request"] = JobRequest.from_stored(data["request"])
+        values["status"] = _STATUSES.get(data["status"]) or Status(data["status"])  # (names a bad one)
+        values["step"] = _STEPS.get(data["step"]) or Step(data["step"])
+        if text is not None and (request_text := _request_text(data, text)) is not None:
+            values["_request_text"] = (values["request"], request_text)
         job = object.__new__(cls)
         job.__dict__.update(values)
         return job
 
 
+def _request_text(data: dict[str, Any], text: str) -> str | None:
+    """The request's part of a record's text, as :meth:`Job.record_text` wrote it: last, compact. The
+    last ``,"request":{`` is its key: in JSON text that can only be a key (a quote in a string is
+    escaped), and no field of the request is called so. None for a record written otherwise."""
+    if next(reversed(data), None) != "request" or not text.endswith("}}"):
+        return None
+    at = text.rfind(',"request":{')
+    return text[at + 11 : -1] if at > 0 else None
+
+
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Job) if f.name != "live")
 _RECORD_SET = frozenset(_RECORD_FIELDS)
-_TEXT_FIELDS = tuple(name for name in _RECORD_FIELDS if name != "request")
-# a None in these would not read back as None: kept even when None
-_KEEP_NULL = frozenset(f.name for f in dataclasses.fields(Job) if f.default is not None)
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Job) if f.default is not dataclasses.MISSING}
+# record_text leaves out a field at its default: None for most (an identity test), a value for a few
+# (side_keys' factory makes []); the fields without a default, status and step are always written
+_TEXT_DEFAULTS = {**_DEFAULTS, "side_keys": []}
+_ALWAYS_WRITTEN = tuple(
+    n for n in _RECORD_FIELDS if n not in _TEXT_DEFAULTS or n in ("status", "step") if n != "request"
+)
+_NONE_BY_DEFAULT = tuple(n for n in _RECORD_FIELDS if n in _TEXT_DEFAULTS and _TEXT_DEFAULTS[n] is None)
+_OTHER_DEFAULTS = tuple(
+    (n, d)
+    for n, d in _TEXT_DEFAULTS.items()
+    if d is not None and n not in _ALWAYS_WRITTEN and n in _RECORD_SET
+)
+# enum members by value: a dict look-up, not the enum's call (each claim and read makes two)
+_STATUSES = {s.value: s for s in Status}
+_STEPS = {s.value: s for s in Step}
 _FACTORIES = [
     (f.name, f.default_factory)
     for f in dataclasses.fields(Job)
     if f.default_factory is not dataclasses.MISSING
 ]
-_encode = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode

@@ -22,7 +22,8 @@ class ProgressSampler:
         # a heartbeat may wake a hair early: a job written one beat ago is due again
         self._interval = interval * 0.95
         self._clock = clock
-        self._latest: dict[str, LiveProgress] = {}  # not stored yet
+        # not stored yet: each job's latest event and when it came (made a LiveProgress only when due)
+        self._latest: dict[str, tuple[Event, int]] = {}
         self._written: dict[str, float] = {}  # when each job's progress was last handed out
 
     def note(self, event: Event) -> None:
@@ -30,18 +31,19 @@ class ProgressSampler:
             self._latest.pop(event.job_id, None)
             self._written.pop(event.job_id, None)
             return
-        self._latest[event.job_id] = LiveProgress.from_event(event, now_ms())
+        self._latest[event.job_id] = (event, now_ms())
 
     def take(self, held: Collection[str]) -> dict[str, str]:
         """{job id: progress JSON} of the ``held`` jobs due now; they count as written from now on."""
         now = self._clock()
         due: dict[str, str] = {}
         for job_id in held:
-            live = self._latest.get(job_id)
-            if live is None or now - self._written.get(job_id, float("-inf")) < self._interval:
+            latest = self._latest.get(job_id)
+            if latest is None or now - self._written.get(job_id, float("-inf")) < self._interval:
                 continue
             del self._latest[job_id]
             self._written[job_id] = now
+            live = LiveProgress.from_event(*latest)
             due[job_id] = json.dumps(live.to_dict(), separators=(",", ":"))
         for gone in [job_id for job_id in self._written if job_id not in held]:  # attempts that ended here
             del self._written[gone]

@@ -59,6 +59,23 @@ def test_a_failing_operation_is_rolled_back_alone(conn: sqlite3.Connection) -> N
     assert _rows(conn) == {"a": 1, "b": 2}
 
 
+def test_a_one_statement_operation_fails_alone_without_a_savepoint(conn: sqlite3.Connection) -> None:
+    def upsert_many(c: sqlite3.Connection) -> None:  # one statement: row "c" goes in, then "a" clashes
+        c.execute("INSERT INTO t VALUES ('c', 3), ('a', 9)")
+
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    ops = _ops(_insert("a", 1), upsert_many, _insert("b", 2))
+    for op in ops[1:]:
+        op.savepoint = False
+    outcomes = run_group(conn, ops)
+    conn.set_trace_callback(None)
+    assert [ok for ok, _ in outcomes] == [True, False, True]
+    assert isinstance(outcomes[1][1], StoreError)
+    assert _rows(conn) == {"a": 1, "b": 2}  # SQLite undid the failed statement's first row itself
+    assert sum(s.startswith("SAVEPOINT") for s in statements) == 1  # the first operation's only
+
+
 def test_reads_alone_take_no_write_lock(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO t VALUES ('a', 1)")
     seen: list[bool] = []

@@ -1,10 +1,12 @@
 """PostgreSQL connections: the pool with a quick reconnect, one transaction per operation retried only
 when it cannot have committed, and DSN passwords kept out of every message.
 
-- Connections come from psycopg_pool, checked before each use, so connections the server dropped
-  (restart, ``pg_terminate_backend``) are replaced. One that fails its check has every idle one checked
-  with it (a restart took them all), and reconnecting retries every 0.1-1 s rather than psycopg_pool's
-  1, 2, 4, 8 ... s, so the store works again within about a second of the server's return.
+- Connections come from psycopg_pool, checked before use (a round trip) unless their last statement
+  ended less than a second ago, so connections the server dropped (restart, ``pg_terminate_backend``)
+  are replaced. One that fails its check, or a statement, has every idle one checked with it (a restart
+  took them all), and reconnecting retries every 0.1-1 s rather than psycopg_pool's 1, 2, 4, 8 ... s,
+  so the store works again within about a second of the server's return. (A check on every use was one
+  round trip in four of each operation at a worker's full rate.)
 - Each connection sets ``idle_in_transaction_session_timeout`` (60 s unless configured): a worker frozen
   inside a transaction (SIGSTOP, a VM pause) loses its session and its row locks instead of holding them
   until it thaws.
@@ -21,6 +23,7 @@ import logging
 import random
 import re
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -41,6 +44,7 @@ _T = TypeVar("_T")
 Conn = psycopg.AsyncConnection[TupleRow]
 
 _RETRY_DELAY = 0.2
+_FRESH = 1.0  # seconds: a connection whose last statement ended this recently is handed out unchecked
 _BACKEND = {"tornado.store.backend": "postgresql"}
 
 
@@ -121,6 +125,7 @@ class Connections:
             idle_in_transaction_timeout = None  # the DSN says what it wants
         self._idle_timeout = idle_in_transaction_timeout
         self._pool: AsyncConnectionPool[Conn] | None = None
+        self._used: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()  # last statement
 
     def redact(self, text: object) -> str:
         out = str(text)
@@ -135,6 +140,13 @@ class Connections:
                 b"SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
                 (str(max(1, int(self._idle_timeout * 1000))),),
             )
+
+    async def _check(self, conn: Conn) -> None:
+        """Before a connection is handed out. One whose statement just worked is live; should the server
+        have dropped it since, its first statement fails before any COMMIT, and the operation is retried
+        on a checked one (``_run``). One idle for longer is tested with a round trip."""
+        if time.monotonic() - self._used.get(conn, float("-inf")) >= _FRESH:
+            await AsyncConnectionPool.check_connection(conn)
 
     async def _probe(self) -> None:
         """One direct connection first: a wrong user, database or password fails at once with the
@@ -163,7 +175,7 @@ class Connections:
         pool: AsyncConnectionPool[Conn] = _Pool(
             self.dsn, kwargs=self._kwargs, min_size=self._min_size, max_size=self._max_size, open=False,
             configure=self._configure,
-            check=AsyncConnectionPool.check_connection,  # replaces connections the server dropped
+            check=self._check,  # replaces connections the server dropped
             timeout=self._timeout, name="tornado-store",
         )  # fmt: skip
         await self._probe()
@@ -204,10 +216,12 @@ class Connections:
                 async with self._pool.connection() as conn:
                     if not transaction:
                         committing = True  # a statement on its own commits as it runs
-                        return await fn(conn)
-                    async with conn.transaction():
                         result = await fn(conn)
-                        committing = True  # leaving the block sends COMMIT
+                    else:
+                        async with conn.transaction():
+                            result = await fn(conn)
+                            committing = True  # leaving the block sends COMMIT
+                    self._used[conn] = time.monotonic()
                 return result
             # connection lost, pool timeout, deadlock, shutdown; a session ended by its idle timeout
             except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout) as exc:
@@ -219,6 +233,8 @@ class Connections:
                 if attempt == 2:
                     raise StoreError(f"PostgreSQL store unavailable: {self.redact(exc)}") from None
                 _log.warning("PostgreSQL: %s; retrying once", self.redact(exc))
+                with contextlib.suppress(Exception):  # the idle ones went with it (a restart): find them
+                    await self._pool.check()
                 await asyncio.sleep(_RETRY_DELAY * random.uniform(0.5, 1.5))
             except psycopg.Error as exc:
                 raise _StatementError(f"PostgreSQL store error: {self.redact(exc)}") from None

@@ -43,7 +43,8 @@ def _refusal(save: Save, token: int | None, status: str | None, cancel_requested
 
 
 async def save_group(conn: Conn, saves: Sequence[Save]) -> list[Exception | None]:
-    """Writes ``saves`` (distinct jobs) in the caller's transaction; the outcome of each, in order."""
+    """Writes ``saves`` (distinct jobs) in the caller's transaction; the outcome of each, in order. A
+    group that ends no batch's job makes one statement (and a read if refused): it needs none."""
     batches = sorted({s.batch_id for s in saves if s.terminal and s.batch_id is not None})
     if batches:
         await conn.execute(Q["lock_batches"], (batches,))

@@ -340,7 +340,9 @@ class PostgresStore:
             else:
                 rows = await fetch_all(conn, Q["claim_listed"], (sorted(only), *params))
             rows.sort(key=lambda r: (r[2], r[3]))  # oldest first, as submitted
-            return [Claim(_job(Status.PROCESSING.value, r[1]), r[0]) for r in rows]
+            # the record comes as text (json keeps it as written): its request's part is used again
+            return [Claim(job_from_record(Status.PROCESSING.value, json.loads(r[1]), None, r[1]), r[0])
+                    for r in rows]  # fmt: skip
 
         return await self._run(claim)
 
@@ -357,9 +359,13 @@ class PostgresStore:
         cut (a server restart): a Processing write is applied again as it was, a terminal one is found in
         place; never reported as "may or may not have been applied", which the runner would take for the
         job's own failure. Should the statement fail for a row's sake, each save is made alone, so that
-        only that one fails."""
+        only that one fails. A group that ends no batch's job is one statement (atomic by itself): no
+        BEGIN and COMMIT round trips."""
+        ends_batch = any(s.terminal and s.batch_id is not None for s in saves)
         try:
-            return await self._run(lambda conn: save_group(conn, saves), idempotent=True)
+            return await self._run(
+                lambda conn: save_group(conn, saves), idempotent=True, transaction=ends_batch
+            )
         except _StatementError:
             if len(saves) == 1:
                 raise

@@ -1,7 +1,7 @@
 """What every store decides, written once (pure: no I/O); the stores only speak their SQL dialect.
 
 - A job's row: the columns each write sets together (status, stored and reserved bytes, the record).
-- Terminal statuses, as SQL text for ``status IN (...)``.
+- Terminal statuses, and the open ones, as SQL text for ``status IN (...)``.
 - Which webhook events report a job's end (their delivery is noted in the job's record).
 - A batch is complete when none of its jobs is left open; its completion message carries a neutral
   :class:`BatchSummary` (counts), which the webhook side renders into the payload receivers see.
@@ -9,12 +9,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..jsontext import dumps
 from ..models import Job
 from ..progress import LiveProgress
 from ..states import TERMINAL, Status
@@ -23,6 +23,7 @@ from .base import OutboxMessage
 __all__ = [
     "BATCH_COMPLETED",
     "JOB_EVENTS",
+    "OPEN_SQL",
     "TERMINAL_SQL",
     "BatchSummary",
     "OutboxRow",
@@ -38,11 +39,10 @@ __all__ = [
     "webhook_fields",
 ]
 
-# records are written several times per job: compact, and without the circular-reference bookkeeping
-# (PostgreSQL keeps them in json, not jsonb, columns: a \u0000 in a title is kept as written)
-dumps = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
 
 TERMINAL_SQL = ", ".join(sorted(f"'{s.value}'" for s in TERMINAL))
+# the others (Pending, Processing): ``status IN ({open})`` is one look-up in a (..., status) index
+OPEN_SQL = ", ".join(sorted(f"'{s.value}'" for s in Status if s not in TERMINAL))
 JOB_EVENTS = frozenset({"job_completed", "job_failed", "job_skipped", "job_cancelled"})
 BATCH_COMPLETED = "batch_completed"
 
@@ -62,11 +62,15 @@ def job_columns(job: Job) -> tuple[str, int, int, str]:
     return job.status.value, stored, reserved, job.record_text()
 
 
-def job_from_record(status: str, record: dict[str, Any], progress: Mapping[str, Any] | None = None) -> Job:
+def job_from_record(
+    status: str, record: dict[str, Any], progress: Mapping[str, Any] | None = None, text: str | None = None
+) -> Job:
     """A stored job; ``progress``, its progress column, shows only while it runs and only for the step
-    it is in (a step entered since the last heartbeat makes the stored one the previous step's)."""
-    job = Job.from_record(record)
-    job.status = Status(status)  # the column is the truth; the record is rewritten on every write
+    it is in (a step entered since the last heartbeat makes the stored one the previous step's).
+    ``text``: the record's JSON text, when the store has it (see ``Job.from_record``)."""
+    job = Job.from_record(record, text)
+    if status != job.status:  # the column is the truth; the record is rewritten on every write
+        job.status = Status(status)
     if progress is not None and job.status is Status.PROCESSING:
         live = LiveProgress.from_dict(progress)
         job.live = live if live.step is job.step else None

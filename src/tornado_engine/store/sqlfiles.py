@@ -2,7 +2,8 @@
 holds named queries (procrastinate's layout), ``sql/<dialect>/NNNN_name.sql`` the schema's migrations.
 
 Queries are read once, when a store module is imported. In a query, ``{terminal}`` stands for the
-terminal statuses (:data:`~tornado_engine.store.rules.TERMINAL_SQL`), so that rule is written once.
+terminal statuses (:data:`~tornado_engine.store.rules.TERMINAL_SQL`), ``{open}`` for the others
+(``OPEN_SQL``), so that rule is written once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 from ..errors import StoreError
-from .rules import TERMINAL_SQL
+from .rules import OPEN_SQL, TERMINAL_SQL
 
 __all__ = ["Migration", "load_migrations", "load_queries", "sql_dir"]
 
@@ -40,7 +41,7 @@ def load_queries(dialect: str) -> dict[str, str]:
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in queries:
             raise StoreError(f"query {name!r} is defined twice in the {dialect} queries.sql")
-        queries[name] = body.strip().replace("{terminal}", TERMINAL_SQL)
+        queries[name] = body.strip().replace("{terminal}", TERMINAL_SQL).replace("{open}", OPEN_SQL)
     return queries
 
 

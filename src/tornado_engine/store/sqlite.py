@@ -71,11 +71,14 @@ class SQLiteStore:
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], _T], *, write: bool = True) -> _T:
-        """Queue ``fn`` for the store's thread; it runs in the next group (see the module's doc)."""
+    async def _run(
+        self, fn: Callable[[sqlite3.Connection], _T], *, write: bool = True, savepoint: bool = True
+    ) -> _T:
+        """Queue ``fn`` for the store's thread; it runs in the next group (see the module's doc).
+        ``savepoint=False``: ``fn`` changes the database in one statement at most (see ``Op``)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
-        self._queue.append(Op(fn, future, write))
+        self._queue.append(Op(fn, future, write, savepoint))
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush(), name="tornado-sqlite-flush")
         return await future
@@ -371,9 +374,14 @@ class SQLiteStore:
         columns = job_columns(job)
         terminal, batch_id = job.is_terminal, job.batch_id
         rows = outbox_rows_due(outbox) if terminal else []
+        params: tuple[object, ...]
+        if job.status is Status.PROCESSING:  # its step's write: status, stored bytes and owner stay
+            query, params = Q["save_step"], (columns[2], columns[3], job.id, token)
+        else:
+            query, params = Q["save"], (*columns, job.id, token)
 
         def save(conn: sqlite3.Connection) -> None:
-            if conn.execute(Q["save"], (*columns, job.id, token)).rowcount != 1:
+            if conn.execute(query, params).rowcount != 1:
                 row = conn.execute(Q["cancel_requested"], (job.id, token)).fetchone()
                 if row and row[0]:
                     raise JobCancelled(f"job {job.id} cancelled")
@@ -382,7 +390,8 @@ class SQLiteStore:
                 insert_outbox(conn, rows)
                 after_job_ended(conn, batch_id)
 
-        await self._run(save)
+        # a step's write is one UPDATE (a refused one changes nothing): it needs no savepoint
+        await self._run(save, savepoint=terminal)
 
     async def heartbeat(
         self,

@@ -23,6 +23,9 @@ class Op:
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
     write: bool
+    # False: ``fn`` changes the database in one statement at most, which SQLite undoes by itself when it
+    # fails: no savepoint needed (its SAVEPOINT and RELEASE cost twice the job's own UPDATE)
+    savepoint: bool = True
 
 
 def _failure(exc: Exception) -> Exception:
@@ -43,6 +46,15 @@ def _run_reads(conn: sqlite3.Connection, ops: Sequence[Op]) -> list[tuple[bool, 
     return outcomes
 
 
+def _run_alone(conn: sqlite3.Connection, op: Op) -> tuple[bool, Any]:
+    try:
+        return True, op.fn(conn)
+    except Exception as exc:
+        if not conn.in_transaction:  # SQLite rolled the whole transaction back (disk full, I/O)
+            raise
+        return False, _failure(exc)
+
+
 def run_group(conn: sqlite3.Connection | None, ops: Sequence[Op]) -> list[tuple[bool, Any]]:
     """On the store's thread: every operation of ``ops``, in order; ``(True, result)`` or ``(False,
     exception)`` for each. Writes share one transaction, each in a savepoint of its own; when the
@@ -55,6 +67,9 @@ def run_group(conn: sqlite3.Connection | None, ops: Sequence[Op]) -> list[tuple[
     try:
         conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks between processes
         for op in ops:
+            if not (op.savepoint and op.write):  # a read changes nothing
+                outcomes.append(_run_alone(conn, op))
+                continue
             conn.execute("SAVEPOINT op")
             try:
                 result = op.fn(conn)

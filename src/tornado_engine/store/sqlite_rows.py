@@ -28,7 +28,7 @@ OutboxRow = tuple[str, str, str | None, str, str, str, int, int]
 
 
 def row_to_job(status: str, data: str, progress: str | None = None) -> Job:
-    return job_from_record(status, json.loads(data), json.loads(progress) if progress else None)
+    return job_from_record(status, json.loads(data), json.loads(progress) if progress else None, data)
 
 
 def outbox_rows_due(messages: Sequence[OutboxMessage]) -> list[OutboxRow]:

@@ -92,7 +92,7 @@ SELECT 1 FROM tornado_batches WHERE id = ANY(%s::text[]) ORDER BY id FOR UPDATE
 
 -- name: ended_batches
 SELECT b.id FROM unnest(%s::text[]) AS b(id) WHERE NOT EXISTS (
-    SELECT 1 FROM tornado_jobs WHERE batch_id = b.id AND status NOT IN ({terminal}))
+    SELECT 1 FROM tornado_jobs WHERE batch_id = b.id AND status IN ({open}))
 
 -- name: mark_notified
 UPDATE tornado_batches SET notified = true WHERE id = %s AND NOT notified RETURNING owner, data
@@ -137,7 +137,7 @@ SET status = 'Processing', lease_owner = %s, lease_token = j.lease_token + 1,
     lease_expires_at = now() + make_interval(secs => %s::float8), heartbeat_at = now(),
     progress = NULL  -- a new attempt starts without progress
 FROM picked WHERE j.id = picked.id
-RETURNING j.lease_token, j.data, j.created_at, j.seq
+RETURNING j.lease_token, j.data::text, j.created_at, j.seq
 
 -- name: claim_listed
 -- as claim, among the listed ids only (an engine that runs just the jobs it submitted): parameters are
@@ -151,7 +151,7 @@ UPDATE tornado_jobs j
 SET status = 'Processing', lease_owner = %s, lease_token = j.lease_token + 1,
     lease_expires_at = now() + make_interval(secs => %s::float8)
 FROM picked WHERE j.id = picked.id
-RETURNING j.lease_token, j.data, j.created_at, j.seq
+RETURNING j.lease_token, j.data::text, j.created_at, j.seq
 
 -- name: save_group
 -- The saves of a group, in one statement: rows locked in id order (as the heartbeat does), each written

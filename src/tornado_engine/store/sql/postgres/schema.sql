@@ -26,7 +26,7 @@ CREATE TABLE tornado_jobs (
 CREATE INDEX tornado_jobs_claim ON tornado_jobs (available_at, created_at, seq)
     WHERE status = 'Pending' AND NOT paused;
 CREATE INDEX tornado_jobs_leases ON tornado_jobs (lease_expires_at) WHERE status = 'Processing';
-CREATE INDEX tornado_jobs_batch ON tornado_jobs (batch_id) WHERE batch_id IS NOT NULL;
+CREATE INDEX tornado_jobs_batch_status ON tornado_jobs (batch_id, status) WHERE batch_id IS NOT NULL;
 CREATE INDEX tornado_jobs_owner_created ON tornado_jobs (owner, created_at DESC, seq DESC);
 CREATE UNIQUE INDEX tornado_jobs_idempotency ON tornado_jobs (owner, idempotency_key)
     WHERE idempotency_key IS NOT NULL;

@@ -76,7 +76,7 @@ INSERT OR IGNORE INTO outbox (id, owner, job_id, url, event, payload, created_at
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: batch_open
-SELECT EXISTS (SELECT 1 FROM jobs WHERE batch_id = ? AND status NOT IN ({terminal}))
+SELECT EXISTS (SELECT 1 FROM jobs WHERE batch_id = ? AND status IN ({open}))
 
 -- name: mark_batch_notified
 UPDATE batches SET notified = 1 WHERE id = ? AND notified = 0 RETURNING owner, data
@@ -117,6 +117,11 @@ RETURNING lease_token, data
 UPDATE jobs SET status = ?1, stored_bytes = ?2, reserved_bytes = ?3, data = ?4,
     lease_owner = CASE WHEN ?1 = 'Processing' THEN lease_owner END
 WHERE id = ?5 AND lease_token = ?6 AND status = 'Processing' AND (?1 != 'Completed' OR cancel_requested = 0)
+
+-- name: save_step
+-- a write of a job that stays Processing (a step, a checkpoint, the reservation): ?3 id, ?4 token. Its
+-- status, stored bytes and owner do not change: not set, so the indexes on status are left alone.
+UPDATE jobs SET reserved_bytes = ?1, data = ?2 WHERE id = ?3 AND lease_token = ?4 AND status = 'Processing'
 
 -- name: cancel_requested
 SELECT cancel_requested FROM jobs WHERE id = ? AND lease_token = ? AND status = 'Processing'
