@@ -6,7 +6,8 @@ Baseline, same URLs, same run, alternating: ``xargs -P 8`` running the yt-dlp co
 the last job is Completed. Target: engine total wall time <= 0.05x (issue 15; 0.1x in issue 8).
 
 The engine probes in-process (PyAV) by default; each run also times one batch with ``TORNADO_PROBE=ffprobe``
-(an ffprobe process per file, as before), alternating with the others. CPU per job counts the engine's
+(an ffprobe process per file, as before) and one with ``TORNADO_RESOLVE=ytdlp`` (yt-dlp resolves each URL,
+as before the in-process resolve of plain files), alternating with the others. CPU per job counts the engine's
 process and every child it started and waited for (ffprobe, ffmpeg) during the batch: ``getrusage``
 SELF + CHILDREN; the media server is a separate process and not counted.
 """
@@ -35,6 +36,7 @@ from _common import (
 
 from tornado_engine import Engine, PoolLimits
 from tornado_engine.avprobe import ENV_PROBE
+from tornado_engine.pipeline.directfetch import ENV_RESOLVE
 
 
 def cpu_seconds() -> float:
@@ -88,6 +90,17 @@ async def engine_batch(
     return elapsed
 
 
+async def batch_with(
+    env: tuple[str, str], engine: Engine, tracker: Tracker, urls: list[str], folder: str, cpu: list[float]
+) -> float:
+    """A batch with one environment switch set (read at each probe or resolve: the same engine)."""
+    os.environ[env[0]] = env[1]
+    try:
+        return await engine_batch(engine, tracker, urls, folder, cpu)
+    finally:
+        del os.environ[env[0]]
+
+
 async def main() -> None:
     parser = arguments(__doc__ or "", runs=3)
     parser.add_argument(
@@ -103,6 +116,8 @@ async def main() -> None:
     ffprobe_times: list[float] = []
     cpu: list[float] = []
     ffprobe_cpu: list[float] = []
+    ytdlp_times: list[float] = []
+    ytdlp_cpu: list[float] = []
     with media_server(CACHE) as base:
         urls = [f"{base}/{p}" for p in paths]
         async with Engine.open(
@@ -118,22 +133,31 @@ async def main() -> None:
                 clear_dir(folder)
                 engine_times.append(await engine_batch(engine, tracker, urls, f"run{i}", cpu))
                 clear_dir(work / "engine" / "media")
-                os.environ[ENV_PROBE] = "ffprobe"  # read at each probe: the same engine, ffprobe processes
-                try:
-                    ffprobe_times.append(await engine_batch(engine, tracker, urls, f"ff{i}", ffprobe_cpu))
-                finally:
-                    del os.environ[ENV_PROBE]
+                ffprobe = (ENV_PROBE, "ffprobe")
+                ffprobe_times.append(await batch_with(ffprobe, engine, tracker, urls, f"ff{i}", ffprobe_cpu))
+                clear_dir(work / "engine" / "media")
+                ytdlp = (ENV_RESOLVE, "ytdlp")
+                ytdlp_times.append(await batch_with(ytdlp, engine, tracker, urls, f"yt{i}", ytdlp_cpu))
                 clear_dir(work / "engine" / "media")
                 print(
                     f"run {i + 1}: xargs yt-dlp {baseline[-1]:.1f} s, engine {engine_times[-1]:.1f} s "
                     f"({cpu[-1] * 1000:.0f} ms CPU/job), with ffprobe {ffprobe_times[-1]:.1f} s "
-                    f"({ffprobe_cpu[-1] * 1000:.0f} ms CPU/job)",
+                    f"({ffprobe_cpu[-1] * 1000:.0f} ms CPU/job), yt-dlp resolving {ytdlp_times[-1]:.1f} s "
+                    f"({ytdlp_cpu[-1] * 1000:.0f} ms CPU/job); load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
     report.ratio(f"engine / xargs -P 8 yt-dlp ({count} jobs)", engine_times, baseline, 0.05, "xargs")
     measure = f"engine (TORNADO_PROBE=ffprobe) / xargs ({count} jobs)"
     report.ratio(measure, ffprobe_times, baseline, 0.05, "xargs")
-    for name, values in (("engine", cpu), ("engine (TORNADO_PROBE=ffprobe)", ffprobe_cpu)):
+    report.ratio(
+        f"engine (TORNADO_RESOLVE=ytdlp) / xargs ({count} jobs)", ytdlp_times, baseline, 0.05, "xargs"
+    )
+    sides = (
+        ("engine", cpu),
+        ("engine (TORNADO_PROBE=ffprobe)", ffprobe_cpu),
+        ("engine (TORNADO_RESOLVE=ytdlp)", ytdlp_cpu),
+    )
+    for name, values in sides:
         ms = statistics.median(values) * 1000
         spread = "/".join(f"{v * 1000:.0f}" for v in values)
         detail = f"median of {len(values)} batches ({spread} ms); engine process + its children"

@@ -60,6 +60,7 @@ except ImportError:  # pragma: no cover
 __all__ = [
     "Matcher",
     "extract_info",
+    "extractor_for",
     "extractor_registry",
     "first_suitable",
     "new_ydl",
@@ -267,6 +268,11 @@ def first_suitable(matcher: Matcher, url: str) -> str | None:
         elif suitable(url):
             return keys[0]
     return None
+
+
+def extractor_for(url: str) -> str | None:
+    """The key of the extractor ``extract_info`` picks for ``url`` with the default extractor list."""
+    return first_suitable(_registry({}).matcher, url)
 
 
 def extract_info(ydl: Any, url: str, **kwargs: Any) -> Any:

@@ -30,7 +30,8 @@ pytest.importorskip("av", reason="the probe extra (PyAV) is part of the dev inst
 # name -> how it is made from the kit: ("copy", kit file) | ("cat", kit files) | ("ffmpeg", args)
 KINDS = ["progressive.mp4", "video.webm", "opus_h264.mkv", "audio.mp3", "audio.m4a", "dash_video.mp4",
          "dash_audio.m4a", "hls_video.mp4", "hls_audio.mp4", "portrait_ts.mp4", "portrait.mp4",
-         "rotated90.mp4", "rotated270.mp4", "rotated180.mp4", "dash_muxed.mp4", "hls_muxed.mkv"]  # fmt: skip
+         "rotated90.mp4", "rotated270.mp4", "rotated180.mp4", "dash_muxed.mp4", "hls_muxed.mkv",
+         "moov_last.mp4"]  # fmt: skip
 DIFFERENT_AUDIO_BIT_RATE = {"dash_audio.m4a", "hls_audio.mp4"}  # fragmented MP4, MPEG-TS
 
 
@@ -56,6 +57,7 @@ def files(media_set: MediaSet, ffmpeg_bin: str, tmp_path_factory: pytest.TempPat
     progressive = str(out["progressive.mp4"])
     commands = [
         ["-i", progressive, "-map", "0:a", "-c", "copy", out["audio.m4a"]],
+        ["-i", progressive, "-c", "copy", out["moov_last.mp4"]],  # no faststart: the index at the end
         ["-i", out["portrait_ts.mp4"], "-c", "copy", out["portrait.mp4"]],
         *([["-i", progressive, "-c", "copy", "-metadata:s:v:0", f"rotate={r}", out[f"rotated{r}.mp4"]]
            for r in (90, 270, 180)]),
