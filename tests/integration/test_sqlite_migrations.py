@@ -101,7 +101,11 @@ def test_connections_migrating_together_apply_each_migration_once(tmp_path: Path
                                "INSERT INTO applied_once VALUES (1);\n")  # fmt: skip
     migrations = [*MIGRATIONS, once]
     applied: list[list[int]] = []
-    start = threading.Barrier(6)
+    failed: list[BaseException] = []
+    start = threading.Barrier(6, timeout=60)
+    first = sqlite3.connect(path, isolation_level=None)
+    first.execute("PRAGMA journal_mode = WAL")  # as the store sets it; a database in WAL mode stays in it
+    first.close()
 
     def open_one() -> None:
         conn = sqlite3.connect(path, isolation_level=None, timeout=30)
@@ -109,6 +113,9 @@ def test_connections_migrating_together_apply_each_migration_once(tmp_path: Path
             conn.execute("PRAGMA journal_mode = WAL")
             start.wait()
             applied.append(migrate(conn, migrations))
+        except BaseException as exc:  # said below; the others' barrier breaks instead of waiting for ever
+            failed.append(exc)
+            start.abort()
         finally:
             conn.close()
 
@@ -117,6 +124,7 @@ def test_connections_migrating_together_apply_each_migration_once(tmp_path: Path
         thread.start()
     for thread in threads:
         thread.join()
+    assert not failed, failed
     assert sorted(applied) == [[]] * 5 + [list(range(1, NEWEST + 2))]
     assert _query(path, "SELECT n FROM applied_once") == [(1,)]
     conn = sqlite3.connect(path, isolation_level=None)
