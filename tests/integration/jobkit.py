@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -60,3 +61,11 @@ def webhook_receiver(record: Callable[[bytes, dict[str, str]], None]) -> Iterato
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+
+
+def random_file(folder: Path, size: int) -> tuple[Path, bytes]:
+    """``folder/clip.mp4`` holding ``size`` random bytes (storage tests: nothing compresses or dedupes)."""
+    data = os.urandom(size)
+    path = folder / "clip.mp4"
+    path.write_bytes(data)
+    return path, data

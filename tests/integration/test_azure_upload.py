@@ -5,12 +5,12 @@ leaves no blob."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from jobkit import random_file
 from storage_fixtures import BUCKET, PART, azure_connection_string
 from tamperkit import TamperingProxy
 
@@ -24,10 +24,7 @@ SIZE = 2 * PART + 2**20  # 11 MiB: three blocks of at most 5 MiB
 
 @pytest.fixture(scope="module")
 def payload(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
-    data = os.urandom(SIZE)
-    path = tmp_path_factory.mktemp("azure") / "clip.mp4"
-    path.write_bytes(data)
-    return path, data
+    return random_file(tmp_path_factory.mktemp("azure"), SIZE)
 
 
 def _target(endpoint: str) -> StorageTarget:

@@ -7,7 +7,6 @@ without the session URI in the text."""
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import urllib.error
 import urllib.parse
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobkit import random_file
 from proxykit import self_signed
 from storage_fixtures import BUCKET, PART
 from tamperkit import TamperingProxy
@@ -33,10 +33,7 @@ SIZE = 2 * PART + 2**20  # 11 MiB: over gcsfs's 5 MiB switch, three progress sli
 
 @pytest.fixture(scope="module")
 def payload(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
-    data = os.urandom(SIZE)
-    path = tmp_path_factory.mktemp("gcs") / "clip.mp4"
-    path.write_bytes(data)
-    return path, data
+    return random_file(tmp_path_factory.mktemp("gcs"), SIZE)
 
 
 @pytest.fixture

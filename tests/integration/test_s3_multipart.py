@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobkit import random_file
 from pydantic import SecretStr
 from storage_fixtures import BUCKET, PART, S3_REGION
 
@@ -47,10 +48,7 @@ def _exists(client: Any, full_key: str) -> bool:
 
 @pytest.fixture(scope="module")
 def payload(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
-    data = os.urandom(SIZE)
-    path = tmp_path_factory.mktemp("multipart") / "clip.mp4"
-    path.write_bytes(data)
-    return path, data
+    return random_file(tmp_path_factory.mktemp("multipart"), SIZE)
 
 
 @pytest.fixture
