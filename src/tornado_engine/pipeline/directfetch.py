@@ -52,6 +52,11 @@ def resolve_direct_sync(
 
     if extractor_for(url) != GENERIC_KEY:  # a site extractor claims the URL: its resolve, not ours
         return None
+    if sources.pacer is not None and sources.pacer.policy.connections is not None:
+        # a host with a connection limit: our GET, dropped after its head, stays open on the host's side
+        # until it notices, so the next connection could pass the limit there; yt-dlp's resolve through
+        # the guard is paced as before
+        return None
     source = FastSource(url, tuple(request_headers().items()), "", "", None)
     try:
         with _paced(sources, url, cancel) as pacer:
@@ -66,6 +71,10 @@ def resolve_direct_sync(
         if cancel.is_set():
             raise JobCancelled("cancelled while resolving") from None
         return None
+    if response.status == 429 or (response.status == 503 and "retry-after" in response.headers):
+        # the host said "slow down": its back-off starts for every job, and this one retries after it
+        # (handing the URL to yt-dlp would ask the host again at once)
+        raise session.http_error(response)
     return direct_info(url, response.status, response.headers)
 
 
