@@ -300,15 +300,17 @@ async def test_the_claim_counts_the_attempt_and_writes_its_first_step(backend: B
     await other.open()
     try:
         got = await other.get_job(fresh.id)
-        assert got is not None and (got.status, got.step, got.attempts) == (Status.PROCESSING, Step.DOWNLOADING, 1)
+        assert got is not None and got.status is Status.PROCESSING
+        assert (got.step, got.attempts) == (Step.DOWNLOADING, 1)
         assert got.title == "a\x00b" and got.requested_quality == "best"
         assert got.started_at is not None and got.queue_wait_ms == got.started_at - 1000
         got = await other.get_job(resumed.id)
-        assert got is not None and (got.step, got.attempts, got.checkpoint) == (Step.MUXING, 2, resumed.checkpoint)
+        assert got is not None and (got.step, got.attempts) == (Step.MUXING, 2)
+        assert got.checkpoint == resumed.checkpoint
         await store.release(claims[0].job, claims[0].token)
         [again] = await store.claim("w2", 1, 30)
-        assert (again.job.attempts, again.job.queue_wait_ms) == (2, got_wait := claims[0].job.queue_wait_ms)
-        assert got_wait is not None
+        first_wait = claims[0].job.queue_wait_ms
+        assert first_wait is not None and (again.job.attempts, again.job.queue_wait_ms) == (2, first_wait)
     finally:
         await other.close()
 
