@@ -399,8 +399,9 @@ class SQLiteStore:
                 insert_outbox(conn, rows)
                 after_job_ended(conn, batch_id)
 
-        # a step's write is one UPDATE (a refused one changes nothing): it needs no savepoint
-        await self._run(save, savepoint=terminal)
+        # a write that is one UPDATE (a step's; an end without webhook events or batch): a refused one
+        # changes nothing, so it needs no savepoint
+        await self._run(save, savepoint=bool(rows) or (terminal and batch_id is not None))
 
     async def heartbeat(
         self,
