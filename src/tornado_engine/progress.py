@@ -41,6 +41,10 @@ STAGE_SLICES: dict[Step, tuple[float, float]] = {
 
 def job_percent(step: Step, stage_percent: float) -> float:
     low, high = STAGE_SLICES[step]
+    if stage_percent <= 0.0:  # a step's start and end (most events): its slice's bounds, already round
+        return low
+    if stage_percent >= 100.0:
+        return high
     return round(low + (high - low) * max(0.0, min(100.0, stage_percent)) / 100.0, 2)
 
 
