@@ -145,6 +145,7 @@ class Attempt:
     ) -> None:
         self.job = claim.job
         self.token = claim.token
+        self.stepped = claim.stepped  # the claim wrote the Downloading step
         self._store = store
         self._publish = publish
         self._policy = policy
@@ -238,10 +239,13 @@ class Attempt:
         if self._cancel is not None and self._cancel.is_set():
             raise JobCancelled(f"job {self.job.id} cancelled")
 
-    async def enter(self, step: Step) -> None:
+    async def enter(self, step: Step, *, written: bool = False) -> None:
+        """The job's next step: saved (unless ``written``: the claim wrote it), its webhook progress
+        events queued, its event published."""
         self.check_cancel()
         self.job.step = step
-        await self.save()
+        if not written:
+            await self.save()
         if events := progress_messages(self.job, step):
             started = time.perf_counter()
             await self._store.enqueue(events)

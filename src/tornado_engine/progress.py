@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
 from .api_types import EventAPI
@@ -41,10 +41,14 @@ STAGE_SLICES: dict[Step, tuple[float, float]] = {
 
 def job_percent(step: Step, stage_percent: float) -> float:
     low, high = STAGE_SLICES[step]
+    if stage_percent <= 0.0:  # a step's start and end (most events): its slice's bounds, already round
+        return low
+    if stage_percent >= 100.0:
+        return high
     return round(low + (high - low) * max(0.0, min(100.0, stage_percent)) / 100.0, 2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     """One progress or state change of a job, as ``engine.events(job_id)`` yields it."""
 
@@ -63,13 +67,16 @@ class Event:
     owner: str = field(default="", repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if v is not None and k != "owner"}
+        out = {k: v for k in _EVENT_SHOWN if (v := getattr(self, k)) is not None}
         out["status"], out["step"] = self.status.value, self.step.value
         return out
 
     def to_api(self) -> EventAPI:
         """This event as JSON-ready data (what ``to_dict`` gives), typed."""
         return cast(EventAPI, self.to_dict())
+
+
+_EVENT_SHOWN = tuple(f.name for f in fields(Event) if f.name != "owner")  # to_dict's keys, in order
 
 
 @dataclass(frozen=True, slots=True)

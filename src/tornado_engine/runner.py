@@ -167,13 +167,8 @@ class JobRunner:
             run.finished.set()
 
     async def _run(self, run: Attempt) -> None:
-        job = run.job
-        job.attempts += 1
-        job.started_at = now_ms()
-        if job.queue_wait_ms is None:
-            job.queue_wait_ms = max(0, job.started_at - job.created_at)
+        job = run.job  # its attempt counted and started by the claim (``store.rules.started``)
         run.story.claimed()
-        job.requested_quality = job.requested_quality or "best"
         if self.storage_for is not None:  # read now: a retried job goes where its tenant's files go today
             run.storage = await self.storage_for(job)
         checkpoint = None
@@ -182,7 +177,7 @@ class JobRunner:
             checkpoint = await resume.resumable(job, run.folder, self.executor)
             run.folder_in_use = checkpoint is not None
         if checkpoint is None:
-            await run.enter(Step.DOWNLOADING)
+            await run.enter(Step.DOWNLOADING, written=run.stepped)
         else:
             _log.info("job %s: resuming after the %s stage of an earlier attempt", job.id, checkpoint.stage)
         try:

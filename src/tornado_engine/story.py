@@ -110,7 +110,7 @@ class AttemptStory:
     def running(self) -> Iterator[None]:
         """The attempt's span, and its job fields on every record logged in the rest of its task."""
         job = self.job
-        attempt = job.attempts + 1  # counted when the attempt starts
+        attempt = job.attempts  # counted by the claim
         bind(job, attempt)
         attributes: dict[str, str | int] = {
             "tornado.job.id": job.id, "tornado.job.attempt": attempt, "tornado.tenant": job.owner,

@@ -8,6 +8,7 @@ store encrypted (:class:`SecretBox`). Jobs of the tenant then go there; without 
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,18 @@ from .secrets import SecretBox
 from .storage import StorageConfig, StorageTarget, open_config, parse_storage_config, seal_config
 from .store.base import JobStore
 
-__all__ = ["TenantStorage", "storage_endpoints"]
+__all__ = ["FRESH_SECONDS", "TenantStorage", "storage_endpoints"]
 
 # TornadoAPI's endpoint names, /user/bucket being the legacy name of /user/s3
 _KIND_ALIASES = {"bucket": "s3", "blob": "azure", "s3": "s3", "azure": "azure", "gcs": "gcs", "oss": "oss",
                  "local": "local"}  # fmt: skip
+
+
+# How long a tenant's storage, as read from the store, stands for its next jobs' attempts in this process
+# (a store read per attempt was one in six of a job's store calls). A change made here applies at once; one
+# made by another process within a second at most (storage changes are rare admin calls).
+FRESH_SECONDS = 1.0
+_MAX_OWNERS = 1024  # entries past their second are dropped once more tenants than this were looked up
 
 
 def storage_endpoints(config: StorageConfig) -> list[str]:
@@ -52,6 +60,7 @@ class TenantStorage:
         self._secrets_dir = secrets_dir
         self._secret_box: SecretBox | None = None
         self._targets: dict[str, tuple[str, StorageTarget]] = {}  # owner or sealed config -> (sealed, target)
+        self._read: dict[str, tuple[float, str | None]] = {}  # owner -> (monotonic read time, sealed)
 
     @property
     def _box(self) -> SecretBox:
@@ -81,6 +90,7 @@ class TenantStorage:
         data["storage"] = self.seal(config)
         await self._store.put_tenant(owner, data)
         self._targets.pop(owner, None)
+        self._read.pop(owner, None)
         return {"kind": config.kind, "description": config.describe(), "base_folder": config.base_folder}
 
     async def remove(self, owner: str) -> bool:
@@ -89,13 +99,26 @@ class TenantStorage:
         had = data.pop("storage", None) is not None
         await self._store.put_tenant(owner, data)
         self._targets.pop(owner, None)
+        self._read.pop(owner, None)
         return had
 
-    async def _of_owner(self, owner: str) -> StorageTarget:
-        """Where ``owner``'s jobs go now: its own storage, else the engine's."""
+    async def _sealed_of(self, owner: str, fresh: bool) -> str | None:
+        """``owner``'s sealed storage config, read again once :data:`FRESH_SECONDS` old (or if ``fresh``)."""
+        now = time.monotonic()
+        cached = self._read.get(owner)
+        if cached is not None and not fresh and now - cached[0] < FRESH_SECONDS:
+            return cached[1]
         data = await self._store.get_tenant(owner)
         sealed = (data or {}).get("storage")
-        if not isinstance(sealed, str):
+        if len(self._read) >= _MAX_OWNERS:
+            self._read = {k: v for k, v in self._read.items() if now - v[0] < FRESH_SECONDS}
+        self._read[owner] = (now, sealed if isinstance(sealed, str) else None)
+        return self._read[owner][1]
+
+    async def _of_owner(self, owner: str, fresh: bool = False) -> StorageTarget:
+        """Where ``owner``'s jobs go now: its own storage, else the engine's."""
+        sealed = await self._sealed_of(owner, fresh)
+        if sealed is None:
             return self._default
         cached = self._targets.get(owner)
         if cached is None or cached[0] != sealed:  # built once: backends keep connection pools
@@ -120,7 +143,7 @@ class TenantStorage:
         """The target a finished job's file is in (for delete_file)."""
         if job.storage_sealed:
             return self._sealed_target(job.storage_sealed)
-        tenant = await self._of_owner(job.owner)
+        tenant = await self._of_owner(job.owner, fresh=True)
         if job.storage_url in (None, tenant.url):
             return tenant
         if job.storage_url == self._default.url:

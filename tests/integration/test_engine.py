@@ -192,4 +192,4 @@ async def test_job_left_processing_is_picked_up_after_restart(
     async with Engine.open(data_dir=data, poll_interval=0.1) as engine:
         job = await engine.wait(created.job_id, timeout=60)
     _check(job, probe, "mp4", "h264", "aac", media_set.duration)
-    assert job.attempts == 1
+    assert job.attempts == 2  # the dead worker's claim counted its attempt

@@ -285,6 +285,36 @@ async def test_claim_oldest_first_and_once(backend: Backend) -> None:
     assert await store.claim("w1", 2, 30) == []
 
 
+async def test_the_claim_counts_the_attempt_and_writes_its_first_step(backend: Backend) -> None:
+    """Seen from another store at once: the attempt counted, started, Downloading, unless the job
+    resumes from a checkpoint (its step stays for the runner to enter); a title with NUL survives."""
+    store = backend.store
+    fresh, resumed = _job(created_at=1000), _job(created_at=2000)
+    fresh.title = "a\x00b"
+    resumed.step, resumed.checkpoint, resumed.attempts = Step.MUXING, {"stage": "downloaded"}, 1
+    await store.insert_jobs([fresh, resumed])
+    claims = await store.claim("w1", 2, 30)
+    assert [(c.job.attempts, c.job.step, c.stepped) for c in claims] == [
+        (1, Step.DOWNLOADING, True), (2, Step.MUXING, False)]  # fmt: skip
+    other = backend.make()
+    await other.open()
+    try:
+        got = await other.get_job(fresh.id)
+        assert got is not None and got.status is Status.PROCESSING
+        assert (got.step, got.attempts) == (Step.DOWNLOADING, 1)
+        assert got.title == "a\x00b" and got.requested_quality == "best"
+        assert got.started_at is not None and got.queue_wait_ms == got.started_at - 1000
+        got = await other.get_job(resumed.id)
+        assert got is not None and (got.step, got.attempts) == (Step.MUXING, 2)
+        assert got.checkpoint == resumed.checkpoint
+        await store.release(claims[0].job, claims[0].token)
+        [again] = await store.claim("w2", 1, 30)
+        first_wait = claims[0].job.queue_wait_ms
+        assert first_wait is not None and (again.job.attempts, again.job.queue_wait_ms) == (2, first_wait)
+    finally:
+        await other.close()
+
+
 async def test_a_listed_claim_takes_only_the_listed_jobs_and_touches_no_other(backend: Backend) -> None:
     store = backend.store
     theirs, mine, later = _job(created_at=1000), _job(created_at=2000), _job(created_at=3000)
@@ -628,8 +658,9 @@ async def test_concurrent_saves_fail_alone_and_the_rest_is_durable(backend: Back
             got = await other.get_job(job_id)
             assert got is not None and (got.status, got.step) == (Status.PROCESSING, Step.MUXING)
             assert got.reserved_bytes > 0
-        got = await other.get_job(stale.job.id)  # the newer attempt's record, untouched
-        assert got is not None and (got.status, got.step) == (Status.PROCESSING, Step.QUEUED)
+        got = await other.get_job(stale.job.id)  # the newer attempt's record as its claim wrote it
+        assert got is not None and (got.status, got.step) == (Status.PROCESSING, Step.DOWNLOADING)
+        assert got.attempts == 2
         got = await other.get_job(cancelled.job.id)
         assert got is not None and got.status is Status.PROCESSING
         assert await _outbox_job_ids(other) == set(ended)  # none for the refused Completed
@@ -760,7 +791,7 @@ async def test_top_rows_show_queue_running_workers_last_minute_and_errors(backen
         job.error = "HTTP 503" if status is Status.FAILED else None
         await store.save(job, job_token)
         ended.append(job)
-    progress = LiveProgress(Step.QUEUED, 1.5, 4.5, 100, 2000, 50.0, 38.0, started)
+    progress = LiveProgress(Step.DOWNLOADING, 1.5, 4.5, 100, 2000, 50.0, 38.0, started)
     await store.heartbeat("host:1:w1", {running.id: token}, 30, {running.id: json.dumps(progress.to_dict())})
     rows = await store.top_rows(started - 1000, limit=10)
     assert rows.counts == {"Pending": 2, "Processing": 1, "Completed": 1, "Failed": 1, "Cancelled": 1}

@@ -214,6 +214,7 @@ def test_thread_safe_updates() -> None:
         (Step.DOWNLOADING, -5, 0.0),
         (Step.DOWNLOADING, 150, 33.0),
         (Step.DOWNLOADING, 100 / 3, 11.0),
+        (Step.MUXING, float("nan"), 66.0),  # as min/max have always taken it
     ],
 )
 def test_job_percent(step: Step, stage: float, expected: float) -> None:

@@ -32,6 +32,9 @@ __all__ = [
 class Claim:
     job: Job
     token: int
+    # the claim counted the attempt and wrote the job's Downloading step (``rules.started``): the
+    # runner enters that step without writing it again
+    stepped: bool = False
 
 
 @dataclass

@@ -50,7 +50,7 @@ async def save_group(conn: Conn, saves: Sequence[Save]) -> list[Exception | None
         await conn.execute(Q["lock_batches"], (batches,))
     records = [(s.job_id, s.token, s.status, s.stored, s.reserved, s.data) for s in saves]
     events = [(*row, s.job_id) for s in saves for row in s.outbox]
-    params = (recordset(_RECORD_FIELDS, records, raw=5), recordset(OUTBOX_FIELDS, events, raw=5))
+    params = (recordset(_RECORD_FIELDS, records), recordset(OUTBOX_FIELDS, events))
     written = {r[0] for r in await fetch_all(conn, Q["save_group"], params)}
     outcomes: list[Exception | None] = [None] * len(saves)
     refused = [n for n, s in enumerate(saves) if s.job_id not in written]

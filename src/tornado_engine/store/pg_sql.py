@@ -58,10 +58,12 @@ def job_row(job: Job, paused: bool, key: str | None) -> tuple[Any, ...]:
     return (job.id, job.owner, *columns(job), job.created_at, job.created_at, job.batch_id, paused, key)
 
 
-def recordset(names: Sequence[str], rows: Sequence[Sequence[Any]], raw: int) -> str:
+def recordset(names: Sequence[str], rows: Sequence[Sequence[Any]], raw: int = -1) -> str:
     """Rows as one JSON array of objects, for ``json_to_recordset``: one text parameter however many
     rows there are (psycopg escapes each element of a text[] parameter in Python: most of a worker's CPU
-    with JSON records in them). Column ``raw`` already is JSON text and goes in as it is."""
+    with JSON records in them). Column ``raw`` already is JSON text and goes in as it is. The records
+    and payloads go in as JSON strings (a ``text`` column, cast to json): PostgreSQL unescapes every
+    string of an object it takes apart, and refuses a ``\u0000`` (a title may have one) in any."""
 
     def fields(row: Sequence[Any]) -> str:
         return ",".join(f'"{name}":{value if n == raw else dumps(value)}'
@@ -73,7 +75,7 @@ def recordset(names: Sequence[str], rows: Sequence[Sequence[Any]], raw: int) -> 
 
 async def insert_outbox(conn: Conn, rows: Sequence[OutboxRow]) -> None:
     if rows:
-        await conn.execute(Q["insert_outbox"], (recordset(OUTBOX_FIELDS, rows, raw=5),))
+        await conn.execute(Q["insert_outbox"], (recordset(OUTBOX_FIELDS, rows),))
 
 
 async def lock_batch(conn: Conn, batch_id: str | None) -> None:

@@ -46,7 +46,16 @@ from .pg_sql import (
     job_row,
     lock_batch,
 )
-from .rules import job_columns, job_from_record, marks_job, outbox_rows, released, webhook_fields
+from .rules import (
+    job_columns,
+    job_from_record,
+    marks_job,
+    now_ms,
+    outbox_rows,
+    released,
+    started,
+    webhook_fields,
+)
 
 __all__ = ["Migration", "PostgresStore", "load_migrations", "migrate", "redact_dsn"]
 
@@ -341,8 +350,11 @@ class PostgresStore:
                 rows = await fetch_all(conn, Q["claim_listed"], (sorted(only), *params))
             rows.sort(key=lambda r: (r[2], r[3]))  # oldest first, as submitted
             # the record comes as text (json keeps it as written): its request's part is used again
-            return [Claim(job_from_record(Status.PROCESSING.value, json.loads(r[1]), None, r[1]), r[0])
-                    for r in rows]  # fmt: skip
+            claims = [Claim(job_from_record(Status.PROCESSING.value, json.loads(r[1]), None, r[1]), r[0])
+                      for r in rows]  # fmt: skip
+            if claims:  # each attempt counted and its first step written in the claim's transaction
+                await save_group(conn, [_started(c, now_ms()) for c in claims])
+            return claims
 
         return await self._run(claim)
 
@@ -446,3 +458,10 @@ class PostgresStore:
             )
 
         return await self._run(read, idempotent=True)
+
+
+def _started(claim: Claim, now: int) -> Save:
+    """The claim's write of the attempt it starts (see ``rules.started``): rows it holds locked."""
+    claim.stepped = started(claim.job, now)
+    status, stored, reserved, data = job_columns(claim.job)
+    return Save(claim.job.id, claim.token, status, stored, reserved, data, False, claim.job.batch_id, [])

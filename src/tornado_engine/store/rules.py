@@ -17,7 +17,7 @@ from typing import Any
 from ..jsontext import dumps
 from ..models import Job
 from ..progress import LiveProgress
-from ..states import TERMINAL, Status
+from ..states import TERMINAL, Status, Step
 from .base import OutboxMessage
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "now_ms",
     "outbox_rows",
     "released",
+    "started",
     "webhook_fields",
 ]
 
@@ -84,6 +85,21 @@ def released(job: Job) -> tuple[int, str]:
     job.status = Status.PENDING
     _, _, reserved, data = job_columns(job)
     return reserved, data
+
+
+def started(job: Job, now: int) -> bool:
+    """A claimed job's new attempt, counted by the claim and written with it: the attempt's number and
+    start, the queue wait of its first, and the ``Downloading`` step unless it resumes from a checkpoint
+    (then the runner enters the step it resumes at). -> whether the step was set."""
+    job.attempts += 1
+    job.started_at = now
+    if job.queue_wait_ms is None:
+        job.queue_wait_ms = max(0, now - job.created_at)
+    job.requested_quality = job.requested_quality or "best"
+    if job.checkpoint:
+        return False
+    job.step = Step.DOWNLOADING
+    return True
 
 
 def outbox_rows(messages: Sequence[OutboxMessage]) -> list[OutboxRow]:

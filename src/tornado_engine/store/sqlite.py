@@ -33,6 +33,7 @@ from .rules import (
     marks_job,
     now_ms,
     released,
+    started,
     webhook_fields,
 )
 from .sqlite_group import MAX_GROUP, Op, run_group
@@ -366,6 +367,14 @@ class SQLiteStore:
                 rows = conn.execute(Q["claim_listed"], (*params, listed)).fetchall()
             claims = [Claim(row_to_job(Status.PROCESSING.value, data), token) for token, data in rows]
             claims.sort(key=lambda c: c.job.created_at)
+            # each attempt counted and its first step written in the claim's own savepoint: one fenced
+            # write per job less than a separate save (the row is ours: its token was just handed out)
+            writes = []
+            for c in claims:
+                c.stepped = started(c.job, now)
+                _, _, reserved, record = job_columns(c.job)
+                writes.append((reserved, record, c.job.id, c.token))
+            conn.executemany(Q["save_step"], writes)
             return claims
 
         return await self._run(claim)
@@ -390,8 +399,9 @@ class SQLiteStore:
                 insert_outbox(conn, rows)
                 after_job_ended(conn, batch_id)
 
-        # a step's write is one UPDATE (a refused one changes nothing): it needs no savepoint
-        await self._run(save, savepoint=terminal)
+        # a write that is one UPDATE (a step's; an end without webhook events or batch): a refused one
+        # changes nothing, so it needs no savepoint
+        await self._run(save, savepoint=bool(rows) or (terminal and batch_id is not None))
 
     async def heartbeat(
         self,

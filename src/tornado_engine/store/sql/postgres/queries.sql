@@ -102,9 +102,9 @@ SELECT status, count(*) FROM tornado_jobs WHERE batch_id = %s GROUP BY status
 
 -- name: insert_outbox
 INSERT INTO tornado_outbox (id, owner, job_id, url, event, payload, created_at)
-SELECT id, owner, job_id, url, event, payload, created_at
+SELECT id, owner, job_id, url, event, payload::json, created_at
 FROM json_to_recordset(%s::json)
-    AS m(id text, owner text, job_id text, url text, event text, payload json, created_at bigint)
+    AS m(id text, owner text, job_id text, url text, event text, payload text, created_at bigint)
 ON CONFLICT (id) DO NOTHING
 
 -- name: claim_outbox
@@ -156,16 +156,16 @@ RETURNING j.lease_token, j.data::text, j.created_at, j.seq
 -- name: save_group
 -- The saves of a group, in one statement: rows locked in id order (as the heartbeat does), each written
 -- only under its own token, and the webhook events of the records that were written queued with them.
--- Rows come as one JSON array each (see pg_sql.recordset).
+-- Rows come as one JSON array each (see pg_sql.recordset); records and payloads as JSON strings.
 WITH v AS (
     SELECT * FROM json_to_recordset(%s::json)
-        AS v(id text, token bigint, status text, stored bigint, reserved bigint, data json)),
+        AS v(id text, token bigint, status text, stored bigint, reserved bigint, data text)),
 held AS (
     SELECT j.id FROM tornado_jobs j JOIN v ON j.id = v.id AND j.lease_token = v.token
     WHERE j.status = 'Processing' ORDER BY j.id FOR UPDATE OF j),
 saved AS (
     UPDATE tornado_jobs j
-    SET status = v.status, stored_bytes = v.stored, reserved_bytes = v.reserved, data = v.data,
+    SET status = v.status, stored_bytes = v.stored, reserved_bytes = v.reserved, data = v.data::json,
         lease_owner = CASE WHEN v.status = 'Processing' THEN j.lease_owner END
     FROM v JOIN held ON held.id = v.id
     WHERE j.id = v.id AND j.lease_token = v.token AND j.status = 'Processing'
@@ -174,9 +174,9 @@ saved AS (
     RETURNING j.id),
 queued AS (
     INSERT INTO tornado_outbox (id, owner, job_id, url, event, payload, created_at)
-    SELECT m.id, m.owner, m.job_id, m.url, m.event, m.payload, m.created_at
+    SELECT m.id, m.owner, m.job_id, m.url, m.event, m.payload::json, m.created_at
     FROM json_to_recordset(%s::json) AS m(id text, owner text, job_id text, url text, event text,
-                                          payload json, created_at bigint, saved_with text)
+                                          payload text, created_at bigint, saved_with text)
     WHERE m.saved_with IN (SELECT id FROM saved)
     ON CONFLICT (id) DO NOTHING)
 SELECT id FROM saved
