@@ -28,6 +28,7 @@ from .pipeline.downloader import requested_formats
 from .pipeline.resolver import resolve_sync
 from .progress import expected_bytes
 from .retry import RetryPolicy
+from .safety import remote_text
 from .sources.settings import JobSources
 
 __all__ = ["MediaMetadata", "extract_metadata", "project"]
@@ -62,7 +63,7 @@ class MediaMetadata(BaseModel):
 def _text(value: Any, limit: int) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
-    return value.strip()[:limit]
+    return remote_text(value.strip(), limit)
 
 
 def _count(value: Any) -> int | None:

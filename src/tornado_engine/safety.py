@@ -33,6 +33,7 @@ __all__ = [
     "check_url_syntax",
     "is_media_extension",
     "redact",
+    "remote_text",
     "strip_credentials",
 ]
 
@@ -155,6 +156,13 @@ _SECRET_QUERY = re.compile(
 def strip_credentials(text: str) -> str:
     """``scheme://user:pass@host`` -> ``scheme://***@host``; signature query values -> ``***``."""
     return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\1***@", text))
+
+
+def remote_text(text: str, limit: int) -> str | None:
+    """Text a source sent (a title, a description) as the engine keeps it: at most ``limit`` characters,
+    without NUL characters (no reader wants them, and PostgreSQL refuses a record holding one when it
+    takes the record apart: that job's last write would fail); None when nothing is left."""
+    return text.replace("\x00", "")[:limit] or None
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:

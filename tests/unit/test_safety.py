@@ -15,6 +15,7 @@ from tornado_engine.safety import (
     check_url_syntax,
     is_media_extension,
     redact,
+    remote_text,
     strip_credentials,
 )
 
@@ -120,3 +121,10 @@ def test_a_refused_address_says_how_to_allow_it() -> None:
     message = str(caught.value)
     assert "127.0.0.1" in message and "allow_networks=" in message
     assert "--allow-network" in message and "TORNADO_ALLOW_NETWORKS" in message
+
+
+def test_remote_text_is_bounded_and_has_no_nul() -> None:
+    assert remote_text("a\x00b\x00", 500) == "ab"  # PostgreSQL would refuse the record
+    assert remote_text("x" * 600, 500) == "x" * 500
+    assert remote_text("\x00", 500) is None
+    assert remote_text("tab\tand\nline", 500) == "tab\tand\nline"  # other text is kept as sent

@@ -28,7 +28,7 @@ from ..options import MediaOptions
 from ..progress import expected_bytes
 from ..results import Quota
 from ..reuse import source_key
-from ..safety import NetworkPolicy
+from ..safety import NetworkPolicy, remote_text
 from ..scheduler import Pool, Pools
 from ..sources.settings import JobSources
 from ..states import Step
@@ -255,4 +255,4 @@ class StageContext:
 
 
 def _short(value: Any, limit: int) -> str | None:
-    return str(value)[:limit] if value else None
+    return remote_text(str(value), limit) if value else None

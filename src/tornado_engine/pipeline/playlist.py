@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bounds import ResolveBounds
-from ..safety import is_media_extension
+from ..safety import is_media_extension, remote_text
 from ..ytdlp import base_params
 from ..ytdlp_loader import load_ytdlp
 
@@ -86,8 +86,9 @@ def _probe_sync(
     for entry in info.get("entries") or []:
         entry_url = entry.get("url") or entry.get("webpage_url") if isinstance(entry, dict) else None
         if isinstance(entry_url, str) and entry_url.startswith(("http://", "https://")):
-            title = entry.get("title")  # remote text: bounded as the resolver bounds a title
-            entries.append(PlaylistEntry(entry_url, title[:500] if isinstance(title, str) else None))
+            title = entry.get("title")  # remote text: kept as the resolver keeps a title
+            title = remote_text(title, 500) if isinstance(title, str) else None
+            entries.append(PlaylistEntry(entry_url, title))
         if len(entries) >= max_entries:
             break
     return Playlist(url, info.get("title"), entries)
