@@ -12,15 +12,14 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import json
 import logging
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any, TextIO
 
+from .jsontext import encoder
 from .logfields import FIELDS
 
 __all__ = ["JsonFormatter", "TextFormatter", "add_logging_options", "configure_logging"]
@@ -138,17 +137,8 @@ def _traceback(record: logging.LogRecord) -> str:
     return logging.Formatter().formatException(record.exc_info) if record.exc_info else ""
 
 
-def _json_encoder() -> Callable[[object], str]:
-    """``json.JSONEncoder(default=str, ensure_ascii=False).encode`` without its per-call set-up (it builds
-    the C encoder on each call: half of a log line's JSON time)."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # no C accelerator in this interpreter
-        return json.JSONEncoder(default=str, ensure_ascii=False).encode
-    chunks = make(None, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
-    return lambda value: "".join(chunks(value, 0))
-
-
-_encode = _json_encoder()
+# as json.dumps(default=str, ensure_ascii=False) writes, its encoder made once (half a line's JSON time)
+_encode = encoder(default=str, ensure_ascii=False, separators=(", ", ": "))
 # a record's own attributes come first: the event's ``extra`` fields (and a host factory's) follow them
 _OWN = len(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
 _second: tuple[int, str] = (-1, "")  # the last second formatted: a worker logs many lines in each

@@ -14,17 +14,23 @@ import json.encoder
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["dumps"]
+__all__ = ["dumps", "encoder"]
 
 
-def _make() -> Callable[[Any], str]:
-    plain = json.JSONEncoder(check_circular=False, separators=(",", ":"))
+def encoder(
+    *, default: Callable[[Any], Any] | None = None, ensure_ascii: bool = True,
+    separators: tuple[str, str] = (",", ":"),
+) -> Callable[[Any], str]:  # fmt: skip
+    """``JSONEncoder(check_circular=False, ...).encode`` with its C encoder made once, here."""
+    plain = json.JSONEncoder(check_circular=False, ensure_ascii=ensure_ascii, separators=separators,
+                             default=default)  # fmt: skip
     make = getattr(json.encoder, "c_make_encoder", None)  # CPython's accelerator (not in typeshed)
     if make is None:
         return plain.encode
+    strings = json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
+    item, key = separators
     try:  # json.encoder's own call (markers, default, encoder, indent, separators, sort, skip, NaN)
-        encode = make(None, plain.default, json.encoder.encode_basestring_ascii, None, ":", ",",
-                      False, False, True)  # fmt: skip
+        encode = make(None, plain.default, strings, None, key, item, False, False, True)
     except TypeError:  # another Python's signature: the public way
         return plain.encode
 
@@ -34,4 +40,4 @@ def _make() -> Callable[[Any], str]:
     return dumps
 
 
-dumps = _make()
+dumps = encoder()
