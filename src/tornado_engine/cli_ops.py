@@ -1,10 +1,10 @@
 """A worker's operations options (``--metrics-port``, ``--health-file``) and the ``health`` command.
 
-``worker --metrics-port N`` serves the engine's OpenTelemetry metrics in Prometheus text format on
-127.0.0.1:N (the ``[prometheus]`` extra: the OpenTelemetry SDK, its Prometheus reader and
-prometheus-client). ``worker --health-file PATH`` has the lease loop touch PATH at every tick (about once
-a second); ``python -m tornado_engine health --health-file PATH --max-age S`` exits 1 when PATH is older
-than S seconds or missing: the loop is stuck (a hung store call, a blocked event loop) or the worker gone.
+``worker --metrics-port N`` serves the engine's metrics in Prometheus text format on 127.0.0.1:N
+(:mod:`tornado_engine.prometheus`; the ``[prometheus]`` extra: prometheus-client). ``worker
+--health-file PATH`` has the lease loop touch PATH at every tick (about once a second); ``python -m
+tornado_engine health --health-file PATH --max-age S`` exits 1 when PATH is older than S seconds or
+missing: the loop is stuck (a hung store call, a blocked event loop) or the worker gone.
 """
 
 from __future__ import annotations
@@ -52,16 +52,13 @@ def run_health(args: argparse.Namespace) -> int:
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
-    """Install an OpenTelemetry SDK meter provider read by Prometheus, and serve it on ``host:port``."""
+    """Serve the engine's metrics in Prometheus' format on ``host:port`` (read from the process's own
+    aggregates at each scrape: no OpenTelemetry SDK is installed, a host may set its own)."""
     try:
-        from opentelemetry import metrics
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
-        from opentelemetry.sdk.metrics import MeterProvider
-        from prometheus_client import start_http_server
+        from .prometheus import serve
     except ImportError:
         raise SetupError(f"--metrics-port needs the Prometheus extra: {_EXTRA}") from None
     try:
-        start_http_server(port, addr=host)
+        serve(port, host)
     except OSError as exc:
         raise SetupError(f"--metrics-port {port}: cannot listen on {host}: {exc.strerror}") from None
-    metrics.set_meter_provider(MeterProvider(metric_readers=[PrometheusMetricReader()]))

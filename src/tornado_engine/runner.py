@@ -53,7 +53,7 @@ from .states import Status, Step, advance
 from .storage import StorageTarget, StoredObject
 from .store.base import Claim, JobStore, LeaseLost
 from .sweep import remove_job_folders, sweep
-from .telemetry import Attributes, track
+from .telemetry import Attributes, recheck_tracing, track
 from .workroom import WorkRoom
 from .workspace import adopt, hide_local_paths
 
@@ -114,6 +114,7 @@ class JobRunner:
         self.room = WorkRoom(config.disk_reserve_bytes, executor)
         self.reuse = ReuseDesk(config.reuse, store, config.reuse_poll)
         track(self)
+        recheck_tracing()  # a tracer provider the host set just before this engine: spans from its first job
 
     def gauges(self) -> Iterator[tuple[str, int, Attributes]]:
         """Attempts running here per step, for the ``tornado.jobs.active`` metric."""

@@ -197,10 +197,10 @@ class Scheduler:
 
     async def _heartbeat_loop(self) -> None:
         while not self._stopping:
+            if self.health_file is not None:  # from the start: a worker is alive before its first tick
+                _touch(self.health_file)
             # often enough that a cancel asked through the store (another process) lands within ~1 s
             await asyncio.sleep(min(self.lease_seconds / 3, 1.0))
-            if self.health_file is not None:
-                _touch(self.health_file)
             if not self.tokens:
                 continue
             held = dict(self.tokens)
