@@ -1,15 +1,18 @@
 """ops overhead: the scheduler benchmark's SQLite burst of no-op jobs, with and without logs + metrics.
 
-Three kinds of run, each its own process (a global meter provider is set once per process), alternating:
+One process, one engine; segments of jobs (``--segment``, default 1,000) of three kinds, one of each per
+round, their order rotated from round to round:
 - "bare": the engine with its story (log lines, metrics, spans, job fields: ``story.py``) replaced by a
   story that does nothing: what the engine costs without any of it;
-- "shipped": the library as shipped: a NullHandler, the OpenTelemetry API without an SDK (no-ops);
-- "consumed": logging set up as ``worker --log-level info --log-format json`` does (every record at INFO
-  as a JSON line with the job's fields, written to stderr, here a file, by the CLI's writing thread) and
-  an OpenTelemetry SDK meter provider (an in-memory reader, collected before the clock stops) recording
-  every metric.
-Ratios are taken run by run (each "shipped" against the "bare" and "consumed" runs beside it), then their
-median: on a shared machine a pair's runs see the same load. Target: at most 10%.
+- "shipped": the library as shipped: a NullHandler, the OpenTelemetry API without an SDK;
+- "consumed": as a worker started with ``--log-format json --metrics-port N`` runs: each job's
+  ``claimed`` and ``finished`` line as JSON, written to stderr (here a file) by the CLI's writing thread,
+  and the metrics served by prometheus-client, scraped over HTTP at the end of each segment. With
+  ``--otel-sdk`` an OpenTelemetry SDK meter provider (an in-memory reader) is set for the whole run
+  instead, as a host with its own SDK has it ("shipped" then records into the SDK too).
+CPU time (all threads) per job of each segment; each kind's overhead is the median, over the rounds, of
+its segment against the "bare" segment of the same round: segments a second apart see the same load,
+where separate processes on a shared machine differed by +-15%. Target: "consumed" at most 10%.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
+import gc
+import logging
+import socket
 import statistics
-import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,26 +34,18 @@ from typing import Any
 from _common import CACHE, Report, Tracker, arguments, fresh_dir
 from bench_scheduler import submit
 
+import tornado_engine.attempt
+import tornado_engine.submit
+from tornado_engine.cli_logs import configure_logging
+from tornado_engine.cli_ops import serve_metrics
 from tornado_engine.testing.noop import noop_engine
 
 KINDS = ("bare", "shipped", "consumed")
-
-
-def _consume(log_format: str) -> Any:
-    from opentelemetry import metrics
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-
-    from tornado_engine.cli_logs import configure_logging
-
-    configure_logging(argparse.Namespace(log_level="info", log_format=log_format), worker=True)
-    reader = InMemoryMetricReader()
-    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-    return reader
+_JOB_LOGGERS = ("tornado_engine.job", "tornado_engine.worker")  # what a worker shows by default
 
 
 class _SilentStory:
-    """AttemptStory's interface doing nothing (the "bare" runs)."""
+    """AttemptStory's interface doing nothing (the "bare" segments)."""
 
     def __init__(self, job: Any, worker: str) -> None:
         self.job, self.stage, self.error_kind = job, None, None
@@ -68,86 +65,110 @@ class _SilentStory:
     def finished(self) -> None: ...
 
 
-def _strip() -> None:
-    import tornado_engine.attempt
-    import tornado_engine.submit
-
-    tornado_engine.attempt.AttemptStory = _SilentStory  # type: ignore[assignment,misc]
-    tornado_engine.submit.submitted = lambda jobs, batch_id=None: None
+_STORY = (tornado_engine.attempt.AttemptStory, tornado_engine.submit.submitted)
 
 
-async def _child(kind: str, count: int, work: Path, log_format: str) -> None:
-    reader = _consume(log_format) if kind == "consumed" else None
-    if kind == "bare":
-        _strip()
-    async with noop_engine(data_dir=work / "engine", poll_interval=0.05) as engine:
+def _story_for(kind: str) -> None:
+    """The story (or none) and the job loggers' level the next segment runs with."""
+    bare = kind == "bare"
+    tornado_engine.attempt.AttemptStory = _SilentStory if bare else _STORY[0]  # type: ignore[assignment,misc]
+    tornado_engine.submit.submitted = (lambda jobs, batch_id=None: None) if bare else _STORY[1]
+    for name in _JOB_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if kind == "consumed" else logging.WARNING)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _consumers(otel_sdk: bool) -> tuple[int | None, Any]:
+    """The metrics' reader: a Prometheus port (returned) or, with ``otel_sdk``, an SDK meter provider's
+    in-memory reader."""
+    if not otel_sdk:
+        port = _free_port()
+        serve_metrics(port)
+        return port, None
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    return None, reader
+
+
+def _collect(port: int | None, reader: Any) -> None:
+    if port is not None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+            if b"tornado_jobs_finished_total" not in response.read():
+                raise RuntimeError("the scrape lacks tornado_jobs_finished_total")
+    else:
+        reader.get_metrics_data()
+
+
+async def _segment(work: Path, kind: str, count: int, collect: Any) -> float:
+    """CPU seconds per job for ``count`` jobs of ``kind``, their log lines written and metrics read; each
+    segment on an engine and store of its own, set up and closed outside the clock, so none inherits
+    another's table size or garbage."""
+    _story_for(kind)
+    async with noop_engine(data_dir=fresh_dir(work / "engine"), poll_interval=0.05) as engine:
         tracker = Tracker(engine)
-        started, cpu = time.perf_counter(), time.process_time()
-        ids = await submit(engine, count)
-        await tracker.wait(ids, timeout=1800, engine=engine)
-        if reader is not None:
-            reader.get_metrics_data()
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    print(json.dumps({"rate": count / elapsed, "cpu_us": cpu / count * 1e6}), flush=True)
+        gc.collect()
+        cpu = time.process_time()
+        await tracker.wait(await submit(engine, count), timeout=1800, engine=engine)
+        if kind == "consumed":
+            await asyncio.to_thread(collect)
+        await asyncio.sleep(0.1)  # the log writer's last batch of the segment (idle: no CPU)
+        cpu = time.process_time() - cpu
+    return cpu / count
 
 
-def _run(kind: str, count: int, index: int, log_format: str) -> dict[str, float]:
-    work = fresh_dir(CACHE / "work" / "ops_overhead" / f"{kind}{index}")
-    log = work / "stderr.log"
-    with open(log, "w") as stderr:
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", kind, "--jobs", str(count), "--work", str(work),
-             "--log-format", log_format],
-            stdout=subprocess.PIPE, stderr=stderr, text=True, check=True, timeout=3600,
-        )  # fmt: skip
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    result["log_lines"] = sum(1 for line in log.read_text().splitlines() if line.startswith("{"))
-    return result
+async def _rounds(args: argparse.Namespace) -> dict[str, list[float]]:
+    port, reader = _consumers(args.otel_sdk)
+    cpu: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    work = CACHE / "work" / "ops_overhead"
+    await _segment(work, "shipped", args.segment, None)  # warm-up, not counted
+    for index in range(args.runs):
+        for kind in KINDS[index % 3 :] + KINDS[: index % 3]:
+            cpu[kind].append(await _segment(work, kind, args.segment, lambda: _collect(port, reader)))
+        print(f"round {index + 1}: " + ", ".join(f"{k} {cpu[k][-1] * 1e6:,.0f}" for k in KINDS)
+              + " us CPU per job", flush=True)  # fmt: skip
+    return cpu
 
 
-def _compare(
-    report: Report, runs: dict[str, list[dict[str, float]]], base: str, other: str, label: str
-) -> None:
-    for measure, key in (("CPU per job", "cpu_us"), ("jobs/s", "rate")):
-        ratios = [
-            (o[key] / b[key] if key == "cpu_us" else b[key] / o[key]) - 1
-            for b, o in zip(runs[base], runs[other], strict=True)
-        ]
-        overhead = statistics.median(ratios)
-        base_med = statistics.median(r[key] for r in runs[base])
-        other_med = statistics.median(r[key] for r in runs[other])
-        detail = (f"median of {len(ratios)} paired runs ({', '.join(f'{r:+.0%}' for r in ratios)}); "
-                  f"medians: {base} {base_med:,.0f}, {other} {other_med:,.0f} "
-                  f"({'us CPU per job' if key == 'cpu_us' else 'jobs/s'})")  # fmt: skip
-        report.value(f"{label}: overhead, {measure}", f"{overhead:+.1%}", "<= 10%", overhead <= 0.10, detail)
+def _compare(report: Report, cpu: dict[str, list[float]], kind: str, label: str) -> None:
+    ratios = [o / b - 1 for b, o in zip(cpu["bare"], cpu[kind], strict=True)]
+    overhead = statistics.median(ratios)
+    spread = f"{min(ratios):+.0%} to {max(ratios):+.0%}"
+    medians = {name: statistics.median(cpu[name]) * 1e6 for name in ("bare", kind)}
+    detail = (f"median of {len(ratios)} rounds ({spread}); medians: bare {medians['bare']:,.0f}, "
+              f"{kind} {medians[kind]:,.0f} us CPU per job")  # fmt: skip
+    report.value(f"{label}: CPU per job vs none", f"{overhead:+.1%}", "<= 10%", overhead <= 0.10, detail)
 
 
 def main() -> None:
-    parser = arguments(__doc__ or "", runs=5)
-    parser.add_argument("--jobs", type=int, help="jobs per run (default 5,000; 2,000 with --quick)")
-    parser.add_argument("--log-format", choices=["json", "text"], default="json",
-                        help="consumed runs' lines (default json; text: a worker's default)")  # fmt: skip
-    parser.add_argument("--child", choices=KINDS, help=argparse.SUPPRESS)
-    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser = arguments(__doc__ or "", runs=15)
+    parser.add_argument("--segment", type=int, help="jobs per segment (default 1,000; 500 with --quick)")
+    parser.add_argument("--otel-sdk", action="store_true",
+                        help="an OpenTelemetry SDK meter provider reads the metrics")  # fmt: skip
     args = parser.parse_args()
-    count = args.jobs or (2000 if args.quick else 5000)
-    if args.child:
-        asyncio.run(_child(args.child, count, args.work, args.log_format))
-        return
-    runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
-    for index in range(args.runs):
-        for kind in KINDS:
-            result = _run(kind, count, index, args.log_format)
-            runs[kind].append(result)
-            print(f"run {index + 1} {kind}: {result['rate']:,.0f} jobs/s, {result['cpu_us']:,.0f} us CPU/job",
-                  flush=True)  # fmt: skip
+    args.segment = args.segment or (500 if args.quick else 1000)
+    log = CACHE / "work" / "ops_overhead.stderr"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as lines_file:  # the JSON lines, as a worker's log collector gets them
+        with contextlib.redirect_stderr(lines_file):  # the CLI's writer keeps the stream it was given
+            configure_logging(argparse.Namespace(log_level=None, log_format="json"), worker=True)
+        cpu = asyncio.run(_rounds(args))
+    lines = sum(1 for line in log.read_text().splitlines() if '"logger": "tornado_engine.job"' in line)
+    consumed = args.segment * args.runs
     report = Report("ops_overhead")
-    _compare(report, runs, "bare", "shipped", "the story as shipped, nobody listening (vs none)")
-    lines = max(int(r["log_lines"]) for r in runs["consumed"])
-    label = f"logs ({args.log_format}, {lines / count:.1f} lines per job) + SDK metrics consumed"
-    _compare(report, runs, "shipped", "consumed", label)
-    report.notes.append("CPU per job is the steadier figure on a shared machine; each ratio is one run "
-                        "against the run of the other kind right beside it")  # fmt: skip
+    _compare(report, cpu, "shipped", "the story as shipped, nobody listening")
+    reader = "an OpenTelemetry SDK" if args.otel_sdk else "Prometheus scrapes"
+    _compare(report, cpu, "consumed", f"JSON logs ({lines / consumed:.1f} lines per job) + {reader}")
+    report.notes.append(f"{args.runs} rounds of {args.segment:,} jobs per kind in one process; "
+                        f"python {sys.version.split()[0]}")  # fmt: skip
     report.emit(args.json)
 
 
