@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import itertools
 import logging
 import queue
 import sys
@@ -179,21 +180,27 @@ class TextFormatter(logging.Formatter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # '"level": ..., "logger": ..., ' per level and logger: encoded once, not on every line
+        self._heads: dict[tuple[str, str], str] = {}
+
     def format(self, record: logging.LogRecord) -> str:
         fields = record.__dict__
+        key = (record.levelname, record.name)
+        head = self._heads.get(key)
+        if head is None:
+            head = self._heads[key] = _encode({"level": key[0], "logger": key[1]})[1:-1] + ", "
         out: dict[str, Any] = {
-            "ts": _timestamp(record),
-            "level": record.levelname,
-            "logger": record.name,
             "message": record.getMessage(),
             "job_id": fields.get("job_id"),
             "batch_id": fields.get("batch_id"),
             "tenant": fields.get("tenant"),
             "attempt": fields.get("attempt"),
         }
-        for key in list(fields)[_OWN:]:
-            if key not in _STANDARD and key[0] != "_":
-                out[key] = fields[key]
+        for name in itertools.islice(fields, _OWN, None):
+            if name not in _STANDARD and name[0] != "_":
+                out[name] = fields[name]
         if record.exc_info or record.exc_text:
             out["exc"] = _traceback(record)
-        return _encode(out)
+        return f'{{"ts": "{_timestamp(record)}", {head}{_encode(out)[1:]}'

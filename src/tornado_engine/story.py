@@ -18,15 +18,16 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
+from types import CodeType, TracebackType
 from typing import Any
 
 from .errors import StageError
-from .logfields import batch_fields, bind, job_fields
+from .logfields import batch_fields, bind, job_fields, make_record
 from .models import Job
 from .pipeline.context import Fetched, Muxed, Resolved, Result, Stored, Strategy
 from .safety import redact
 from .states import Status
-from .telemetry import NoSpan, span
+from .telemetry import NoSpan, span, tracing
 from .telemetry import instruments as _m
 
 __all__ = ["AttemptStory", "cancelled_before_start", "shown_url", "submitted", "webhook_outcome"]
@@ -35,14 +36,18 @@ _log = logging.getLogger("tornado_engine.job")
 _stage_log = logging.getLogger("tornado_engine.stage")
 
 
+_lines: dict[tuple[CodeType, int], int] = {}  # a call site's line: ``f_lineno`` decodes the line table
+
+
 def _tell(logger: logging.Logger, level: int, msg: str, *args: object, extra: dict[str, Any]) -> None:
     """``logger.log(level, msg, *args, extra=extra)`` for a caller that checked the level: the record
     names the caller's line as ``findCaller`` would, without its walk up the stack (a quarter of a line's
     cost when a worker logs each job)."""
     frame = sys._getframe(1)
     code = frame.f_code
-    logger.handle(logger.makeRecord(logger.name, level, code.co_filename, frame.f_lineno, msg, args,
-                                    None, code.co_name, extra))  # fmt: skip
+    site = (code, frame.f_lasti)
+    line = _lines.get(site) or _lines.setdefault(site, frame.f_lineno)
+    logger.handle(make_record(logger, level, code.co_filename, line, msg, args, code.co_name, extra))
 
 
 def shown_url(url: str) -> str:
@@ -105,19 +110,31 @@ class AttemptStory:
         self.stage: _Stage | None = None
         self.error_kind: str | None = None  # the failure's kind, once the attempt fails
         self.span: Any = NoSpan()  # the attempt's, while it runs
+        self._span_block: contextlib.AbstractContextManager[Any] | None = None
 
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        """The attempt's span, and its job fields on every record logged in the rest of its task."""
+    def running(self) -> AttemptStory:
+        """``with story.running():`` the attempt's span, and its job fields on every record logged in
+        the rest of its task (a plain context manager: it is entered for every job)."""
+        return self
+
+    def __enter__(self) -> AttemptStory:
         job = self.job
         attempt = job.attempts  # counted by the claim
         bind(job, attempt)
-        attributes: dict[str, str | int] = {
-            "tornado.job.id": job.id, "tornado.job.attempt": attempt, "tornado.tenant": job.owner,
-            "tornado.batch.id": job.batch_id or "", "tornado.worker": self.worker,
-        }  # fmt: skip
-        with span("tornado.job.attempt", attributes) as self.span:
-            yield
+        if tracing():
+            attributes: dict[str, str | int] = {
+                "tornado.job.id": job.id, "tornado.job.attempt": attempt, "tornado.tenant": job.owner,
+                "tornado.batch.id": job.batch_id or "", "tornado.worker": self.worker,
+            }  # fmt: skip
+            self._span_block = span("tornado.job.attempt", attributes)
+            self.span = self._span_block.__enter__()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        block, self._span_block = self._span_block, None
+        return None if block is None else block.__exit__(kind, exc, tb)
 
     def claimed(self) -> None:
         job = self.job

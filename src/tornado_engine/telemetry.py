@@ -32,6 +32,7 @@ __all__ = [
     "instruments",
     "recheck_tracing",
     "span",
+    "tracing",
     "track",
 ]
 
@@ -261,12 +262,19 @@ def recheck_tracing() -> None:
     _tracing.recheck()
 
 
+def tracing() -> bool:
+    """Whether :func:`span` makes spans (the extra is installed and an SDK tracer provider is set): a
+    caller can skip gathering a span's attributes when not."""
+    return _TRACER is not None and _tracing.on()
+
+
 @contextlib.contextmanager
 def span(name: str, attributes: Attributes) -> Iterator[Any]:
     """A span made current for the block (a no-op one without the extra or an SDK); exceptions are
     recorded."""
-    if _TRACER is None or not _tracing.on():
+    tracer = _TRACER if tracing() else None
+    if tracer is None:
         yield NoSpan()
         return
-    with _TRACER.start_as_current_span(name, attributes=attributes) as current:
+    with tracer.start_as_current_span(name, attributes=attributes) as current:
         yield current

@@ -16,7 +16,7 @@ import pytest
 
 from tornado_engine.cli_logs import JsonFormatter, TextFormatter, _off_the_loop
 from tornado_engine.cli_ops import run_health
-from tornado_engine.logfields import ContextExecutor, job_fields
+from tornado_engine.logfields import ContextExecutor, job_fields, make_record
 from tornado_engine.models import Job, JobRequest
 from tornado_engine.story import shown_url
 
@@ -137,3 +137,42 @@ def test_the_cli_writes_off_the_callers_thread_and_keeps_tracebacks() -> None:
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())
     assert first["message"] == "first line"
     assert second["message"] == "internal fault" and "ValueError: boom" in second["exc"]
+
+
+def _made_both_ways(logger: logging.Logger) -> tuple[dict[str, object], dict[str, object]]:
+    args = ("w1", 2, 0.25)
+    extra = {"worker": "w1", "queue_wait_s": 0.25}
+    with job_fields(JOB):
+        fast = make_record(logger, logging.INFO, "/src/story.py", 7, "claimed by %s (%d, %.2f)", args,
+                           "claimed", extra)  # fmt: skip
+        made = logger.makeRecord(logger.name, logging.INFO, "/src/story.py", 7, "claimed by %s (%d, %.2f)",
+                                 args, None, "claimed", extra)  # fmt: skip
+    times = ("created", "msecs", "relativeCreated")
+    return (
+        {k: v for k, v in vars(fast).items() if k not in times},
+        {k: v for k, v in vars(made).items() if k not in times},
+    )
+
+
+def test_a_record_made_in_one_step_is_the_one_logging_makes() -> None:
+    fast, made = _made_both_ways(logging.getLogger("tornado_engine.test_cli_logs"))
+    assert list(fast) == list(made)  # same attributes in the same order (the JSON lines' order)
+    assert fast == made and fast["job_id"] == "j-1" and fast["worker"] == "w1"
+    with pytest.raises(KeyError, match="message"):  # as logging refuses an extra that overwrites
+        make_record(logging.getLogger("x"), logging.INFO, "/a.py", 1, "m", (), "f", {"message": "no"})
+
+
+def test_a_host_record_factory_still_makes_the_records() -> None:
+    previous = logging.getLogRecordFactory()
+
+    def host_factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.host_field = "set"
+        return record
+
+    logging.setLogRecordFactory(host_factory)
+    try:
+        fast, made = _made_both_ways(logging.getLogger("tornado_engine.test_cli_logs"))
+    finally:
+        logging.setLogRecordFactory(previous)
+    assert fast == made and fast["host_field"] == "set" and fast["job_id"] == "j-1"
