@@ -3,6 +3,8 @@ OpenTelemetry SDK a host sets, and when spans are made."""
 
 from __future__ import annotations
 
+import threading
+
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 
@@ -103,3 +105,25 @@ def test_a_recheck_asks_again_at_the_next_span() -> None:
     provider[0] = True
     switch.recheck()  # an engine starting right after the host set its provider
     assert switch.on()
+
+
+def test_values_added_from_several_threads_are_all_counted_whenever_they_are_read() -> None:
+    tally = Tally("tornado.jobs.finished", "{job}", "")
+    histogram = Histogram("tornado.stage.duration", "")
+    seen: list[list[float]] = [[] for _ in range(4)]
+
+    def add(reads: list[float]) -> None:
+        for number in range(1000):
+            tally.add(1, {"tornado.job.status": "Completed"})
+            histogram.record(0.002, {"tornado.stage": "mux"})
+            if number % 20 == 0:  # reads fold while others keep adding
+                reads.append(sum(value for _, value in tally.read()))
+
+    threads = [threading.Thread(target=add, args=(reads,)) for reads in seen]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert dict(tally.read()) == {frozenset({("tornado.job.status", "Completed")}): 4000}
+    assert _counts(histogram, **{"tornado.stage": "mux"})[1] == 4000  # the (0.001, 0.005] bucket
+    assert all(reads == sorted(reads) for reads in seen)  # a read never loses what an earlier one counted
