@@ -78,12 +78,13 @@ class _Enqueue(logging.Handler):
         super().__init__()
         self._lines = lines
         self.setFormatter(formatter)
+        self._format = formatter.format
 
     def handle(self, record: logging.LogRecord) -> bool:  # no handler lock: the queue is thread-safe
         if not self.filter(record):
             return False
         try:
-            line = self.format(record)
+            line = self._format(record)
         except Exception:  # a bad format string or field: said on stderr as logging says it
             self.handleError(record)
             return False

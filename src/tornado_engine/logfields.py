@@ -145,7 +145,7 @@ def make_record(
         "exc_info": None, "exc_text": None, "stack_info": None, "lineno": lineno, "funcName": func,
         "created": now, "msecs": int((now - int(now)) * 1000) + 0.0,
         "relativeCreated": (now - logging._startTime) * 1000,  # type: ignore[attr-defined]
-        **_thread_and_process(),
+        **(_thread_and_process() if _ids_logged() else _NO_IDS),
         "job_id": job_id, "batch_id": batch_id, "tenant": tenant, "attempt": attempt, **extra,
     }  # fmt: skip
     return record
@@ -154,6 +154,15 @@ def make_record(
 def _file_names(pathname: str) -> tuple[str, str]:
     filename = os.path.basename(pathname)
     return filename, os.path.splitext(filename)[0]
+
+
+_NO_IDS: dict[str, Any] = {"thread": None, "threadName": None, "processName": None, "process": None}
+
+
+def _ids_logged() -> bool:
+    """logging's switches for a record's thread and process (the CLI turns them off: its lines show
+    neither)."""
+    return bool(logging.logThreads or logging.logProcesses or logging.logMultiprocessing)
 
 
 def _thread_and_process() -> dict[str, Any]:
