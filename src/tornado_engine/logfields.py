@@ -95,7 +95,8 @@ _STDLIB_KEYS = ("name", "msg", "args", "levelname", "levelno", "pathname", "file
                 "thread", "threadName", "processName", "process")  # fmt: skip
 _SAME_LAYOUT = tuple(vars(logging.LogRecord("", 0, "", 0, "", None, None))) == _STDLIB_KEYS
 _RESERVED = frozenset((*_STDLIB_KEYS, *FIELDS, "message", "asctime"))  # what ``extra`` may not set
-_files: dict[str, tuple[str, str]] = {}  # pathname -> (filename, module)
+# per call site (logger, level, file, line, function): the record attributes that stay the same
+_sites: dict[tuple[str, int, str, int, str], dict[str, Any]] = {}
 _factory: Callable[..., logging.LogRecord] | None = None  # ours, once installed
 _base: Callable[..., logging.LogRecord] | None = None  # the factory ours wraps
 
@@ -135,25 +136,30 @@ def make_record(
         raise KeyError(f"Attempt to overwrite {sorted(_RESERVED.intersection(extra))} in LogRecord")
     if args and len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
         args = args[0]  # type: ignore[assignment]  # as LogRecord takes a single mapping
-    names = _files.get(pathname) or _files.setdefault(pathname, _file_names(pathname))
+    site = (logger.name, level, pathname, lineno, func)
+    fields = (_sites.get(site) or _sites.setdefault(site, _site_fields(*site))).copy()
     now = time.time()
-    job_id, batch_id, tenant, attempt = _current.get() or _OUTSIDE
+    fields["msg"], fields["args"], fields["created"] = msg, args, now
+    fields["msecs"] = int((now - int(now)) * 1000) + 0.0
+    fields["relativeCreated"] = (now - logging._startTime) * 1000  # type: ignore[attr-defined]
+    if _ids_logged():
+        fields.update(_thread_and_process())
+    fields["job_id"], fields["batch_id"], fields["tenant"], fields["attempt"] = _current.get() or _OUTSIDE
+    fields.update(extra)
     record: logging.LogRecord = object.__new__(logging.LogRecord)
-    record.__dict__ = {
-        "name": logger.name, "msg": msg, "args": args, "levelname": logging.getLevelName(level),
-        "levelno": level, "pathname": pathname, "filename": names[0], "module": names[1],
-        "exc_info": None, "exc_text": None, "stack_info": None, "lineno": lineno, "funcName": func,
-        "created": now, "msecs": int((now - int(now)) * 1000) + 0.0,
-        "relativeCreated": (now - logging._startTime) * 1000,  # type: ignore[attr-defined]
-        **(_thread_and_process() if _ids_logged() else _NO_IDS),
-        "job_id": job_id, "batch_id": batch_id, "tenant": tenant, "attempt": attempt, **extra,
-    }  # fmt: skip
+    record.__dict__ = fields
     return record
 
 
-def _file_names(pathname: str) -> tuple[str, str]:
+def _site_fields(name: str, level: int, pathname: str, lineno: int, func: str) -> dict[str, Any]:
+    """A call site's record attributes, in LogRecord's order: those that vary per record as None."""
     filename = os.path.basename(pathname)
-    return filename, os.path.splitext(filename)[0]
+    return {
+        "name": name, "msg": None, "args": None, "levelname": logging.getLevelName(level), "levelno": level,
+        "pathname": pathname, "filename": filename, "module": os.path.splitext(filename)[0],
+        "exc_info": None, "exc_text": None, "stack_info": None, "lineno": lineno, "funcName": func,
+        "created": None, "msecs": None, "relativeCreated": None, **_NO_IDS, **dict.fromkeys(FIELDS),
+    }  # fmt: skip
 
 
 _NO_IDS: dict[str, Any] = {"thread": None, "threadName": None, "processName": None, "process": None}

@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
-from types import CodeType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from .errors import StageError
@@ -36,7 +36,9 @@ _log = logging.getLogger("tornado_engine.job")
 _stage_log = logging.getLogger("tornado_engine.stage")
 
 
-_lines: dict[tuple[CodeType, int], int] = {}  # a call site's line: ``f_lineno`` decodes the line table
+# a call site's line, by (id of its code, bytecode offset): ``f_lineno`` decodes the line table and a
+# code object's hash covers its bytecode and constants; the story's functions live as long as the process
+_lines: dict[tuple[int, int], int] = {}
 
 
 def _tell(logger: logging.Logger, level: int, msg: str, *args: object, extra: dict[str, Any]) -> None:
@@ -45,7 +47,7 @@ def _tell(logger: logging.Logger, level: int, msg: str, *args: object, extra: di
     cost when a worker logs each job)."""
     frame = sys._getframe(1)
     code = frame.f_code
-    site = (code, frame.f_lasti)
+    site = (id(code), frame.f_lasti)
     line = _lines.get(site) or _lines.setdefault(site, frame.f_lineno)
     logger.handle(make_record(logger, level, code.co_filename, line, msg, args, code.co_name, extra))
 
