@@ -10,9 +10,11 @@ round, their order rotated from round to round:
   and the metrics served by prometheus-client, scraped over HTTP at the end of each segment. With
   ``--otel-sdk`` an OpenTelemetry SDK meter provider (an in-memory reader) is set for the whole run
   instead, as a host with its own SDK has it ("shipped" then records into the SDK too).
-CPU time (all threads) per job of each segment; each kind's overhead is the median, over the rounds, of
-its segment against the "bare" segment of the same round: segments a second apart see the same load,
-where separate processes on a shared machine differed by +-15%. Target: "consumed" at most 10%.
+CPU time (all threads) per job of each segment, and its wall time per job (jobs/s); each kind's overhead
+is the median, over the rounds, of its segment against the "bare" segment of the same round: segments a
+second apart see the same load, where separate processes on a shared machine differed by +-15%.
+``--log-format text`` has the consumed segments write a worker's default text lines. Target: "consumed"
+at most 10%.
 """
 
 from __future__ import annotations

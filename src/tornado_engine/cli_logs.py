@@ -150,14 +150,20 @@ def _timestamp(record: logging.LogRecord) -> str:
     return f"{text}.{int(record.msecs):03d}Z"
 
 
+_LABELS = tuple((name, name.removesuffix("_id")) for name in FIELDS)  # job_id -> job=...
+
+
 class TextFormatter(logging.Formatter):
     """``TS LEVEL logger [job=... batch=... tenant=... attempt=...]: message`` (fields only when set)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        known = record.__dict__
         fields = " ".join(
-            f"{name.removesuffix('_id')}={value}"
-            for name in FIELDS
-            if (value := getattr(record, name, None)) not in (None, "")
+            [
+                f"{label}={value}"
+                for name, label in _LABELS
+                if (value := known.get(name)) is not None and value != ""
+            ]
         )
         head = f"{_timestamp(record)} {record.levelname} {record.name}"
         text = f"{head} [{fields}]: {record.getMessage()}" if fields else f"{head}: {record.getMessage()}"
