@@ -56,6 +56,11 @@ def configure_logging(args: argparse.Namespace, *, worker: bool = False) -> None
     # neither format shows a record's thread or process: not looking them up saves a share of each record
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root.setLevel((level or "warning").upper())
+    # the package's NullHandler only stands in for a configuration: with the root's handler it is one
+    # more handler call on every record
+    package = logging.getLogger("tornado_engine")
+    for handler in [h for h in package.handlers if isinstance(h, logging.NullHandler)]:
+        package.removeHandler(handler)
     if level is None and worker:
         for name in ("tornado_engine.job", "tornado_engine.worker"):
             logging.getLogger(name).setLevel(logging.INFO)
@@ -81,7 +86,7 @@ class _Enqueue(logging.Handler):
         self._format = formatter.format
 
     def handle(self, record: logging.LogRecord) -> bool:  # no handler lock: the queue is thread-safe
-        if not self.filter(record):
+        if self.filters and not self.filter(record):
             return False
         try:
             line = self._format(record)

@@ -142,7 +142,7 @@ def make_record(
     fields["msg"], fields["args"], fields["created"] = msg, args, now
     fields["msecs"] = int((now - int(now)) * 1000) + 0.0
     fields["relativeCreated"] = (now - logging._startTime) * 1000  # type: ignore[attr-defined]
-    if _ids_logged():
+    if logging.logThreads or logging.logProcesses or logging.logMultiprocessing:
         fields.update(_thread_and_process())
     fields["job_id"], fields["batch_id"], fields["tenant"], fields["attempt"] = _current.get() or _OUTSIDE
     fields.update(extra)
@@ -163,12 +163,6 @@ def _site_fields(name: str, level: int, pathname: str, lineno: int, func: str) -
 
 
 _NO_IDS: dict[str, Any] = {"thread": None, "threadName": None, "processName": None, "process": None}
-
-
-def _ids_logged() -> bool:
-    """logging's switches for a record's thread and process (the CLI turns them off: its lines show
-    neither)."""
-    return bool(logging.logThreads or logging.logProcesses or logging.logMultiprocessing)
 
 
 def _thread_and_process() -> dict[str, Any]:
