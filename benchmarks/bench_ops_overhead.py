@@ -1,7 +1,8 @@
 """ops overhead: the scheduler benchmark's SQLite burst of no-op jobs, with and without logs + metrics.
 
-One process, one engine; segments of jobs (``--segment``, default 1,000) of three kinds, one of each per
-round, their order rotated from round to round:
+One process; segments of jobs (``--segment``, default 10,000: the scheduler benchmark's burst) of three
+kinds, one of each per round (``--runs``, default 8), their order rotated from round to round, each on an
+engine and store of its own:
 - "bare": the engine with its story (log lines, metrics, spans, job fields: ``story.py``) replaced by a
   story that does nothing: what the engine costs without any of it;
 - "shipped": the library as shipped: a NullHandler, the OpenTelemetry API without an SDK;
@@ -162,14 +163,14 @@ def _compare(report: Report, runs: Runs, kind: str, label: str) -> None:
 
 
 def main() -> None:
-    parser = arguments(__doc__ or "", runs=15)
-    parser.add_argument("--segment", type=int, help="jobs per segment (default 1,000; 500 with --quick)")
+    parser = arguments(__doc__ or "", runs=8)
+    parser.add_argument("--segment", type=int, help="jobs per segment (default 10,000; 2,000 with --quick)")
     parser.add_argument("--otel-sdk", action="store_true",
                         help="an OpenTelemetry SDK meter provider reads the metrics")  # fmt: skip
     parser.add_argument("--log-format", choices=("json", "text"), default="json",
                         help="consumed segments' lines (default json; text: a worker's default)")  # fmt: skip
     args = parser.parse_args()
-    args.segment = args.segment or (500 if args.quick else 1000)
+    args.segment = args.segment or (2000 if args.quick else 10000)
     log = CACHE / "work" / "ops_overhead.stderr"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as lines_file:  # the lines, as a worker's log collector gets them
