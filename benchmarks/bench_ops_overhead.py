@@ -7,8 +7,9 @@ engine and store of its own:
   story that does nothing: what the engine costs without any of it;
 - "shipped": the library as shipped: a NullHandler, the OpenTelemetry API without an SDK;
 - "consumed": as a worker started with ``--log-format json --metrics-port N`` runs: each job's
-  ``claimed`` and ``finished`` line as JSON, written to stderr (here a file) by the CLI's writing thread,
-  and the metrics served by prometheus-client, scraped over HTTP at the end of each segment. With
+  ``claimed`` and ``finished`` line as JSON, formatted where it is logged and written to stderr (here a
+  file) by the CLI's writing thread, and the metrics served by prometheus-client, scraped over HTTP at
+  the end of each segment. With
   ``--otel-sdk`` an OpenTelemetry SDK meter provider (an in-memory reader) is set for the whole run
   instead, as a host with its own SDK has it ("shipped" then records into the SDK too).
 CPU time (all threads) per job of each segment, and its wall time per job (jobs/s); each kind's overhead
